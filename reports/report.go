@@ -47,6 +47,9 @@ type Quorum struct {
 	Passed          int  `json:"passed"`
 	AllowedFailures int  `json:"allowed_failures"`
 	OK              bool `json:"ok"`
+	// PassedRIRs are the distinct RIRs of the passing perspectives, sorted;
+	// fewer than two fail the quorum even when the count passes.
+	PassedRIRs []string `json:"passed_rirs,omitempty"`
 }
 
 // Report is what one diagnose run (or one daemon snapshot) found.

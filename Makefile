@@ -1,0 +1,53 @@
+# acmediag — two commands do all the set-up on a fresh machine:
+#   make demo   the main job on the embedded universe (no cluster, no internet)
+#   make test   the whole suite
+# Both install what they need: Go modules, tools built from Go modules into
+# .cache/tools, and Debian packages (unbound, nftables) via apt-get when root.
+
+SHELL      := /bin/bash
+GO         ?= go
+CACHE      := $(CURDIR)/.cache
+TOOLS      := $(CACHE)/tools
+BIN        := $(CURDIR)/bin
+STATICCHECK_VERSION := 2025.1.1
+export GOFLAGS ?= -mod=mod
+
+.PHONY: all build test test-short demo lint bench fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/acmediag ./cmd/acmediag
+
+# deps installs the Debian packages the hermetic universe runs (when root),
+# or says exactly what is missing.
+deps:
+	@bash scripts/deps.sh
+
+test: deps build
+	@bash scripts/test.sh
+
+# test-short skips the integration tier (no Unbound needed).
+test-short:
+	$(GO) test -short ./...
+
+demo: deps build
+	$(BIN)/acmediag testenv demo
+
+lint: $(TOOLS)/staticcheck
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+FUZZTIME ?= 1m
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN) $(CACHE)

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/reports"
+)
+
+// ianaRoots are the root servers' addresses (IANA root hints, named.root).
+var ianaRoots = []string{
+	"198.41.0.4", "2001:503:ba3e::2:30", // a
+	"170.247.170.2", "2801:1b8:10::b", // b
+	"192.33.4.12", "2001:500:2::c", // c
+	"199.7.91.13", "2001:500:2d::d", // d
+	"192.203.230.10", "2001:500:a8::e", // e
+	"192.5.5.241", "2001:500:2f::f", // f
+	"192.112.36.4", "2001:500:12::d0d", // g
+	"198.97.190.53", "2001:500:1::53", // h
+	"192.36.148.17", "2001:7fe::53", // i
+	"192.58.128.30", "2001:503:c27::2:30", // j
+	"193.0.14.129", "2001:7fd::1", // k
+	"199.7.83.42", "2001:500:9f::42", // l
+	"202.12.27.33", "2001:dc3::35", // m
+}
+
+type diagnoseFlags struct {
+	challenge    string
+	caIdentities []string
+	accountURI   string
+	roots        []string
+	trustAnchor  string
+	resolvers    []string
+	dnsPort      int
+	allow        []string
+	expectTXT    string
+	timeout      time.Duration
+	queryTimeout time.Duration
+	output       string
+	verbose      bool
+	logLevel     string
+}
+
+func newDiagnoseCmd() *cobra.Command {
+	f := &diagnoseFlags{}
+	cmd := &cobra.Command{
+		Use:   "diagnose [flags] NAME...",
+		Short: "Check once whether Let's Encrypt's validation of each NAME would pass",
+		Long: `diagnose walks the delegation of each NAME from the root, asks every
+authoritative server address directly (RD=0, UDP then TCP on truncation),
+resolves the name the way Let's Encrypt's resolvers do, evaluates CAA with
+Let's Encrypt's rules, validates DNSSEC from the trust anchor down and, for
+dns-01, checks the _acme-challenge TXT record at every server. It prints one
+finding per problem: what is wrong, what each server answered, the ACME error
+Let's Encrypt would return, and what to change.
+
+Exit status: 0 no Error or Fatal finding, 1 at least one, 2 usage or
+configuration error.`,
+		Example: `  # Would an HTTP-01 renewal of these names pass?
+  acmediag diagnose www.example.com api.example.com
+
+  # A wildcard (dns-01): is the TXT value visible at every authoritative server?
+  acmediag diagnose --expect-txt "gfj9Xq...Rg85nM" '*.example.com'
+
+  # CAA with an accounturi restriction, JSON for a pipeline
+  acmediag diagnose --account-uri https://acme-v02.api.letsencrypt.org/acme/acct/123 -o json example.com`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("diagnose needs at least one NAME")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiagnose(cmd.Context(), cmd, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.challenge, "challenge", "", "challenge type: http-01, dns-01 or tls-alpn-01 (default http-01; a *.NAME uses dns-01 unless given)")
+	fl.StringArrayVar(&f.caIdentities, "ca-identity", []string{"letsencrypt.org"}, "CAA issuer domain of the CA; repeatable")
+	fl.StringVar(&f.accountURI, "account-uri", "", "ACME account URI, for CAA accounturi (RFC 8657) checks")
+	fl.StringSliceVar(&f.roots, "roots", ianaRoots, "root server addresses for the delegation walk")
+	fl.StringVar(&f.trustAnchor, "trust-anchor", "", "DNSSEC root trust anchor file (DS or DNSKEY, zone-file syntax) (default the IANA root KSKs)")
+	fl.StringSliceVar(&f.resolvers, "resolver", nil, "recursive resolvers ADDR[:PORT]; the first stands for Let's Encrypt's view (default /etc/resolv.conf)")
+	fl.IntVar(&f.dnsPort, "dns-port", 53, "port used for every authoritative query")
+	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public, e.g. for a test universe on loopback")
+	fl.StringVar(&f.expectTXT, "expect-txt", "", "dns-01: the TXT value that must be visible at every server")
+	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
+	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one server's answer")
+	fl.StringVarP(&f.output, "output", "o", "text", "report format: text, json or markdown")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "text: also list every check that ran")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	fl.SortFlags = false
+	return cmd
+}
+
+func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, names []string) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	logger, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+	checker, err := f.checker()
+	if err != nil {
+		return err
+	}
+	checker.Logger = logger
+	render, err := renderer(f.output, f.verbose, stdout)
+	if err != nil {
+		return err
+	}
+	reqs := make([]dnscheck.Request, len(names))
+	for i, n := range names {
+		challenge, err := challengeFor(f.challenge, n)
+		if err != nil {
+			return err
+		}
+		reqs[i] = dnscheck.Request{Name: n, Challenge: challenge, ExpectTXT: f.expectTXT}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	stopProgress := progress(ctx, stderr, len(names))
+	start := time.Now()
+	results, stats := checker.Check(ctx, reqs)
+	stopProgress()
+	logger.Debug("diagnose done", zap.Int64("queries", stats.Queries), zap.Duration("duration", time.Since(start)))
+
+	rep := &reports.Report{Challenge: reqs[0].Challenge, Duration: time.Since(start),
+		Vantages: []reports.VantageStatus{{Name: "local", OK: true}}}
+	for _, res := range results {
+		rep.Names = append(rep.Names, res.Name)
+		rep.Findings = append(rep.Findings, res.Findings...)
+		rep.Checks = append(rep.Checks, res.Checks...)
+	}
+	if ctx.Err() != nil {
+		rep.Findings = append(rep.Findings, reports.New(reports.CodeDNSTimeout, rep.Names[0],
+			fmt.Sprintf("the run hit its --timeout of %s before every check finished; results may be incomplete", f.timeout)))
+	}
+	rep.Finalize()
+	for _, fd := range rep.Findings {
+		if fd.Severity >= reports.Error {
+			rep.Vantages[0].OK = false
+		}
+	}
+	if err := render(rep); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if code := rep.ExitCode(); code != exitOK {
+		return exitError{code}
+	}
+	return nil
+}
+
+// challengeFor applies the default: http-01, but dns-01 for a wildcard
+// unless the user chose.
+func challengeFor(flag, name string) (string, error) {
+	switch flag {
+	case "":
+		if strings.HasPrefix(name, "*.") {
+			return dnscheck.DNS01, nil
+		}
+		return dnscheck.HTTP01, nil
+	case dnscheck.HTTP01, dnscheck.DNS01, dnscheck.TLSALPN01:
+		return flag, nil
+	}
+	return "", usagef("--challenge %q: want http-01, dns-01 or tls-alpn-01", flag)
+}
+
+func (f *diagnoseFlags) checker() (*dnscheck.Checker, error) {
+	c := &dnscheck.Checker{CAIdentities: f.caIdentities, AccountURI: f.accountURI, QueryTimeout: f.queryTimeout}
+	if f.dnsPort < 1 || f.dnsPort > 65535 {
+		return nil, usagef("--dns-port %d: want 1-65535", f.dnsPort)
+	}
+	c.Port = uint16(f.dnsPort)
+	for _, s := range f.roots {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return nil, usagef("--roots %q: not an IP address", s)
+		}
+		c.Roots = append(c.Roots, a)
+	}
+	resolvers := f.resolvers
+	if len(resolvers) == 0 {
+		cfg, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+		if err != nil {
+			return nil, usagef("no --resolver given and /etc/resolv.conf is unreadable: %v", err)
+		}
+		resolvers = cfg.Servers
+	}
+	for _, s := range resolvers {
+		ap, err := parseAddrPort(s, 53)
+		if err != nil {
+			return nil, usagef("--resolver %q: %v", s, err)
+		}
+		c.Resolvers = append(c.Resolvers, ap)
+	}
+	for _, s := range f.allow {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(s))
+			if aerr != nil {
+				return nil, usagef("--allow-address %q: not a CIDR prefix", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.Allow = append(c.Allow, p.Masked())
+	}
+	for _, id := range f.caIdentities {
+		if id == "" || strings.ContainsAny(id, " ;") {
+			return nil, usagef("--ca-identity %q: want a domain such as letsencrypt.org", id)
+		}
+	}
+	if f.queryTimeout <= 0 || f.timeout <= 0 {
+		return nil, usagef("--timeout and --query-timeout must be positive")
+	}
+	if f.trustAnchor == "" {
+		c.TrustAnchors = dnscheck.DefaultTrustAnchors()
+	} else {
+		fh, err := os.Open(f.trustAnchor)
+		if err != nil {
+			return nil, usagef("--trust-anchor: %v", err)
+		}
+		defer fh.Close()
+		c.TrustAnchors, err = dnscheck.ParseTrustAnchors(fh, f.trustAnchor)
+		if err != nil {
+			return nil, usagef("--trust-anchor: %v", err)
+		}
+	}
+	return c, nil
+}
+
+// parseAddrPort reads "ADDR", "ADDR:PORT" or "[V6]:PORT".
+func parseAddrPort(s string, defPort uint16) (netip.AddrPort, error) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("want ADDR or ADDR:PORT")
+	}
+	return netip.AddrPortFrom(a, defPort), nil
+}
+
+func renderer(format string, verbose bool, w io.Writer) (func(*reports.Report) error, error) {
+	switch format {
+	case "text":
+		opts := reports.TextOptions{Color: isTerminal(w) && os.Getenv("NO_COLOR") == "", Verbose: verbose}
+		return func(r *reports.Report) error { return reports.RenderText(w, r, opts) }, nil
+	case "json":
+		return func(r *reports.Report) error { return reports.RenderJSON(w, r) }, nil
+	case "markdown", "md":
+		return func(r *reports.Report) error { return reports.RenderMarkdown(w, r) }, nil
+	}
+	return nil, usagef("-o %q: want text, json or markdown", format)
+}
+
+// progress shows a ticking status line on a terminal while a run takes
+// longer than a second; off a terminal it prints nothing.
+func progress(ctx context.Context, w io.Writer, names int) (stop func()) {
+	if !isTerminal(w) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown {
+					fmt.Fprint(w, "\r\033[K")
+				}
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				shown = true
+				fmt.Fprintf(w, "\rchecking %s … %ds", plural(names, "name"), int(time.Since(start).Seconds()))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}

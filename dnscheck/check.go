@@ -1,0 +1,271 @@
+package dnscheck
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+
+	"github.com/acmediag/acmediag/reports"
+)
+
+// Challenge types as ACME names them.
+const (
+	HTTP01    = "http-01"
+	DNS01     = "dns-01"
+	TLSALPN01 = "tls-alpn-01"
+)
+
+// Checker runs the DNS checks. Its fields are the configuration; one
+// Checker can serve many runs.
+type Checker struct {
+	Roots        []netip.Addr     // root hints for the delegation walk
+	Port         uint16           // port of every authoritative server (53)
+	Resolvers    []netip.AddrPort // recursive resolvers; the first is the CA's view
+	TrustAnchors []dns.RR         // DNSSEC root trust anchors (DS or DNSKEY)
+	Allow        []netip.Prefix   // special-purpose ranges to treat as public
+	CAIdentities []string         // CAA issuer domains of the CA
+	AccountURI   string           // ACME account URI for CAA accounturi
+	QueryTimeout time.Duration    // per exchange with one server
+	LocalAddr    netip.Addr       // source address for every query (a vantage)
+	Now          func() time.Time // DNSSEC validity reference
+	Logger       *zap.Logger
+}
+
+// Request is one name to check.
+type Request struct {
+	Name      string // as the user wrote it
+	Challenge string // http-01, dns-01 or tls-alpn-01
+	ExpectTXT string // dns-01: the value that must be visible everywhere
+}
+
+// Result is what the checks found for one name.
+type Result struct {
+	Name     string // canonical (A-label) form, or the input when invalid
+	Findings []reports.Finding
+	Checks   []reports.Check
+	// Addresses the CA's resolver returned for the name (AAAA first, then A,
+	// the order Boulder tries them), for http-01 and tls-alpn-01.
+	IPv6, IPv4 []netip.Addr
+}
+
+// Stats counts a run's work.
+type Stats struct {
+	Queries int64 // messages sent
+}
+
+// DefaultQueryTimeout bounds one exchange with one server.
+const DefaultQueryTimeout = 2 * time.Second
+
+// Check runs every DNS check for every request concurrently. Names share
+// one run: a question is asked once, and an address that timed out once is
+// not waited on again.
+func (c *Checker) Check(ctx context.Context, reqs []Request) ([]Result, Stats) {
+	r := c.newRun()
+	results := make([]Result, len(reqs))
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Go(func() { results[i] = r.checkName(ctx, req) })
+	}
+	wg.Wait()
+	return results, Stats{Queries: r.q.Sent()}
+}
+
+// run is the state of one Check call.
+type run struct {
+	c      *Checker
+	q      *Querier
+	w      *walker
+	now    time.Time
+	logger *zap.Logger
+
+	mu     sync.Mutex
+	health map[string]*healthCall
+	chains map[string]*chainCall
+}
+
+func (c *Checker) newRun() *run {
+	logger := c.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	timeout := c.QueryTimeout
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	port := c.Port
+	if port == 0 {
+		port = 53
+	}
+	q := NewQuerier(timeout, c.LocalAddr, logger)
+	return &run{c: c, q: q, w: newWalker(q, c.Roots, port), now: now(), logger: logger.Named("dnscheck"),
+		health: map[string]*healthCall{}, chains: map[string]*chainCall{}}
+}
+
+// nameRun collects the findings and checks of one name; checks of one name
+// run concurrently.
+type nameRun struct {
+	*run
+	req  Request
+	name Name
+
+	mu       sync.Mutex
+	findings []reports.Finding
+	checks   []reports.Check
+}
+
+func (n *nameRun) add(fs ...reports.Finding) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, f := range fs {
+		f.Name = n.name.ASCII
+		n.findings = append(n.findings, f)
+	}
+}
+
+// timed runs one named check and records how it ended.
+func (n *nameRun) timed(name, target string, fn func() (reports.CheckStatus, string)) {
+	start := time.Now()
+	status, note := fn()
+	n.mu.Lock()
+	n.checks = append(n.checks, reports.Check{Name: name, Target: strings.TrimSuffix(target, "."), Status: status,
+		Duration: time.Since(start), Note: note})
+	n.mu.Unlock()
+}
+
+func (r *run) checkName(ctx context.Context, req Request) Result {
+	name, err := NormalizeName(req.Name)
+	if err != nil {
+		res := Result{Name: req.Name, Checks: []reports.Check{{Name: "name.policy", Target: req.Name, Status: reports.CheckFail}}}
+		if ne, ok := err.(*NameError); ok {
+			f := ne.Finding()
+			f.Name = req.Name
+			res.Findings = append(res.Findings, f)
+		} else {
+			res.Findings = append(res.Findings, reports.New(reports.CodeNameInvalid, req.Name, err.Error()))
+		}
+		return res
+	}
+	n := &nameRun{run: r, req: req, name: name}
+	n.checks = append(n.checks, reports.Check{Name: "name.policy", Target: name.ASCII, Status: reports.CheckOK})
+	if f := ChallengeFinding(name, req.Challenge); f != nil {
+		n.add(*f)
+	}
+	if len(r.c.Roots) == 0 {
+		n.add(reports.New(reports.CodeDNSTimeout, name.ASCII, "no root servers configured (--roots)"))
+		return n.result(nil, nil)
+	}
+
+	var v6, v4 []netip.Addr
+	var wg sync.WaitGroup
+	if req.Challenge == DNS01 {
+		wg.Go(func() { n.checkDNS01(ctx) })
+	} else {
+		wg.Go(func() { v6, v4 = n.checkAddresses(ctx) })
+	}
+	wg.Go(func() { n.checkCAA(ctx) })
+	wg.Wait()
+	return n.result(v6, v4)
+}
+
+func (n *nameRun) result(v6, v4 []netip.Addr) Result {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	slices.SortFunc(n.checks, func(a, b reports.Check) int {
+		return strings.Compare(a.Name+" "+a.Target, b.Name+" "+b.Target)
+	})
+	return Result{Name: n.name.ASCII, Findings: dedupe(n.findings), Checks: n.checks, IPv6: v6, IPv4: v4}
+}
+
+// dedupe drops findings repeated by checks that share a zone (same code,
+// vantage and detail).
+func dedupe(fs []reports.Finding) []reports.Finding {
+	seen := map[string]bool{}
+	out := fs[:0]
+	for _, f := range fs {
+		k := string(f.Code) + "\x00" + f.Vantage + "\x00" + f.Detail
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// pathFor walks to name and reports the zone health of every zone on the
+// way that belongs to the user (below the public suffix). A walk that stops
+// becomes a finding; the returned path is nil then.
+func (n *nameRun) pathFor(ctx context.Context, name string) (*Path, []reports.Finding) {
+	path, err := n.w.Walk(ctx, name)
+	var fs []reports.Finding
+	if path != nil {
+		for _, z := range path.Zones {
+			if userZone(z.Name) {
+				fs = append(fs, n.zoneHealth(ctx, z).findings...)
+			}
+		}
+	}
+	if err != nil {
+		fs = append(fs, walkFinding(name, err))
+		return nil, fs
+	}
+	return path, fs
+}
+
+// walkFinding classifies a walk that stopped.
+func walkFinding(name string, err error) reports.Finding {
+	we, ok := err.(*WalkError)
+	if !ok {
+		return reports.New(reports.CodeDNSServFail, "", fmt.Sprintf("resolving %s from the root failed: %v", strings.TrimSuffix(name, "."), err))
+	}
+	switch {
+	case we.AllSilent():
+		return reports.New(reports.CodeDNSTimeout, "", we.Error()).With("zone", we.Zone)
+	case allLame(we.Responses):
+		return reports.New(reports.CodeDNSLameDelegation, "", we.Error()).With("zone", we.Zone)
+	default:
+		return reports.New(reports.CodeDNSServFail, "", we.Error()).With("zone", we.Zone)
+	}
+}
+
+func allLame(rs []*Response) bool {
+	for _, r := range rs {
+		if r.Msg == nil || (r.Msg.Rcode != dns.RcodeRefused && r.Msg.Authoritative) {
+			return false
+		}
+	}
+	return len(rs) > 0
+}
+
+// caResolver is the resolver whose view stands for the CA's.
+func (n *nameRun) caResolver() (netip.AddrPort, bool) {
+	if len(n.c.Resolvers) == 0 {
+		return netip.AddrPort{}, false
+	}
+	return n.c.Resolvers[0], true
+}
+
+func statusOf(fs []reports.Finding) reports.CheckStatus {
+	s := reports.CheckOK
+	for _, f := range fs {
+		switch {
+		case f.Severity >= reports.Error:
+			return reports.CheckFail
+		case f.Severity == reports.Warning:
+			s = reports.CheckWarn
+		}
+	}
+	return s
+}
+
+func trimDot(s string) string { return strings.TrimSuffix(s, ".") }

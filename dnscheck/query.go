@@ -1,0 +1,353 @@
+package dnscheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+)
+
+// EDNSBufferSize is the UDP payload size acmediag advertises, the one Let's
+// Encrypt's Unbound uses (edns-buffer-size 1232): an answer larger than this
+// needs TCP, as it would for the CA.
+const EDNSBufferSize = 1232
+
+// maxResponseSize bounds what is read from one server over TCP.
+const maxResponseSize = dns.MaxMsgSize
+
+// ErrorKind classifies why a query got no usable answer. Classification
+// happens once, in classify; everything else switches on the kind.
+type ErrorKind int
+
+const (
+	KindTimeout   ErrorKind = iota + 1 // no answer within the timeout
+	KindNetwork                        // refused, unreachable, reset
+	KindRcode                          // an answer with an error rcode (SERVFAIL, REFUSED, NOTIMP, FORMERR, ...)
+	KindTruncated                      // TC over UDP and TCP failed
+	KindMalformed                      // an answer that does not parse or does not match the question
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case KindTimeout:
+		return "timeout"
+	case KindNetwork:
+		return "network error"
+	case KindRcode:
+		return "error rcode"
+	case KindTruncated:
+		return "truncated"
+	case KindMalformed:
+		return "malformed answer"
+	}
+	return "unknown"
+}
+
+// QueryError is a failed question to one server, carrying what was asked
+// and what came back.
+type QueryError struct {
+	Server netip.AddrPort
+	Name   string
+	Type   uint16
+	Kind   ErrorKind
+	Rcode  int // for KindRcode
+	Err    error
+}
+
+func (e *QueryError) Error() string {
+	what := e.Kind.String()
+	if e.Kind == KindRcode {
+		what = dns.RcodeToString[e.Rcode]
+		if what == "" {
+			what = fmt.Sprintf("rcode %d", e.Rcode)
+		}
+	}
+	s := fmt.Sprintf("%s %s at %s: %s", e.Name, dns.TypeToString[e.Type], e.Server, what)
+	if e.Err != nil && e.Kind != KindRcode {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *QueryError) Unwrap() error { return e.Err }
+
+// ErrServerDead marks a query not sent because the address already timed
+// out in this run: one black-holed address costs one timeout, not one per check.
+var ErrServerDead = errors.New("not asked: the address timed out earlier in this run")
+
+// QueryOptions select how a question is asked.
+type QueryOptions struct {
+	Recurse bool // RD=1, for recursive resolvers; authoritative questions use RD=0
+	NoEDNS  bool // ask without an OPT record (EDNS intolerance check)
+	TCPOnly bool // ask over TCP directly
+	// KeepCase sends the name exactly as given (0x20 checks); otherwise the
+	// name is lower-cased so that identical questions share one answer.
+	KeepCase bool
+}
+
+// Response is one server's answer to one question.
+type Response struct {
+	Server    netip.AddrPort
+	Name      string
+	Type      uint16
+	Msg       *dns.Msg // nil when Err is a timeout, network or malformed error; read-only (shared)
+	RTT       time.Duration
+	TCP       bool // the answer came over TCP
+	Truncated bool // the UDP answer had TC set
+	Err       error
+}
+
+// Rcode is the answer's rcode, or -1 without an answer.
+func (r *Response) Rcode() int {
+	if r.Msg == nil {
+		return -1
+	}
+	return r.Msg.Rcode
+}
+
+// Querier sends questions to single server addresses. It remembers every
+// answer for the duration of one run (identical questions are asked once,
+// concurrently asked ones share the wait) and which addresses timed out.
+// The zero value is not usable; use NewQuerier.
+type Querier struct {
+	Timeout   time.Duration // per exchange
+	LocalAddr netip.Addr    // bind every query to this source address (a vantage); invalid = any
+	Logger    *zap.Logger
+
+	mu    sync.Mutex
+	calls map[queryKey]*call
+	dead  map[netip.Addr]bool
+	sent  atomic.Int64
+}
+
+type queryKey struct {
+	server netip.AddrPort
+	name   string
+	qtype  uint16
+	opts   QueryOptions
+}
+
+type call struct {
+	done chan struct{}
+	resp *Response
+}
+
+// NewQuerier returns a Querier with the given per-exchange timeout.
+func NewQuerier(timeout time.Duration, local netip.Addr, logger *zap.Logger) *Querier {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Querier{Timeout: timeout, LocalAddr: local, Logger: logger.Named("query"),
+		calls: map[queryKey]*call{}, dead: map[netip.Addr]bool{}}
+}
+
+// Sent is the number of messages put on the wire so far.
+func (q *Querier) Sent() int64 { return q.sent.Load() }
+
+// Dead reports whether addr timed out earlier in this run.
+func (q *Querier) Dead(addr netip.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dead[addr]
+}
+
+// Query asks server one question and returns its answer; an answer with an
+// error rcode is returned with Msg set and Err a *QueryError of KindRcode.
+func (q *Querier) Query(ctx context.Context, server netip.AddrPort, name string, qtype uint16, o QueryOptions) *Response {
+	name = dns.Fqdn(name)
+	if !o.KeepCase {
+		name = strings.ToLower(name)
+	}
+	key := queryKey{server, name, qtype, o}
+	q.mu.Lock()
+	if c, ok := q.calls[key]; ok {
+		q.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.resp
+		case <-ctx.Done():
+			return q.fail(server, name, qtype, KindTimeout, ctx.Err())
+		}
+	}
+	if q.dead[server.Addr()] {
+		q.mu.Unlock()
+		return q.fail(server, name, qtype, KindTimeout, ErrServerDead)
+	}
+	c := &call{done: make(chan struct{})}
+	q.calls[key] = c
+	q.mu.Unlock()
+
+	c.resp = q.exchange(ctx, server, name, qtype, o)
+	if qe := new(QueryError); errors.As(c.resp.Err, &qe) && qe.Kind == KindTimeout && ctx.Err() == nil {
+		q.mu.Lock()
+		q.dead[server.Addr()] = true
+		q.mu.Unlock()
+	}
+	if ctx.Err() != nil && c.resp.Msg == nil {
+		// A cancelled run must not leave its failure in the memo for a later one.
+		q.mu.Lock()
+		delete(q.calls, key)
+		q.mu.Unlock()
+	}
+	close(c.done)
+	return c.resp
+}
+
+func (q *Querier) fail(server netip.AddrPort, name string, qtype uint16, kind ErrorKind, err error) *Response {
+	return &Response{Server: server, Name: name, Type: qtype,
+		Err: &QueryError{Server: server, Name: name, Type: qtype, Kind: kind, Err: err}}
+}
+
+func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16, o QueryOptions) *Response {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = o.Recurse
+	if !o.NoEDNS {
+		m.SetEdns0(EDNSBufferSize, true)
+	}
+	resp := &Response{Server: server, Name: name, Type: qtype}
+	start := time.Now()
+	var in *dns.Msg
+	var err error
+	if !o.TCPOnly {
+		in, err = q.exchangeOnce(ctx, "udp", server, m)
+		if err == nil && in.Truncated {
+			resp.Truncated = true
+			in, err = q.exchangeOnce(ctx, "tcp", server, m)
+			resp.TCP = true
+			if err != nil {
+				resp.RTT = time.Since(start)
+				resp.Err = &QueryError{Server: server, Name: name, Type: qtype, Kind: KindTruncated,
+					Err: fmt.Errorf("answer truncated over UDP and TCP failed: %w", err)}
+				return resp
+			}
+		}
+	} else {
+		in, err = q.exchangeOnce(ctx, "tcp", server, m)
+		resp.TCP = true
+	}
+	resp.RTT = time.Since(start)
+	if err != nil {
+		resp.Err = &QueryError{Server: server, Name: name, Type: qtype, Kind: classify(err), Err: err}
+		return resp
+	}
+	resp.Msg = in
+	if err := matchQuestion(m, in); err != nil {
+		resp.Msg = nil
+		resp.Err = &QueryError{Server: server, Name: name, Type: qtype, Kind: KindMalformed, Err: err}
+		return resp
+	}
+	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
+		resp.Err = &QueryError{Server: server, Name: name, Type: qtype, Kind: KindRcode, Rcode: in.Rcode}
+	}
+	return resp
+}
+
+func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip.AddrPort, m *dns.Msg) (*dns.Msg, error) {
+	q.sent.Add(1)
+	d := &net.Dialer{Timeout: q.Timeout}
+	if q.LocalAddr.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: q.LocalAddr.AsSlice()}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: q.LocalAddr.AsSlice()}
+		}
+	}
+	c := &dns.Client{Net: network, Timeout: q.Timeout, Dialer: d, UDPSize: EDNSBufferSize}
+	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
+	defer cancel()
+	in, _, err := c.ExchangeContext(ctx, m, server.String())
+	if err != nil {
+		return nil, err
+	}
+	if network == "tcp" && in.Len() > maxResponseSize {
+		return nil, fmt.Errorf("answer of %d bytes exceeds %d", in.Len(), maxResponseSize)
+	}
+	return in, nil
+}
+
+// matchQuestion rejects answers to another question. The name is compared
+// case-insensitively here; whether the server preserved case is a separate
+// finding (0x20).
+func matchQuestion(q, a *dns.Msg) error {
+	if len(a.Question) != 1 {
+		return fmt.Errorf("answer has %d questions", len(a.Question))
+	}
+	if !strings.EqualFold(a.Question[0].Name, q.Question[0].Name) || a.Question[0].Qtype != q.Question[0].Qtype {
+		return fmt.Errorf("answer is for %s %s, not the question asked", a.Question[0].Name, dns.TypeToString[a.Question[0].Qtype])
+	}
+	if !a.Response {
+		return errors.New("answer lacks the QR bit")
+	}
+	return nil
+}
+
+// classify maps a transport error to its kind, once.
+func classify(err error) ErrorKind {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return KindTimeout
+	case errors.Is(err, dns.ErrId), errors.Is(err, dns.ErrShortRead), isUnpackError(err):
+		return KindMalformed
+	default:
+		return KindNetwork
+	}
+}
+
+func isUnpackError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "overflow") || strings.Contains(s, "unpack") || strings.Contains(s, "bad rdata") ||
+		strings.Contains(s, "buffer size too small") || strings.Contains(s, "dns: bad")
+}
+
+// Transfer reads a zone by AXFR from one server, stopping after limit
+// records. It is used only to look for records written into the wrong zone.
+func (q *Querier) Transfer(ctx context.Context, ha HostAddr, port uint16, zone string, limit int) ([]dns.RR, error) {
+	q.sent.Add(1)
+	m := new(dns.Msg)
+	m.SetAxfr(zone)
+	d := &net.Dialer{Timeout: q.Timeout}
+	if q.LocalAddr.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: q.LocalAddr.AsSlice()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*q.Timeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ha.Addr, port).String())
+	if err != nil {
+		return nil, fmt.Errorf("AXFR %s from %s: %w", zone, ha, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	t := &dns.Transfer{Conn: &dns.Conn{Conn: conn}}
+	env, err := t.In(m, "")
+	if err != nil {
+		return nil, fmt.Errorf("AXFR %s from %s: %w", zone, ha, err)
+	}
+	var out []dns.RR
+	for e := range env {
+		if e.Error != nil {
+			err = fmt.Errorf("AXFR %s from %s: %w", zone, ha, e.Error)
+			break
+		}
+		if len(out)+len(e.RR) > limit {
+			err = fmt.Errorf("AXFR %s from %s: more than %d records", zone, ha, limit)
+			break
+		}
+		out = append(out, e.RR...)
+	}
+	conn.Close()
+	for range env { // drain so the reader goroutine ends
+	}
+	return out, err
+}

@@ -1,0 +1,164 @@
+package dnscheck
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+
+	"github.com/acmediag/acmediag/reports"
+)
+
+// maxCNAMEHops bounds a CNAME chain, as resolvers do.
+const maxCNAMEHops = 8
+
+// AuthAnswers is every server address's answer to one question in one zone.
+type AuthAnswers struct {
+	Zone      *Zone
+	Name      string
+	Type      uint16
+	Hosts     []HostAddr
+	Responses []*Response // Responses[i] came from Hosts[i]
+}
+
+// First is the first authoritative answer (NOERROR or NXDOMAIN with AA), or nil.
+func (a *AuthAnswers) First() *Response {
+	for _, r := range a.Responses {
+		if authoritative(r) {
+			return r
+		}
+	}
+	return nil
+}
+
+func authoritative(r *Response) bool {
+	return r.Msg != nil && r.Msg.Authoritative && (r.Msg.Rcode == dns.RcodeSuccess || r.Msg.Rcode == dns.RcodeNameError)
+}
+
+// lookupAll asks every address of the zone the same question in parallel.
+func (r *run) lookupAll(ctx context.Context, z *Zone, name string, qtype uint16) *AuthAnswers {
+	hosts := z.Addrs()
+	a := &AuthAnswers{Zone: z, Name: name, Type: qtype, Hosts: hosts, Responses: make([]*Response, len(hosts))}
+	var wg sync.WaitGroup
+	for i, ha := range hosts {
+		wg.Go(func() {
+			a.Responses[i] = r.q.Query(ctx, netip.AddrPortFrom(ha.Addr, r.w.port), name, qtype, QueryOptions{})
+		})
+	}
+	wg.Wait()
+	return a
+}
+
+// Hop is one step of a CNAME chain as the authoritative servers tell it.
+type Hop struct {
+	Name    string
+	Path    *Path
+	Answers *AuthAnswers
+	Target  string // CNAME target leaving this hop, "" at the end
+}
+
+// ChainEnd says how a chain ended.
+type ChainEnd struct {
+	Records  []dns.RR // records of the asked type at the end
+	NXDomain bool     // the last name does not exist
+	Dangling bool     // a CNAME points at a name that does not exist or cannot be resolved
+	Loop     bool
+	Err      string // why the chain could not be followed ("" when it ended normally)
+}
+
+// follow asks the authoritative servers of name for qtype and follows
+// CNAMEs across zones (bounded, loop-safe), walking each target's
+// delegation from the root. Findings about the zones met on the way are
+// returned with the hops.
+func (n *nameRun) follow(ctx context.Context, name string, qtype uint16) ([]*Hop, ChainEnd, []reports.Finding) {
+	var hops []*Hop
+	var fs []reports.Finding
+	seen := map[string]bool{}
+	cur := strings.ToLower(dns.Fqdn(name))
+	for range maxCNAMEHops + 1 {
+		if seen[cur] {
+			return hops, ChainEnd{Loop: true, Dangling: true, Err: "CNAME loop: " + chainText(hops, cur)}, fs
+		}
+		seen[cur] = true
+		path, pfs := n.pathFor(ctx, cur)
+		fs = append(fs, pfs...)
+		if path == nil {
+			end := ChainEnd{Err: fmt.Sprintf("%s cannot be resolved from the root", trimDot(cur))}
+			end.Dangling = len(hops) > 0
+			return hops, end, fs
+		}
+		ans := n.lookupAll(ctx, path.Zone(), cur, qtype)
+		hop := &Hop{Name: cur, Path: path, Answers: ans}
+		hops = append(hops, hop)
+		first := ans.First()
+		if first == nil {
+			return hops, ChainEnd{Err: fmt.Sprintf("no server of zone %s gave an authoritative answer for %s %s",
+				trimDot(path.Zone().Name), trimDot(cur), dns.TypeToString[qtype]), Dangling: len(hops) > 1}, fs
+		}
+		last, records := chase(first.Msg, cur, qtype)
+		if len(records) > 0 || last == cur {
+			end := ChainEnd{Records: records, NXDomain: first.Msg.Rcode == dns.RcodeNameError && len(records) == 0}
+			end.Dangling = end.NXDomain && len(hops) > 1
+			return hops, end, fs
+		}
+		hop.Target = last
+		cur = last
+	}
+	return hops, ChainEnd{Dangling: true, Err: fmt.Sprintf("more than %d CNAMEs: %s", maxCNAMEHops, chainText(hops, cur))}, fs
+}
+
+// chase follows the CNAMEs inside one answer from name and returns the last
+// name reached and the records of qtype there.
+func chase(m *dns.Msg, name string, qtype uint16) (string, []dns.RR) {
+	cur := name
+	for range maxCNAMEHops {
+		next := ""
+		for _, rr := range m.Answer {
+			if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, cur) && qtype != dns.TypeCNAME {
+				next = strings.ToLower(dns.Fqdn(c.Target))
+				break
+			}
+		}
+		if next == "" || next == cur {
+			break
+		}
+		cur = next
+	}
+	var out []dns.RR
+	for _, rr := range m.Answer {
+		if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, cur) {
+			out = append(out, rr)
+		}
+	}
+	return cur, out
+}
+
+func chainText(hops []*Hop, last string) string {
+	var parts []string
+	for _, h := range hops {
+		parts = append(parts, trimDot(h.Name))
+	}
+	parts = append(parts, trimDot(last))
+	return strings.Join(parts, " → ")
+}
+
+// recordSet renders an RRset's data for details (sorted, bounded).
+func recordSet(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		switch v := rr.(type) {
+		case *dns.A:
+			out = append(out, v.A.String())
+		case *dns.AAAA:
+			out = append(out, v.AAAA.String())
+		case *dns.TXT:
+			out = append(out, fmt.Sprintf("%q", strings.Join(v.Txt, "")))
+		default:
+			out = append(out, strings.TrimPrefix(rr.String(), rr.Header().String()))
+		}
+	}
+	return out
+}

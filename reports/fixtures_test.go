@@ -1,0 +1,38 @@
+package reports
+
+import "time"
+
+// sampleReport is a finalized report over two names with findings of every
+// severity, vantages, a quorum and checks.
+func sampleReport() *Report {
+	r := &Report{
+		Names:     []string{"a.example", "b.example"},
+		Challenge: "http-01",
+		Vantages:  []VantageStatus{{Name: "local", OK: false}, {Name: "eu-west", OK: true}},
+		Quorum:    ComputeQuorum([]Perspective{{Name: "local", RIR: "ARIN", External: true}, {Name: "eu-west", RIR: "RIPE", External: true, OK: true}, {Name: "ap", RIR: "APNIC", External: true, OK: true}}),
+		Checks: []Check{
+			{Name: "dns.delegation", Target: "a.example", Status: CheckOK, Duration: 3 * time.Millisecond},
+			{Name: "dns.caa", Target: "a.example", Status: CheckFail, Duration: 1500 * time.Microsecond, Note: "CAA at example"},
+			{Name: "http01.fetch", Target: "a.example", Status: CheckSkipped},
+		},
+		Duration: 41 * time.Millisecond,
+	}
+	r.Add(
+		New(CodeHTTP01ConnectTimeout, "a.example", "203.0.113.7:80: dial tcp: i/o timeout after 10s (IPv4)").
+			WithProblem(ProblemConnection, "203.0.113.7: Fetching http://a.example/.well-known/acme-challenge/x: Timeout during connect (likely firewall problem)"),
+		New(CodeCAAForbidden, "a.example", "CAA set at example:\n0 issue \"digicert.com\"\n0 iodef \"mailto:sec@example\"").
+			WithProblem(ProblemCAA, "While processing CAA for a.example: CAA record for example prevents issuance").
+			With("zone", "example").With("records", []any{"0 issue \"digicert.com\""}),
+		New(CodeDNSNSUnreachable, "a.example", "ns2.example (192.0.2.53) did not answer over UDP or TCP within 2s"),
+		New(CodeMPICPartial, "a.example", "1 of 3 external perspectives failed: local"),
+		func() Finding {
+			f := New(CodeHTTP01SlowResponse, "a.example", "first byte after 4.2s")
+			f.Vantage = "eu-west"
+			return f
+		}(),
+		New(CodeDNSNegativeTTLHigh, "b.example", "SOA minimum 86400 s at example"),
+		Finding{Code: "dns.info_only", Severity: Info, Name: "b.example", Summary: "just so you know", Detail: "x"},
+	)
+	r.Finalize()
+	return r
+}

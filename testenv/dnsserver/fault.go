@@ -1,0 +1,60 @@
+package dnsserver
+
+import (
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// FaultKind names one way a server misbehaves.
+type FaultKind int
+
+// The faults a server can have. Each is applied by the middleware in front
+// of the authoritative handler, for the queries the Fault's scope selects.
+const (
+	FaultDrop           FaultKind = iota + 1 // never answer
+	FaultDelay                               // answer after Fault.Delay
+	FaultServFail                            // rcode SERVFAIL
+	FaultRefused                             // rcode REFUSED
+	FaultNotImp                              // rcode NOTIMP (e.g. only for CAA)
+	FaultLameRefused                         // lame: REFUSED for a zone it is listed for
+	FaultLameNoAA                            // lame: answers without AA
+	FaultNoTCP                               // no TCP listener: connections are refused
+	FaultAlwaysTC                            // every UDP answer is an empty TC=1 reply
+	FaultWrong0x20                           // the question comes back lower-cased
+	FaultEDNSIntolerant                      // FORMERR whenever the query carries OPT
+	FaultGarbage                             // random bytes instead of a message
+	FaultWrongID                             // a reply with a different message ID
+)
+
+var faultNames = map[FaultKind]string{
+	FaultDrop: "drop", FaultDelay: "delay", FaultServFail: "servfail", FaultRefused: "refused",
+	FaultNotImp: "notimp", FaultLameRefused: "lame-refused", FaultLameNoAA: "lame-noaa",
+	FaultNoTCP: "no-tcp", FaultAlwaysTC: "always-tc", FaultWrong0x20: "wrong-0x20",
+	FaultEDNSIntolerant: "edns-intolerant", FaultGarbage: "garbage", FaultWrongID: "wrong-id",
+}
+
+// String is the fault's short name, used in logs.
+func (k FaultKind) String() string {
+	if n, ok := faultNames[k]; ok {
+		return n
+	}
+	return "fault?"
+}
+
+// Fault is one misbehaviour of a server. QType and Zone narrow it: a zero
+// QType means every type, an empty Zone every zone the server serves.
+type Fault struct {
+	Kind  FaultKind
+	QType uint16
+	Zone  string
+	Delay time.Duration // for FaultDelay
+}
+
+func (f Fault) applies(q dns.Question) bool {
+	if f.QType != 0 && f.QType != q.Qtype {
+		return false
+	}
+	return f.Zone == "" || dns.IsSubDomain(dns.CanonicalName(f.Zone), strings.ToLower(q.Name))
+}
