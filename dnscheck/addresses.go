@@ -213,7 +213,6 @@ func answerText(r *Response, name string, qtype uint16) string {
 	return strings.Join(recordSet(recs), ", ")
 }
 
-
 // splitHorizon compares every resolver's answer with the authoritative
 // servers' answers: a resolver that sees something no authoritative server
 // serves has a view of its own (split-horizon DNS, F30).

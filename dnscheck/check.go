@@ -34,6 +34,7 @@ type Checker struct {
 	AccountURI   string           // ACME account URI for CAA accounturi
 	QueryTimeout time.Duration    // per exchange with one server
 	LocalAddr    netip.Addr       // source address for every query (a vantage)
+	MaxInflight  int              // exchanges on the wire at once; 0 = unbounded
 	Now          func() time.Time // DNSSEC validity reference
 	Logger       *zap.Logger
 }
@@ -57,7 +58,8 @@ type Result struct {
 
 // Stats counts a run's work.
 type Stats struct {
-	Queries int64 // messages sent
+	Queries  int64 // messages sent
+	Timeouts int64 // exchanges that waited out the whole per-query timeout
 }
 
 // DefaultQueryTimeout bounds one exchange with one server.
@@ -74,7 +76,7 @@ func (c *Checker) Check(ctx context.Context, reqs []Request) ([]Result, Stats) {
 		wg.Go(func() { results[i] = r.checkName(ctx, req) })
 	}
 	wg.Wait()
-	return results, Stats{Queries: r.q.Sent()}
+	return results, Stats{Queries: r.q.Sent(), Timeouts: r.q.Timeouts()}
 }
 
 // run is the state of one Check call.
@@ -108,6 +110,7 @@ func (c *Checker) newRun() *run {
 		port = 53
 	}
 	q := NewQuerier(timeout, c.LocalAddr, logger)
+	q.Limit(c.MaxInflight)
 	return &run{c: c, q: q, w: newWalker(q, c.Roots, port), now: now(), logger: logger.Named("dnscheck"),
 		health: map[string]*healthCall{}, chains: map[string]*chainCall{}}
 }

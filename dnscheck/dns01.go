@@ -24,7 +24,9 @@ const maxTransferRecords = 100_000
 
 // ChallengeName is the label DNS-01 looks at for a name (wildcards share
 // the base name's label).
-func ChallengeName(base string) string { return "_acme-challenge." + dns.Fqdn(strings.TrimPrefix(base, "*.")) }
+func ChallengeName(base string) string {
+	return "_acme-challenge." + dns.Fqdn(strings.TrimPrefix(base, "*."))
+}
 
 // checkDNS01 looks at _acme-challenge the way the CA does (through the
 // resolver, CNAMEs followed) and at every authoritative server on the way.

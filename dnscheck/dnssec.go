@@ -147,6 +147,7 @@ const (
 	maxDNSKEYs        = 64  // DNSKEYs considered per zone
 	maxCNAMEs         = 16  // CNAME hops followed inside one answer
 	maxDenialRRsets   = 32  // NSEC/NSEC3 RRsets considered per response
+	maxDenialRecords  = 64  // NSEC and NSEC3 records kept per response
 	maxNSEC3Iters     = 150 // RFC 9276; Unbound 1.17's val-nsec3-keysize-iterations
 	maxDetailListings = 8   // key tags / DS listed in one Detail
 )
@@ -210,7 +211,16 @@ func ValidateChain(anchors []dns.RR, links []ZoneLink, now time.Time) (ChainKeys
 		var dsSet []*dns.DS
 		var trusted []*dns.DNSKEY
 		if a := ta[zone]; a != nil {
-			dsSet, trusted = a.ds, a.keys
+			trusted = a.keys
+			if len(a.ds) > 0 {
+				var why string
+				var reason BogusReason
+				dsSet, why, reason = usableDS(a.ds)
+				if len(dsSet) == 0 && len(trusted) == 0 {
+					return done(Validation{Security: SecurityInsecure, Zone: zone, Reason: reason, Server: l.Server,
+						Detail: fmt.Sprintf("trust anchor for %s is unusable, so the zone is treated as unsigned: %s", zone, why)})
+				}
+			}
 		} else if i == 0 {
 			return done(Validation{Zone: zone, Server: l.Server, Detail: "no trust anchor for " + zone})
 		} else {
@@ -478,6 +488,23 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 	var exp expiry
 	answer := groupRRsets(msg.Answer)
 	auth := groupRRsets(msg.Ns)
+	// The authority section is verified once, however many wildcard
+	// expansions the CNAME chain has.
+	var den *denial
+	var denFail *Validation
+	denialOnce := func() (*denial, *Validation) {
+		if den == nil && denFail == nil {
+			den, denFail = collectDenial(auth, zone, zk, now)
+			if den != nil {
+				exp.add(den.expires)
+			}
+		}
+		if denFail != nil {
+			v := *denFail
+			return nil, &v
+		}
+		return den, nil
+	}
 	var steps []string
 	cur := qname
 	for hop := 0; ; hop++ {
@@ -504,13 +531,12 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 		exp.add(sc.expires)
 		if sc.wildcard != "" {
 			// RFC 4035 §5.3.4: an expanded wildcard needs proof that no closer match exists.
-			den, v := collectDenial(auth, zone, zk, now)
+			den, v := denialOnce()
 			if v != nil {
 				v.Zone, v.Expires = zone, exp.t
 				v.Detail = fmt.Sprintf("%s (wildcard expansion): %s", what, v.Detail)
 				return *v
 			}
-			exp.add(den.expires)
 			p := den.proveWildcardExpansion(cur, sc.wildcard)
 			if p.sec != SecuritySecure {
 				p.v.Zone, p.v.Expires = zone, exp.t
@@ -555,12 +581,11 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 		}
 		exp.add(sc.expires)
 	}
-	den, v := collectDenial(auth, zone, zk, now)
+	den, v := denialOnce()
 	if v != nil {
 		v.Zone, v.Expires = zone, exp.t
 		return *v
 	}
-	exp.add(den.expires)
 	kind := "NODATA"
 	if msg.Rcode == dns.RcodeNameError {
 		kind = "NXDOMAIN"
@@ -686,9 +711,10 @@ var reasonRank = map[BogusReason]int{
 func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) sigCheck {
 	best := sigCheck{reason: ReasonMissingSignature,
 		detail: fmt.Sprintf("no RRSIG by %s over %s/%s", signer, set.name, typeName(set.rrtype))}
+	failed := false
 	fail := func(r BogusReason, d string) {
-		if reasonRank[r] > reasonRank[best.reason] {
-			best.reason, best.detail = r, d
+		if !failed || reasonRank[r] > reasonRank[best.reason] {
+			best.reason, best.detail, failed = r, d, true
 		}
 	}
 	if len(set.rrs) == 0 {
@@ -696,6 +722,11 @@ func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) s
 		return best
 	}
 	labels := dns.CountLabel(set.name)
+	if strings.HasPrefix(set.name, "*.") {
+		// RFC 4034 §3.1.3: the Labels field does not count a leading "*";
+		// the wildcard owner itself is not an expansion.
+		labels--
+	}
 	var res sigCheck
 	checks := 0
 	for _, s := range set.sigs {
@@ -840,11 +871,13 @@ func collectDenial(sets rrsets, zone string, keys []*dns.DNSKEY, now time.Time) 
 		for _, rr := range set.rrs {
 			switch r := rr.(type) {
 			case *dns.NSEC:
-				if validName(r.NextDomain) {
+				if validName(r.NextDomain) && len(d.nsec) < maxDenialRecords {
 					d.nsec = append(d.nsec, r)
 				}
 			case *dns.NSEC3:
-				d.addNSEC3(r)
+				if len(d.nsec3) < maxDenialRecords {
+					d.addNSEC3(r)
+				}
 			}
 		}
 	}

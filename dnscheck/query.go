@@ -122,10 +122,15 @@ type Querier struct {
 	LocalAddr netip.Addr    // bind every query to this source address (a vantage); invalid = any
 	Logger    *zap.Logger
 
-	mu    sync.Mutex
-	calls map[queryKey]*call
-	dead  map[netip.Addr]bool
-	sent  atomic.Int64
+	// inflight, when set, bounds the exchanges on the wire at once (1 makes
+	// the run ask one server at a time, as lego and cert-manager do).
+	inflight chan struct{}
+
+	mu       sync.Mutex
+	calls    map[queryKey]*call
+	dead     map[netip.Addr]bool
+	sent     atomic.Int64
+	timeouts atomic.Int64
 }
 
 type queryKey struct {
@@ -151,6 +156,16 @@ func NewQuerier(timeout time.Duration, local netip.Addr, logger *zap.Logger) *Qu
 
 // Sent is the number of messages put on the wire so far.
 func (q *Querier) Sent() int64 { return q.sent.Load() }
+
+// Timeouts is the number of exchanges that waited out the whole timeout.
+func (q *Querier) Timeouts() int64 { return q.timeouts.Load() }
+
+// Limit bounds how many exchanges are on the wire at once (0: no bound).
+func (q *Querier) Limit(n int) {
+	if n > 0 {
+		q.inflight = make(chan struct{}, n)
+	}
+}
 
 // Dead reports whether addr timed out earlier in this run.
 func (q *Querier) Dead(addr netip.Addr) bool {
@@ -222,7 +237,7 @@ func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name stri
 		if err == nil && in.Truncated {
 			resp.Truncated = true
 			in, err = q.exchangeOnce(ctx, "tcp", server, m)
-			resp.TCP = true
+			resp.TCP = err == nil
 			if err != nil {
 				resp.RTT = time.Since(start)
 				resp.Err = &QueryError{Server: server, Name: name, Type: qtype, Kind: KindTruncated,
@@ -252,6 +267,14 @@ func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name stri
 }
 
 func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip.AddrPort, m *dns.Msg) (*dns.Msg, error) {
+	if q.inflight != nil {
+		select {
+		case q.inflight <- struct{}{}:
+			defer func() { <-q.inflight }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	q.sent.Add(1)
 	d := &net.Dialer{Timeout: q.Timeout}
 	if q.LocalAddr.IsValid() {
@@ -266,6 +289,9 @@ func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip
 	defer cancel()
 	in, _, err := c.ExchangeContext(ctx, m, server.String())
 	if err != nil {
+		if classify(err) == KindTimeout {
+			q.timeouts.Add(1)
+		}
 		return nil, err
 	}
 	if network == "tcp" && in.Len() > maxResponseSize {

@@ -72,7 +72,9 @@ type HostAddr struct {
 	Addr netip.Addr
 }
 
-func (h HostAddr) String() string { return fmt.Sprintf("%s (%s)", strings.TrimSuffix(h.Host, "."), h.Addr) }
+func (h HostAddr) String() string {
+	return fmt.Sprintf("%s (%s)", strings.TrimSuffix(h.Host, "."), h.Addr)
+}
 
 // Path is the chain of zones from the root to the zone authoritative for a name.
 type Path struct {
@@ -89,8 +91,8 @@ func (p *Path) Zone() *Zone { return p.Zones[len(p.Zones)-1] }
 // WalkError says where the walk from the root stopped and why.
 type WalkError struct {
 	Name      string
-	Zone      string       // the last zone reached
-	Responses []*Response  // what its servers answered
+	Zone      string      // the last zone reached
+	Responses []*Response // what its servers answered
 	Reason    string
 }
 

@@ -36,3 +36,19 @@ func sampleReport() *Report {
 	r.Finalize()
 	return r
 }
+
+// hostileDetail is what a zone owner could put in a TXT record: terminal
+// escapes (clear screen, colour, window title), a carriage return to
+// overwrite the line, a bidi override, a C1 CSI, NUL and a tab.
+const hostileDetail = "TXT \"\x1b[2J\x1b[31mRED\x1b[0m\" \x1b]0;pwned title\x07at ns1\rOVERWRITE \u202eesrever\u009b31mC1\x00nul\ttab"
+
+// hostileDetailClean is hostileDetail as the text renderer must show it.
+var hostileDetailClean = []string{`TXT "RED" at ns1`, "OVERWRITE esreverC1nul tab"}
+
+func hostileReport() *Report {
+	r := &Report{Names: []string{"evil.example"}, Challenge: "dns-01"}
+	r.Add(New(CodeDNS01TXTWrongValue, "evil.example", hostileDetail).
+		WithProblem(ProblemUnauthorized, "Incorrect TXT record \"\x1b[5mblink\x1b[0m\" found at _acme-challenge.evil.example"))
+	r.Finalize()
+	return r
+}

@@ -164,7 +164,8 @@ func cleanField(s string, keepNewlines bool) string {
 
 // wrapText breaks s into lines of at most first runes for the first line and
 // rest runes for the others, at spaces where it can; a word longer than a line
-// is cut. Runs of spaces collapse to one. s must not contain newlines.
+// is cut, except that a first word too long for the first line but short
+// enough for the others leaves the first line empty. Runs of spaces collapse to one. s must not contain newlines.
 func wrapText(s string, first, rest int) []string {
 	first, rest = max(first, 1), max(rest, 1)
 	var lines []string
@@ -187,6 +188,10 @@ func wrapText(s string, first, rest int) []string {
 		}
 		if curLen > 0 {
 			flush()
+		} else if len(lines) == 0 && wl > limit && wl <= rest {
+			// The first word does not fit beside the label but fits a
+			// whole continuation line: start there instead of cutting it.
+			flush()
 		}
 		// Cut a word longer than a whole line, unless it carries our own
 		// colour sequences, which must stay whole (such words are short).
@@ -194,7 +199,7 @@ func wrapText(s string, first, rest int) []string {
 			head, tail := splitRunes(word, limit)
 			cur.WriteString(head)
 			flush()
-			word, wl = tail, wl-limit
+			word, wl = tail, visibleLen(tail)
 		}
 		cur.WriteString(word)
 		curLen = wl

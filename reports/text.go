@@ -381,8 +381,12 @@ func (t *textWriter) verdict(r *Report) {
 	default:
 		label, color = strings.ToUpper(cleanText(string(v), false)), ""
 	}
-	text := t.paint(color, label) + " — " + tallyText(r)
-	t.line(text)
+	for i, l := range wrapText(t.paint(color, label)+" — "+tallyText(r), t.width, t.width-2) {
+		if i > 0 {
+			l = "  " + l
+		}
+		t.line(l)
+	}
 }
 
 func padLeft(s string, n int) string {

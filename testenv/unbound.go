@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -126,7 +127,11 @@ func (u *Universe) unboundConf(rc resolverConfig, dir string) string {
 	p("  val-log-level: 2")
 	p("  num-threads: 1")
 	p("  outgoing-range: 256")
-	p("  root-hints: %q", u.rootHintsFile)
+	if u.port == 53 {
+		// With stub-zones (other ports) a root-hints file would override
+		// the stub for "." and send priming to port 53.
+		p("  root-hints: %q", u.rootHintsFile)
+	}
 	p("  trust-anchor-file: %q", u.anchorFile)
 	p("  module-config: \"validator iterator\"")
 	// Let's Encrypt-like (research/acme-failures.md §2.7, jsha/unboundtest).
@@ -197,8 +202,13 @@ func (u *Universe) startUnbound(ctx context.Context, bin string, rc resolverConf
 	}
 	ub.cmd = exec.Command(bin, "-d", "-c", conf)
 	ub.cmd.Dir = dir
-	ub.cmd.Stdout = ub.stderr
-	ub.cmd.Stderr = ub.stderr
+	logf, err := os.Create(filepath.Join(dir, "unbound.log"))
+	if err != nil {
+		return nil, fmt.Errorf("unbound %s: %w", rc.name, err)
+	}
+	defer logf.Close() // the child holds its own descriptor
+	ub.cmd.Stdout = logf
+	ub.cmd.Stderr = io.MultiWriter(logf, ub.stderr)
 	// Never outlive the test process, even when it is killed.
 	ub.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := ub.cmd.Start(); err != nil {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acmediag/acmediag/reports"
+	"github.com/acmediag/acmediag/testenv"
+)
+
+// The integration tier starts the whole DNS universe once (root, TLDs,
+// authoritative servers, real Unbound) and runs the built binary against
+// every scenario of the catalogue.
+var (
+	universe *testenv.Universe
+	binary   string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if testing.Short() {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "acmediag-it-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "acmediag")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	universe, err = testenv.Start(ctx, testenv.Options{})
+	if err != nil {
+		os.Stderr.WriteString("integration: the test universe did not start: " + err.Error() + "\n")
+		if os.Getenv("CI") == "true" {
+			return 1
+		}
+		universe = nil
+	} else {
+		defer universe.Close()
+	}
+	return m.Run()
+}
+
+func needUniverse(t *testing.T) {
+	t.Helper()
+	if universe == nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the test universe is required under CI=true")
+		}
+		t.Skip("the test universe did not start (see TestMain output); skipping integration tests")
+	}
+}
+
+// runBinary runs the built acmediag and returns stdout, stderr and exit code.
+func runBinary(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s: %v", binary, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func TestScenarios(t *testing.T) {
+	needUniverse(t)
+	for _, sc := range testenv.Catalogue() {
+		t.Run(sc.Name, func(t *testing.T) {
+			args := append([]string{"diagnose", "-o", "json", "--log-level", "error"}, universe.DiagnoseArgs(sc)...)
+			stdout, stderr, code := runBinary(t, args...)
+			var rep reports.Report
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("exit %d, output is not the JSON report: %v\nstdout: %s\nstderr: %s", code, err, stdout, stderr)
+			}
+			dump := func() string { return stdout + "\nstderr: " + stderr }
+			if sc.Healthy {
+				for _, f := range rep.Findings {
+					if f.Severity >= reports.Error {
+						t.Errorf("healthy scenario got %s %s: %s", f.Severity, f.Code, f.Detail)
+					}
+				}
+				if code != 0 {
+					t.Errorf("healthy scenario exited %d, want 0\n%s", code, dump())
+				}
+			}
+			for _, want := range sc.Expect {
+				if !hasFinding(rep.Findings, want) {
+					t.Errorf("missing finding %s (%s) with detail containing %q\n%s", want.Code, want.Severity, want.DetailContains, dump())
+				}
+			}
+			wantExit := 0
+			for _, f := range rep.Findings {
+				if f.Severity >= reports.Error {
+					wantExit = 1
+				}
+			}
+			if code != wantExit {
+				t.Errorf("exit code %d, want %d (verdict %s)", code, wantExit, rep.Verdict)
+			}
+		})
+	}
+}
+
+func hasFinding(fs []reports.Finding, want testenv.Expectation) bool {
+	for _, f := range fs {
+		if f.Code == want.Code && f.Severity == want.Severity && strings.Contains(f.Detail, want.DetailContains) {
+			return true
+		}
+	}
+	return false
+}
