@@ -65,7 +65,7 @@ func (n *nameRun) checkAddresses(ctx context.Context) (v6, v4 []netip.Addr) {
 				if resp.Msg == nil {
 					continue
 				}
-				_, recs := chase(resp.Msg, last.Name, last.Type)
+				_, recs, _ := chase(resp.Msg, last.Name, last.Type)
 				for _, rr := range recs {
 					if addr, ok := rrAddr(rr); ok {
 						if _, seen := authAddrs[addr]; !seen {
@@ -101,6 +101,29 @@ func (n *nameRun) checkAddresses(ctx context.Context) (v6, v4 []netip.Addr) {
 		}
 
 		host := n.name.Base
+		// Reserved addresses first: a CA resolver strips them (private-address),
+		// so they also explain an empty answer.
+		var reserved []reports.Finding
+		seen := map[netip.Addr]bool{}
+		for _, a := range slices.Concat(v6, v4, slices.SortedFunc(maps.Keys(authAddrs), netip.Addr.Compare)) {
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			if why := ReservedReason(a, n.c.Allow); why != "" {
+				src := "the CA's resolver"
+				if s, ok := authAddrs[a]; ok {
+					src = s
+				}
+				reserved = append(reserved, reports.New(reports.CodeDNSReservedAddress, "", fmt.Sprintf("%s has address %s (served by %s): %s", host, a, src, why)).
+					With("address", a.String()))
+			}
+		}
+		if end := auth[1].end; end.Loop {
+			fs = append(fs, reports.New(reports.CodeDNSServFail, "", fmt.Sprintf("%s: %s; resolvers give up with SERVFAIL", host, end.Err)))
+		} else if end.Dangling {
+			fs = append(fs, reports.New(reports.CodeDNSNXDomain, "", fmt.Sprintf("%s is a CNAME chain that goes nowhere: %s", host, strings.TrimSpace(chainText(auth[1].hops, "")+" "+end.Err))))
+		}
 		switch {
 		case ca[0] != nil && ca[0].Failed() && ca[1].Failed():
 			problem := ca[1].Problem + "; " + ca[0].Problem
@@ -114,30 +137,14 @@ func (n *nameRun) checkAddresses(ctx context.Context) (v6, v4 []netip.Addr) {
 			})
 		case ca[0] == nil && auth[0].end.NXDomain && auth[1].end.NXDomain:
 			fs = append(fs, reports.New(reports.CodeDNSNXDomain, "", fmt.Sprintf("%s does not exist%s", host, authSummary(auth[1].hops, auth[1].end))))
+		case len(v4)+len(v6) == 0 && len(reserved) > 0:
+			reserved[0] = reserved[0].WithProblem(reports.ProblemDNS, "No valid IP addresses found for "+host)
 		case len(v4)+len(v6) == 0 && (ca[0] != nil || auth[1].end.Err == ""):
 			fs = explainOr(fs, "No valid IP addresses found for "+host, func() reports.Finding {
 				return reports.New(reports.CodeDNSNoAddress, "", fmt.Sprintf("%s has neither an A nor an AAAA record%s", host, authSummary(auth[1].hops, auth[1].end)))
 			})
 		}
-		if auth[1].end.Dangling {
-			fs = append(fs, reports.New(reports.CodeDNSNXDomain, "", fmt.Sprintf("%s is a CNAME chain that goes nowhere: %s", host, chainText(auth[1].hops, "")+" "+auth[1].end.Err)))
-		}
-
-		seen := map[netip.Addr]bool{}
-		for _, a := range slices.Concat(v6, v4, slices.SortedFunc(maps.Keys(authAddrs), netip.Addr.Compare)) {
-			if seen[a] {
-				continue
-			}
-			seen[a] = true
-			if why := ReservedReason(a, n.c.Allow); why != "" {
-				src := "the CA's resolver"
-				if s, ok := authAddrs[a]; ok {
-					src = s
-				}
-				fs = append(fs, reports.New(reports.CodeDNSReservedAddress, "", fmt.Sprintf("%s has address %s (served by %s): %s", host, a, src, why)).
-					With("address", a.String()))
-			}
-		}
+		fs = append(fs, reserved...)
 		fs = append(fs, n.splitHorizon(views, auth[0].hops, auth[1].hops)...)
 		n.add(fs...)
 		return statusOf(fs), fmt.Sprintf("AAAA %v, A %v", v6, v4)
@@ -206,7 +213,7 @@ func answerText(r *Response, name string, qtype uint16) string {
 	if !r.Msg.Authoritative {
 		return "NOERROR without the AA bit"
 	}
-	_, recs := chase(r.Msg, name, qtype)
+	_, recs, _ := chase(r.Msg, name, qtype)
 	if len(recs) == 0 {
 		return "NOERROR, no " + dns.TypeToString[qtype] + " record"
 	}
@@ -217,13 +224,17 @@ func answerText(r *Response, name string, qtype uint16) string {
 // servers' answers: a resolver that sees something no authoritative server
 // serves has a view of its own (split-horizon DNS, F30).
 func (n *nameRun) splitHorizon(views [][2]*resolverAnswer, hopsByType ...[]*Hop) []reports.Finding {
+	public := func(rr dns.RR) bool {
+		a, ok := rrAddr(rr)
+		return !ok || ReservedReason(a, n.c.Allow) == ""
+	}
 	var fs []reports.Finding
 	for _, v := range views {
 		for i, a := range v {
 			if a == nil || i >= len(hopsByType) || len(hopsByType[i]) == 0 {
 				continue
 			}
-			if f := splitFinding(a, hopsByType[i]); f != nil {
+			if f := splitFinding(a, hopsByType[i], public); f != nil {
 				fs = append(fs, *f)
 			}
 		}
@@ -231,7 +242,8 @@ func (n *nameRun) splitHorizon(views [][2]*resolverAnswer, hopsByType ...[]*Hop)
 	return fs
 }
 
-func splitFinding(a *resolverAnswer, hops []*Hop) *reports.Finding {
+// public filters out records a CA resolver strips (reserved addresses).
+func splitFinding(a *resolverAnswer, hops []*Hop, public func(dns.RR) bool) *reports.Finding {
 	if a.Resp.Msg == nil || (a.Resp.Msg.Rcode != dns.RcodeSuccess && a.Resp.Msg.Rcode != dns.RcodeNameError) {
 		return nil // a failing resolver is reported as a failure, not as a view
 	}
@@ -245,12 +257,12 @@ func splitFinding(a *resolverAnswer, hops []*Hop) *reports.Finding {
 		if !authoritative(r) {
 			continue
 		}
-		_, recs := chase(r.Msg, last.Name, last.Type)
+		_, recs, _ := chase(r.Msg, last.Name, last.Type)
 		k := setKey(recordSet(recs))
 		if r.Msg.Rcode == dns.RcodeNameError && len(recs) == 0 {
 			k = "NXDOMAIN"
 		}
-		if k == seen {
+		if k == seen || k != "NXDOMAIN" && setKey(recordSet(slices.DeleteFunc(slices.Clone(recs), func(rr dns.RR) bool { return !public(rr) }))) == seen {
 			return nil
 		}
 		if !slices.Contains(authViews, k) {

@@ -124,14 +124,28 @@ type nameRun struct {
 
 	mu       sync.Mutex
 	findings []reports.Finding
+	index    map[string]int // finding key → position, so checks sharing a zone report it once
 	checks   []reports.Check
 }
 
+// add records findings once each: checks that share a zone report the same
+// finding, perhaps one with the CA's problem attached and one without.
 func (n *nameRun) add(fs ...reports.Finding) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.index == nil {
+		n.index = map[string]int{}
+	}
 	for _, f := range fs {
 		f.Name = n.name.ASCII
+		k := string(f.Code) + "\x00" + f.Vantage + "\x00" + f.Detail
+		if i, ok := n.index[k]; ok {
+			if n.findings[i].Problem == nil {
+				n.findings[i].Problem = f.Problem
+			}
+			continue
+		}
+		n.index[k] = len(n.findings)
 		n.findings = append(n.findings, f)
 	}
 }
@@ -171,13 +185,16 @@ func (r *run) checkName(ctx context.Context, req Request) Result {
 
 	var v6, v4 []netip.Addr
 	var wg sync.WaitGroup
-	if req.Challenge == DNS01 {
+	// A wildcard is validated by dns-01 whatever was asked: that is what
+	// the CA will check.
+	if req.Challenge == DNS01 || name.Wildcard {
 		wg.Go(func() { n.checkDNS01(ctx) })
 	} else {
 		wg.Go(func() { v6, v4 = n.checkAddresses(ctx) })
 	}
 	wg.Go(func() { n.checkCAA(ctx) })
 	wg.Wait()
+	n.foldConsequences()
 	return n.result(v6, v4)
 }
 
@@ -187,22 +204,7 @@ func (n *nameRun) result(v6, v4 []netip.Addr) Result {
 	slices.SortFunc(n.checks, func(a, b reports.Check) int {
 		return strings.Compare(a.Name+" "+a.Target, b.Name+" "+b.Target)
 	})
-	return Result{Name: n.name.ASCII, Findings: dedupe(n.findings), Checks: n.checks, IPv6: v6, IPv4: v4}
-}
-
-// dedupe drops findings repeated by checks that share a zone (same code,
-// vantage and detail).
-func dedupe(fs []reports.Finding) []reports.Finding {
-	seen := map[string]bool{}
-	out := fs[:0]
-	for _, f := range fs {
-		k := string(f.Code) + "\x00" + f.Vantage + "\x00" + f.Detail
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, f)
-		}
-	}
-	return out
+	return Result{Name: n.name.ASCII, Findings: n.findings, Checks: n.checks, IPv6: v6, IPv4: v4}
 }
 
 // pathFor walks to name and reports the zone health of every zone on the
@@ -219,7 +221,11 @@ func (n *nameRun) pathFor(ctx context.Context, name string) (*Path, []reports.Fi
 		}
 	}
 	if err != nil {
-		fs = append(fs, walkFinding(name, err))
+		// The health of the zone where the walk stopped usually says why,
+		// server by server; the walk's own summary is for the rest.
+		if we, ok := err.(*WalkError); !ok || !userZone(we.Zone) || statusOf(fs) != reports.CheckFail {
+			fs = append(fs, walkFinding(name, err))
+		}
 		return nil, fs
 	}
 	return path, fs
@@ -233,29 +239,55 @@ func walkFinding(name string, err error) reports.Finding {
 	}
 	switch {
 	case we.AllSilent():
-		return reports.New(reports.CodeDNSTimeout, "", we.Error()).With("zone", we.Zone)
+		return reports.New(reports.CodeDNSTimeout, "", we.Error()).With("zone", trimDot(we.Zone))
 	case allLame(we.Responses):
-		return reports.New(reports.CodeDNSLameDelegation, "", we.Error()).With("zone", we.Zone)
+		return reports.New(reports.CodeDNSLameDelegation, "", we.Error()).With("zone", trimDot(we.Zone))
 	default:
-		return reports.New(reports.CodeDNSServFail, "", we.Error()).With("zone", we.Zone)
+		return reports.New(reports.CodeDNSServFail, "", we.Error()).With("zone", trimDot(we.Zone))
 	}
 }
 
 func allLame(rs []*Response) bool {
 	for _, r := range rs {
-		if r.Msg == nil || (r.Msg.Rcode != dns.RcodeRefused && r.Msg.Authoritative) {
+		lame := r.Msg != nil && (r.Msg.Rcode == dns.RcodeRefused || r.Msg.Rcode == dns.RcodeSuccess && !r.Msg.Authoritative)
+		if !lame {
 			return false
 		}
 	}
 	return len(rs) > 0
 }
 
-// caResolver is the resolver whose view stands for the CA's.
-func (n *nameRun) caResolver() (netip.AddrPort, bool) {
-	if len(n.c.Resolvers) == 0 {
-		return netip.AddrPort{}, false
+// rootCauses are DNS findings that make every lookup in a zone fail.
+var rootCauses = []reports.Code{reports.CodeDNSTimeout, reports.CodeDNSServFail, reports.CodeDNSDNSSECBogus, reports.CodeDNSLameDelegation}
+
+// foldConsequences drops a failed CAA lookup when a DNS finding of the
+// same name already explains why every lookup fails: the CA would stop at
+// the address or TXT lookup first, and the user has one thing to fix.
+func (n *nameRun) foldConsequences() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	causeFor := func(label string) int {
+		for i, f := range n.findings {
+			zone, _ := f.Evidence["zone"].(string)
+			if f.Severity >= reports.Error && slices.Contains(rootCauses, f.Code) && zone != "" &&
+				dns.IsSubDomain(dns.Fqdn(zone), dns.Fqdn(label)) {
+				return i
+			}
+		}
+		return -1
 	}
-	return n.c.Resolvers[0], true
+	out := n.findings[:0]
+	for _, f := range n.findings {
+		label, _ := f.Evidence["label"].(string)
+		if f.Code == reports.CodeCAALookupFailed && label != "" {
+			if i := causeFor(label); i >= 0 {
+				n.findings[i].Detail += "\nCAA lookups at " + trimDot(label) + " fail for the same reason."
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	n.findings = out
 }
 
 func statusOf(fs []reports.Finding) reports.CheckStatus {
@@ -272,3 +304,11 @@ func statusOf(fs []reports.Finding) reports.CheckStatus {
 }
 
 func trimDot(s string) string { return strings.TrimSuffix(s, ".") }
+
+// caResolver is the resolver whose view stands for the CA's.
+func (n *nameRun) caResolver() (netip.AddrPort, bool) {
+	if len(n.c.Resolvers) == 0 {
+		return netip.AddrPort{}, false
+	}
+	return n.c.Resolvers[0], true
+}

@@ -66,7 +66,7 @@ func (n *nameRun) checkDNS01(ctx context.Context) {
 			fs = explainOr(fs, ca.Problem, func() reports.Finding { return resolverFailure(ca, "TXT") })
 		}
 		var note string
-		if len(hops) > 0 && end.Err == "" {
+		if len(hops) > 0 && end.Err == "" && !end.Dangling {
 			var tfs []reports.Finding
 			tfs, note = n.judgeTXT(ctx, hops, end, ca)
 			fs = append(fs, tfs...)
@@ -93,7 +93,7 @@ func (n *nameRun) judgeTXT(ctx context.Context, hops []*Hop, end ChainEnd, ca *r
 		if !authoritative(r) {
 			continue
 		}
-		_, recs := chase(r.Msg, last.Name, dns.TypeTXT)
+		_, recs, _ := chase(r.Msg, last.Name, dns.TypeTXT)
 		vals := txtValues(recs)
 		maxCount = max(maxCount, len(vals))
 		for _, v := range vals {
@@ -185,14 +185,14 @@ func (n *nameRun) misplacedTXT(ctx context.Context, hops []*Hop, want string) []
 		if r == nil {
 			continue
 		}
-		_, recs := chase(r.Msg, doubled, dns.TypeTXT)
+		_, recs, _ := chase(r.Msg, doubled, dns.TypeTXT)
 		if len(recs) == 0 {
 			continue
 		}
 		// A wildcard TXT answers every name; only a name-specific record is a doubled label.
 		probe := n.lookupAll(ctx, zone, "_acmediag-"+hex.EncodeToString(rnd)+"."+trimDot(n.name.Base)+"."+trimDot(zone.Name)+".", dns.TypeTXT).First()
 		if probe != nil {
-			if _, precs := chase(probe.Msg, probe.Name, dns.TypeTXT); len(precs) > 0 {
+			if _, precs, _ := chase(probe.Msg, probe.Name, dns.TypeTXT); len(precs) > 0 {
 				continue
 			}
 		}

@@ -20,8 +20,8 @@ const (
 	SecurityIndeterminate Security = iota
 	// SecurityInsecure means the data is provably not protected: a parent
 	// proved that the zone has no DS, the zone uses only algorithms or digests
-	// this validator (and Let's Encrypt's Unbound) does not support, or an
-	// NSEC3 opt-out span or an over-long NSEC3 iteration count was met.
+	// this validator does not support (RFC 4035 §5.2), or an NSEC3 opt-out
+	// span or an over-long NSEC3 iteration count (RFC 9276) was met.
 	SecurityInsecure
 	// SecuritySecure means every signature from the trust anchor down to the
 	// data verified at the given time.
@@ -194,14 +194,14 @@ func ValidateChain(anchors []dns.RR, links []ZoneLink, now time.Time) (ChainKeys
 	ta := splitAnchors(anchors)
 	prev := ""
 	for i, l := range links {
-		if !validName(l.Zone) {
+		if !secValidName(l.Zone) {
 			return done(Validation{Detail: fmt.Sprintf("link %d: invalid zone name %q", i, l.Zone), Server: l.Server})
 		}
-		zone := canonical(l.Zone)
+		zone := canonName(l.Zone)
 		if i > 0 {
 			parent := prev
 			if l.Parent != "" {
-				parent = canonical(l.Parent)
+				parent = canonName(l.Parent)
 			}
 			if parent != prev || !strictSubdomain(zone, prev) {
 				return done(Validation{Zone: zone, Server: l.Server, Detail: fmt.Sprintf(
@@ -238,7 +238,7 @@ func ValidateChain(anchors []dns.RR, links []ZoneLink, now time.Time) (ChainKeys
 		prev = zone
 	}
 	return done(Validation{Security: SecuritySecure, Zone: prev, Server: links[len(links)-1].Server,
-		Detail: fmt.Sprintf("chain of trust verified from %s down to %s", canonical(links[0].Zone), prev)})
+		Detail: fmt.Sprintf("chain of trust verified from %s down to %s", canonName(links[0].Zone), prev)})
 }
 
 // anchorSet holds the trust anchors of one zone.
@@ -250,7 +250,7 @@ type anchorSet struct {
 func splitAnchors(anchors []dns.RR) map[string]*anchorSet {
 	m := map[string]*anchorSet{}
 	get := func(name string) *anchorSet {
-		z := canonical(name)
+		z := canonName(name)
 		if m[z] == nil {
 			m[z] = &anchorSet{}
 		}
@@ -285,7 +285,7 @@ func validateDS(l ZoneLink, zone, parent string, parentKeys []*dns.DNSKEY, now t
 	sc := verifyRRset(ds, parent, parentKeys, now)
 	if !sc.ok {
 		return nil, &Validation{Security: SecurityBogus, Zone: parent, Reason: sc.reason, Server: l.Server,
-			Detail: fmt.Sprintf("DS RRset for %s served by %s: %s", zone, parentName(parent, l.Server), sc.detail)}
+			Detail: fmt.Sprintf("DS RRset for %s served by %s: %s", zone, secParentName(parent, l.Server), sc.detail)}
 	}
 	exp.add(sc.expires)
 	var all []*dns.DS
@@ -297,7 +297,7 @@ func validateDS(l ZoneLink, zone, parent string, parentKeys []*dns.DNSKEY, now t
 	usable, why, reason := usableDS(all)
 	if len(usable) == 0 {
 		return nil, &Validation{Security: SecurityInsecure, Zone: zone, Reason: reason, Server: l.Server,
-			Detail: fmt.Sprintf("%s: treated as unsigned (RFC 4035 §5.2), as Let's Encrypt's resolver does: %s", zone, why)}
+			Detail: fmt.Sprintf("%s: treated as unsigned (RFC 4035 §5.2): %s", zone, why)}
 	}
 	return usable, nil
 }
@@ -329,9 +329,9 @@ func usableDS(all []*dns.DS) ([]*dns.DS, string, BogusReason) {
 		return usable, "", ""
 	}
 	if len(badAlg) > 0 {
-		return nil, "every DS uses an unsupported DNSKEY algorithm (" + listed(badAlg) + "; supported 8, 10, 13, 14, 15)", ReasonUnsupportedAlgorithm
+		return nil, "every DS uses an unsupported DNSKEY algorithm (" + secList(badAlg) + "; supported 8, 10, 13, 14, 15)", ReasonUnsupportedAlgorithm
 	}
-	return nil, "every DS uses an unsupported digest type (" + listed(badDigest) + "; supported 1, 2, 4)", ReasonUnsupportedDigest
+	return nil, "every DS uses an unsupported digest type (" + secList(badDigest) + "; supported 1, 2, 4)", ReasonUnsupportedDigest
 }
 
 // validateDNSKEY matches the DS (or DNSKEY anchors) against the child's
@@ -352,9 +352,9 @@ func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNS
 	if len(served) == 0 {
 		what := "its trust anchor"
 		if len(dsSet) > 0 {
-			what = "DS " + listed(mapSlice(dsSet, dsString)) + " at the parent"
+			what = "DS " + secList(secMap(dsSet, dsString)) + " at the parent"
 		}
-		return nil, bogus(ReasonMissingDNSKEY, "%s has %s, but %s returned no DNSKEY RRset for it", zone, what, serverName(l.Server))
+		return nil, bogus(ReasonMissingDNSKEY, "%s has %s, but %s returned no DNSKEY RRset for it", zone, what, secServerName(l.Server))
 	}
 
 	var matched []*dns.DNSKEY
@@ -381,7 +381,7 @@ func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNS
 				Detail: fmt.Sprintf("%s: no DNSKEY trust anchor with a supported algorithm", zone)}
 		}
 		return nil, bogus(ReasonDSMismatch, "DS %s matches no DNSKEY of %s (DNSKEYs served by %s: %s)",
-			listed(mapSlice(dsSet, dsString)), zone, serverName(l.Server), listed(mapSlice(served, keyString)))
+			secList(secMap(dsSet, dsString)), zone, secServerName(l.Server), secList(secMap(served, keyString)))
 	}
 
 	// Say which of the three DNSKEY failures it is: no key matched (above), the
@@ -396,11 +396,11 @@ func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNS
 	}
 	if !signedByMatched {
 		return nil, bogus(ReasonMissingSignature, "the DS-matched key %s of %s did not sign the DNSKEY RRset (RRSIGs present: %s)",
-			listed(mapSlice(matched, keyString)), zone, listed(mapSlice(set.sigs, sigString)))
+			secList(secMap(matched, keyString)), zone, secList(secMap(set.sigs, sigString)))
 	}
 	sc := verifyRRset(set, zone, matched, now)
 	if !sc.ok {
-		return nil, bogus(sc.reason, "DNSKEY RRset of %s served by %s: %s", zone, serverName(l.Server), sc.detail)
+		return nil, bogus(sc.reason, "DNSKEY RRset of %s served by %s: %s", zone, secServerName(l.Server), sc.detail)
 	}
 	exp.add(sc.expires)
 	var out []*dns.DNSKEY
@@ -432,13 +432,13 @@ func proveNoDS(l ZoneLink, zone, parent string, parentKeys []*dns.DNSKEY, now ti
 	records = append(records, l.DS...)
 	den, v := collectDenial(groupRRsets(records), parent, parentKeys, now)
 	if v != nil {
-		v.Detail = fmt.Sprintf("proof that %s has no DS, served by %s: %s", zone, parentName(parent, l.Server), v.Detail)
+		v.Detail = fmt.Sprintf("proof that %s has no DS, served by %s: %s", zone, secParentName(parent, l.Server), v.Detail)
 		v.Zone, v.Server = parent, l.Server
 		return v
 	}
 	if den.empty() {
 		return &Validation{Security: SecurityBogus, Zone: parent, Reason: ReasonMissingDSProof, Server: l.Server,
-			Detail: fmt.Sprintf("%s returned no DS for %s and no NSEC/NSEC3 proving it has none", parentName(parent, l.Server), zone)}
+			Detail: fmt.Sprintf("%s returned no DS for %s and no NSEC/NSEC3 proving it has none", secParentName(parent, l.Server), zone)}
 	}
 	exp.add(den.expires)
 	p := den.proveNoData(zone, dns.TypeDS)
@@ -452,7 +452,7 @@ func proveNoDS(l ZoneLink, zone, parent string, parentKeys []*dns.DNSKEY, now ti
 	default:
 		return &Validation{Security: SecurityBogus, Zone: parent, Reason: ReasonMissingDSProof, Server: l.Server,
 			Detail: fmt.Sprintf("%s returned no DS for %s, and its NSEC/NSEC3 do not prove there is none: %s",
-				parentName(parent, l.Server), zone, p.detail)}
+				secParentName(parent, l.Server), zone, p.detail)}
 	}
 }
 
@@ -469,10 +469,10 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if !validName(zone) || !validName(qname) {
+	if !secValidName(zone) || !secValidName(qname) {
 		return Validation{Detail: fmt.Sprintf("invalid zone %q or name %q", zone, qname)}
 	}
-	zone, qname = canonical(zone), canonical(qname)
+	zone, qname = canonName(zone), canonName(qname)
 	if !dns.IsSubDomain(zone, qname) {
 		return Validation{Zone: zone, Detail: fmt.Sprintf("%s is not inside zone %s", qname, zone)}
 	}
@@ -482,7 +482,7 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 			Detail: fmt.Sprintf("zone %s has no validated DNSKEYs (insecure delegation, or outside the validated chain)", zone)}
 	}
 	if msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
-		return Validation{Zone: zone, Detail: fmt.Sprintf("rcode %s: nothing to validate", rcodeName(msg.Rcode))}
+		return Validation{Zone: zone, Detail: fmt.Sprintf("rcode %s: nothing to validate", secRcodeName(msg.Rcode))}
 	}
 
 	var exp expiry
@@ -523,7 +523,7 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 			set = cname
 		}
 		sc := verifyRRset(set, zone, zk, now)
-		what := fmt.Sprintf("%s/%s", cur, typeName(set.rrtype))
+		what := fmt.Sprintf("%s/%s", cur, secTypeName(set.rrtype))
 		if !sc.ok {
 			return Validation{Security: SecurityBogus, Zone: zone, Reason: sc.reason, Expires: exp.t,
 				Detail: fmt.Sprintf("%s: %s", what, sc.detail)}
@@ -554,8 +554,8 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 				Detail: "verified " + strings.Join(steps, " → ")}
 		}
 		target := ""
-		if c, ok := set.rrs[0].(*dns.CNAME); ok && validName(c.Target) {
-			target = canonical(c.Target)
+		if c, ok := set.rrs[0].(*dns.CNAME); ok && secValidName(c.Target) {
+			target = canonName(c.Target)
 		}
 		if target == "" {
 			return Validation{Zone: zone, Expires: exp.t, Detail: what + ": CNAME without a valid target"}
@@ -590,7 +590,7 @@ func ValidateAnswer(keys ChainKeys, zone, qname string, qtype uint16, msg *dns.M
 	if msg.Rcode == dns.RcodeNameError {
 		kind = "NXDOMAIN"
 	}
-	prefix := fmt.Sprintf("%s for %s/%s", kind, cur, typeName(qtype))
+	prefix := fmt.Sprintf("%s for %s/%s", kind, cur, secTypeName(qtype))
 	if len(steps) > 0 {
 		prefix = "verified " + strings.Join(steps, " → ") + "; " + prefix
 	}
@@ -644,7 +644,7 @@ type rrsets struct {
 }
 
 func (s rrsets) get(name string, t uint16) *rrset {
-	return s.m[rrsetKey{canonical(name), t}]
+	return s.m[rrsetKey{canonName(name), t}]
 }
 
 // groupRRsets groups class-IN records by owner and type. Owners are
@@ -665,10 +665,10 @@ func groupRRsets(rrs []dns.RR) rrsets {
 			continue
 		}
 		h := rr.Header()
-		if h == nil || h.Class != dns.ClassINET || !validName(h.Name) {
+		if h == nil || h.Class != dns.ClassINET || !secValidName(h.Name) {
 			continue
 		}
-		name := canonical(h.Name)
+		name := canonName(h.Name)
 		if sig, ok := rr.(*dns.RRSIG); ok {
 			r := add(rrsetKey{name, sig.TypeCovered})
 			if len(r.sigs) < maxSigsPerRRset {
@@ -710,7 +710,7 @@ var reasonRank = map[BogusReason]int{
 // verifyRRset verifies set with any of keys; signatures must be made by signer.
 func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) sigCheck {
 	best := sigCheck{reason: ReasonMissingSignature,
-		detail: fmt.Sprintf("no RRSIG by %s over %s/%s", signer, set.name, typeName(set.rrtype))}
+		detail: fmt.Sprintf("no RRSIG by %s over %s/%s", signer, set.name, secTypeName(set.rrtype))}
 	failed := false
 	fail := func(r BogusReason, d string) {
 		if !failed || reasonRank[r] > reasonRank[best.reason] {
@@ -718,7 +718,7 @@ func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) s
 		}
 	}
 	if len(set.rrs) == 0 {
-		best.detail = fmt.Sprintf("RRSIG over %s/%s without the RRset", set.name, typeName(set.rrtype))
+		best.detail = fmt.Sprintf("RRSIG over %s/%s without the RRset", set.name, secTypeName(set.rrtype))
 		return best
 	}
 	labels := dns.CountLabel(set.name)
@@ -730,8 +730,8 @@ func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) s
 	var res sigCheck
 	checks := 0
 	for _, s := range set.sigs {
-		if canonical(s.SignerName) != signer {
-			fail(ReasonMissingSignature, fmt.Sprintf("%s/%s is signed by %s, not by the zone %s", set.name, typeName(set.rrtype), s.SignerName, signer))
+		if canonName(s.SignerName) != signer {
+			fail(ReasonMissingSignature, fmt.Sprintf("%s/%s is signed by %s, not by the zone %s", set.name, secTypeName(set.rrtype), s.SignerName, signer))
 			continue
 		}
 		if int(s.Labels) > labels {
@@ -759,9 +759,9 @@ func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) s
 			if !s.ValidityPeriod(now) {
 				inc, exp := serialTime(s.Inception, now), serialTime(s.Expiration, now)
 				if now.Before(inc) {
-					fail(ReasonSignatureNotYetValid, fmt.Sprintf("RRSIG %s is not valid before %s (now %s)", sigString(s), stamp(inc), stamp(now)))
+					fail(ReasonSignatureNotYetValid, fmt.Sprintf("RRSIG %s is not valid before %s (now %s)", sigString(s), secStamp(inc), secStamp(now)))
 				} else {
-					fail(ReasonSignatureExpired, fmt.Sprintf("RRSIG %s expired %s (now %s)", sigString(s), stamp(exp), stamp(now)))
+					fail(ReasonSignatureExpired, fmt.Sprintf("RRSIG %s expired %s (now %s)", sigString(s), secStamp(exp), secStamp(now)))
 				}
 				continue
 			}
@@ -782,7 +782,7 @@ func verifyRRset(set *rrset, signer string, keys []*dns.DNSKEY, now time.Time) s
 		}
 		if !found {
 			fail(ReasonMissingDNSKEY, fmt.Sprintf("RRSIG %s was made by key tag %d, which is not among the DNSKEYs of %s (%s)",
-				sigString(s), s.KeyTag, signer, listed(mapSlice(keys, keyString))))
+				sigString(s), s.KeyTag, signer, secList(secMap(keys, keyString))))
 		}
 	}
 	if res.ok {
@@ -862,7 +862,7 @@ func collectDenial(sets rrsets, zone string, keys []*dns.DNSKEY, now time.Time) 
 		sc := verifyRRset(set, zone, keys, now)
 		if !sc.ok {
 			return nil, &Validation{Security: SecurityBogus, Reason: sc.reason,
-				Detail: fmt.Sprintf("%s %s: %s", typeName(k.rrtype), k.name, sc.detail)}
+				Detail: fmt.Sprintf("%s %s: %s", secTypeName(k.rrtype), k.name, sc.detail)}
 		}
 		if sc.wildcard != "" {
 			continue // a denial record is never synthesised from a wildcard
@@ -871,7 +871,7 @@ func collectDenial(sets rrsets, zone string, keys []*dns.DNSKEY, now time.Time) 
 		for _, rr := range set.rrs {
 			switch r := rr.(type) {
 			case *dns.NSEC:
-				if validName(r.NextDomain) && len(d.nsec) < maxDenialRecords {
+				if secValidName(r.NextDomain) && len(d.nsec) < maxDenialRecords {
 					d.nsec = append(d.nsec, r)
 				}
 			case *dns.NSEC3:
@@ -924,7 +924,7 @@ func nsecCovers(n *dns.NSEC, name string) bool {
 // nsecFromAbove reports whether n was made on the parent side of a
 // delegation (or at a DNAME) above name, so it proves nothing below it.
 func nsecFromAbove(types []uint16, owner, name string) bool {
-	if !strictSubdomain(name, canonical(owner)) {
+	if !strictSubdomain(name, canonName(owner)) {
 		return false
 	}
 	return (slices.Contains(types, dns.TypeNS) && !slices.Contains(types, dns.TypeSOA)) ||
@@ -942,7 +942,7 @@ func (d *denial) nsecCovering(name string) *dns.NSEC {
 
 func (d *denial) nsecAt(name string) *dns.NSEC {
 	for _, n := range d.nsec {
-		if canonical(n.Hdr.Name) == name {
+		if canonName(n.Hdr.Name) == name {
 			return n
 		}
 	}
@@ -958,14 +958,14 @@ func nsecClosestEncloser(n *dns.NSEC, name string) string {
 }
 
 func nsecString(n *dns.NSEC) string {
-	return fmt.Sprintf("NSEC %s→%s", canonical(n.Hdr.Name), canonical(n.NextDomain))
+	return fmt.Sprintf("NSEC %s→%s", canonName(n.Hdr.Name), canonName(n.NextDomain))
 }
 
 // typesOK checks a bitmap at an existing name for a NODATA proof.
 func typesOK(types []uint16, qtype uint16, apex bool) string {
 	switch {
 	case slices.Contains(types, qtype):
-		return "lists " + typeName(qtype) + " as present"
+		return "lists " + secTypeName(qtype) + " as present"
 	case qtype != dns.TypeCNAME && slices.Contains(types, dns.TypeCNAME):
 		return "lists a CNAME, which the answer should have carried"
 	case qtype == dns.TypeDS && slices.Contains(types, dns.TypeSOA) && !apex:
@@ -987,7 +987,7 @@ func (d *denial) proveNXDomain(name string) proof {
 	}
 	c := d.nsecCovering(name)
 	if c == nil {
-		return broken(fmt.Sprintf("no NSEC covers %s (have %s)", name, listed(mapSlice(d.nsec, nsecString))))
+		return broken(fmt.Sprintf("no NSEC covers %s (have %s)", name, secList(secMap(d.nsec, nsecString))))
 	}
 	ce := nsecClosestEncloser(c, name)
 	if !dns.IsSubDomain(d.zone, ce) {
@@ -1013,14 +1013,14 @@ func (d *denial) proveNoData(name string, qtype uint16) proof {
 		if bad := typesOK(m.TypeBitMap, qtype, apex); bad != "" {
 			return broken(fmt.Sprintf("%s %s", nsecString(m), bad))
 		}
-		return proved(SecuritySecure, fmt.Sprintf("proven by %s, whose type bitmap lacks %s", nsecString(m), typeName(qtype)))
+		return proved(SecuritySecure, fmt.Sprintf("proven by %s, whose type bitmap lacks %s", nsecString(m), secTypeName(qtype)))
 	}
 	c := d.nsecCovering(name)
 	if c == nil {
-		return broken(fmt.Sprintf("no NSEC matches or covers %s (have %s)", name, listed(mapSlice(d.nsec, nsecString))))
+		return broken(fmt.Sprintf("no NSEC matches or covers %s (have %s)", name, secList(secMap(d.nsec, nsecString))))
 	}
 	// Empty non-terminal: the next name lies below name (RFC 7129 §3.1).
-	if strictSubdomain(canonical(c.NextDomain), name) {
+	if strictSubdomain(canonName(c.NextDomain), name) {
 		return proved(SecuritySecure, fmt.Sprintf("%s is an empty non-terminal (%s)", name, nsecString(c)))
 	}
 	ce := nsecClosestEncloser(c, name)
@@ -1029,7 +1029,7 @@ func (d *denial) proveNoData(name string, qtype uint16) proof {
 		if bad := typesOK(m.TypeBitMap, qtype, false); bad != "" {
 			return broken(fmt.Sprintf("wildcard %s %s", nsecString(m), bad))
 		}
-		return proved(SecuritySecure, fmt.Sprintf("wildcard NODATA: %s covers the name, %s lacks %s", nsecString(c), nsecString(m), typeName(qtype)))
+		return proved(SecuritySecure, fmt.Sprintf("wildcard NODATA: %s covers the name, %s lacks %s", nsecString(c), nsecString(m), secTypeName(qtype)))
 	}
 	return broken(fmt.Sprintf("%s covers %s: the name does not exist, yet the response claims NODATA", nsecString(c), name))
 }
@@ -1063,7 +1063,7 @@ func (d *denial) proveWildcardExpansion(name, ce string) proof {
 // --- NSEC3 (RFC 5155 §8) ---
 
 func (d *denial) hash(name string) string {
-	name = canonical(name)
+	name = canonName(name)
 	if h, ok := d.hashes[name]; ok {
 		return h
 	}
@@ -1186,7 +1186,7 @@ func (d *denial) proveNoData3(name string, qtype uint16) proof {
 		if bad := typesOK(m.TypeBitMap, qtype, name == d.zone); bad != "" {
 			return broken(fmt.Sprintf("%s for %s %s", nsec3String(m), name, bad))
 		}
-		return proved(SecuritySecure, fmt.Sprintf("proven by %s, whose type bitmap lacks %s", nsec3String(m), typeName(qtype)))
+		return proved(SecuritySecure, fmt.Sprintf("proven by %s, whose type bitmap lacks %s", nsec3String(m), secTypeName(qtype)))
 	}
 	ce, _, nc, why := d.closestEncloser(name)
 	if ce == "" {
@@ -1204,7 +1204,7 @@ func (d *denial) proveNoData3(name string, qtype uint16) proof {
 		if bad := typesOK(m.TypeBitMap, qtype, false); bad != "" {
 			return broken(fmt.Sprintf("wildcard %s %s", wc, bad))
 		}
-		return proved(SecuritySecure, fmt.Sprintf("wildcard NODATA: %s matches %s and lacks %s", nsec3String(m), wc, typeName(qtype)))
+		return proved(SecuritySecure, fmt.Sprintf("wildcard NODATA: %s matches %s and lacks %s", nsec3String(m), wc, secTypeName(qtype)))
 	}
 	return broken(fmt.Sprintf("no NSEC3 matches %s: %s covers it, so the name does not exist, yet the response claims NODATA",
 		name, nsec3String(nc)))
@@ -1212,7 +1212,7 @@ func (d *denial) proveNoData3(name string, qtype uint16) proof {
 
 // --- names -------------------------------------------------------------------
 
-func validName(s string) bool {
+func secValidName(s string) bool {
 	if s == "" || len(s) > 1024 {
 		return false
 	}
@@ -1220,7 +1220,7 @@ func validName(s string) bool {
 	return ok
 }
 
-func canonical(s string) string { return dns.CanonicalName(s) }
+func canonName(s string) string { return dns.CanonicalName(s) }
 
 // strictSubdomain reports whether child is below parent (and not equal to it).
 func strictSubdomain(child, parent string) bool {
@@ -1302,40 +1302,40 @@ func keyString(k *dns.DNSKEY) string {
 }
 
 func sigString(s *dns.RRSIG) string {
-	return fmt.Sprintf("%s/%s %d/%d", canonical(s.Hdr.Name), typeName(s.TypeCovered), s.KeyTag, s.Algorithm)
+	return fmt.Sprintf("%s/%s %d/%d", canonName(s.Hdr.Name), secTypeName(s.TypeCovered), s.KeyTag, s.Algorithm)
 }
 
-func typeName(t uint16) string {
+func secTypeName(t uint16) string {
 	if s, ok := dns.TypeToString[t]; ok {
 		return s
 	}
 	return fmt.Sprintf("TYPE%d", t)
 }
 
-func rcodeName(r int) string {
+func secRcodeName(r int) string {
 	if s, ok := dns.RcodeToString[r]; ok {
 		return s
 	}
 	return fmt.Sprintf("RCODE%d", r)
 }
 
-func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+func secStamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func serverName(s string) string {
+func secServerName(s string) string {
 	if s == "" {
 		return "the server"
 	}
 	return s
 }
 
-func parentName(parent, server string) string {
+func secParentName(parent, server string) string {
 	if server == "" {
 		return parent
 	}
 	return parent + " (" + server + ")"
 }
 
-func mapSlice[T any](in []T, f func(T) string) []string {
+func secMap[T any](in []T, f func(T) string) []string {
 	out := make([]string, 0, min(len(in), maxDetailListings+1))
 	for i, v := range in {
 		if i == maxDetailListings {
@@ -1347,7 +1347,7 @@ func mapSlice[T any](in []T, f func(T) string) []string {
 	return out
 }
 
-func listed(s []string) string {
+func secList(s []string) string {
 	if len(s) == 0 {
 		return "none"
 	}

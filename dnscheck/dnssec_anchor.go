@@ -58,10 +58,10 @@ var errNoAnchors = errors.New("no DS or DNSKEY records")
 func checkAnchor(rr dns.RR) error {
 	h := rr.Header()
 	if h.Class != dns.ClassINET {
-		return fmt.Errorf("%s record of class %s: trust anchors are class IN", typeName(h.Rrtype), dns.ClassToString[h.Class])
+		return fmt.Errorf("%s record of class %s: trust anchors are class IN", secTypeName(h.Rrtype), dns.ClassToString[h.Class])
 	}
 	if h.Name != "." {
-		return fmt.Errorf("%s record for %s: only root (\".\") trust anchors are accepted", typeName(h.Rrtype), h.Name)
+		return fmt.Errorf("%s record for %s: only root (\".\") trust anchors are accepted", secTypeName(h.Rrtype), h.Name)
 	}
 	switch a := rr.(type) {
 	case *dns.DS:
@@ -74,7 +74,7 @@ func checkAnchor(rr dns.RR) error {
 			return fmt.Errorf("DNSKEY %s: not a zone key (flags %d, protocol %d)", keyString(a), a.Flags, a.Protocol)
 		}
 	default:
-		return fmt.Errorf("%s record: a trust anchor must be DS or DNSKEY", typeName(h.Rrtype))
+		return fmt.Errorf("%s record: a trust anchor must be DS or DNSKEY", secTypeName(h.Rrtype))
 	}
 	return nil
 }

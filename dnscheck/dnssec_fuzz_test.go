@@ -11,7 +11,7 @@ import (
 // responses so the fuzzer reaches the signature and denial code. It checks
 // that nothing panics and that the verdict is self-consistent.
 func FuzzValidateAnswer(f *testing.F) {
-	fx := newFixture(f)
+	fx := newSecFixture(f)
 	keys := fx.keys(f)
 	for _, tc := range answerCases(f, fx) {
 		m := tc.msg()
@@ -31,7 +31,7 @@ func FuzzValidateAnswer(f *testing.F) {
 		if len(msg.Question) > 0 {
 			qname, qtype = msg.Question[0].Name, msg.Question[0].Qtype
 		}
-		v := ValidateAnswer(keys, "example.com.", qname, qtype, msg, testNow)
+		v := ValidateAnswer(keys, "example.com.", qname, qtype, msg, secNow)
 		if (v.Security == SecurityBogus) != (v.Reason != "" && v.Security != SecurityInsecure) {
 			t.Errorf("verdict %v with reason %q", v.Security, v.Reason)
 		}

@@ -11,28 +11,28 @@ import (
 	"github.com/miekg/dns"
 )
 
-// testNow is the validation time of every test: signatures are made relative
+// secNow is the validation time of every test: signatures are made relative
 // to it, so the tests do not depend on the clock.
-var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var secNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// window is an RRSIG inception/expiration pair.
-type window struct{ inc, exp time.Time }
+// sigWindow is an RRSIG inception/expiration pair.
+type sigWindow struct{ inc, exp time.Time }
 
 var (
-	validWindow   = window{testNow.Add(-time.Hour), testNow.Add(30 * 24 * time.Hour)}
-	expiredWindow = window{testNow.Add(-30 * 24 * time.Hour), testNow.Add(-time.Hour)}
-	futureWindow  = window{testNow.Add(time.Hour), testNow.Add(30 * 24 * time.Hour)}
+	validWindow   = sigWindow{secNow.Add(-time.Hour), secNow.Add(30 * 24 * time.Hour)}
+	expiredWindow = sigWindow{secNow.Add(-30 * 24 * time.Hour), secNow.Add(-time.Hour)}
+	futureWindow  = sigWindow{secNow.Add(time.Hour), secNow.Add(30 * 24 * time.Hour)}
 )
 
-// testZone is a signed zone: a KSK that signs the DNSKEY RRset and a ZSK
+// signedZone is a signed zone: a KSK that signs the DNSKEY RRset and a ZSK
 // that signs everything else.
-type testZone struct {
+type signedZone struct {
 	name             string
 	ksk, zsk         *dns.DNSKEY
 	kskPriv, zskPriv crypto.Signer
 }
 
-func genKey(t testing.TB, name string, flags uint16, alg uint8) (*dns.DNSKEY, crypto.Signer) {
+func genZoneKey(t testing.TB, name string, flags uint16, alg uint8) (*dns.DNSKEY, crypto.Signer) {
 	t.Helper()
 	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
 		Flags: flags, Protocol: 3, Algorithm: alg}
@@ -44,16 +44,16 @@ func genKey(t testing.TB, name string, flags uint16, alg uint8) (*dns.DNSKEY, cr
 	return k, priv.(crypto.Signer)
 }
 
-func newTestZone(t testing.TB, name string, alg uint8) *testZone {
+func newSignedZone(t testing.TB, name string, alg uint8) *signedZone {
 	t.Helper()
-	z := &testZone{name: name}
-	z.ksk, z.kskPriv = genKey(t, name, dns.ZONE|dns.SEP, alg)
-	z.zsk, z.zskPriv = genKey(t, name, dns.ZONE, alg)
+	z := &signedZone{name: name}
+	z.ksk, z.kskPriv = genZoneKey(t, name, dns.ZONE|dns.SEP, alg)
+	z.zsk, z.zskPriv = genZoneKey(t, name, dns.ZONE, alg)
 	return z
 }
 
 // signWith signs rrs (one RRset) with key over window w.
-func (z *testZone) signWith(t testing.TB, key *dns.DNSKEY, priv crypto.Signer, w window, rrs ...dns.RR) *dns.RRSIG {
+func (z *signedZone) signWith(t testing.TB, key *dns.DNSKEY, priv crypto.Signer, w sigWindow, rrs ...dns.RR) *dns.RRSIG {
 	t.Helper()
 	sig := &dns.RRSIG{Hdr: dns.RR_Header{Ttl: rrs[0].Header().Ttl}, Algorithm: key.Algorithm, KeyTag: key.KeyTag(),
 		SignerName: z.name, Inception: uint32(w.inc.Unix()), Expiration: uint32(w.exp.Unix())}
@@ -64,20 +64,20 @@ func (z *testZone) signWith(t testing.TB, key *dns.DNSKEY, priv crypto.Signer, w
 }
 
 // signed returns rrs (one RRset) followed by the ZSK's RRSIG over window w.
-func (z *testZone) signed(t testing.TB, w window, rrs ...dns.RR) []dns.RR {
+func (z *signedZone) signed(t testing.TB, w sigWindow, rrs ...dns.RR) []dns.RR {
 	t.Helper()
 	return append(slices.Clone(rrs), z.signWith(t, z.zsk, z.zskPriv, w, rrs...))
 }
 
 // keySet is the zone's DNSKEY RRset signed by the KSK.
-func (z *testZone) keySet(t testing.TB, w window) []dns.RR {
+func (z *signedZone) keySet(t testing.TB, w sigWindow) []dns.RR {
 	t.Helper()
 	return []dns.RR{z.ksk, z.zsk, z.signWith(t, z.ksk, z.kskPriv, w, z.ksk, z.zsk)}
 }
 
-func (z *testZone) ds(digest uint8) *dns.DS { return z.ksk.ToDS(digest) }
+func (z *signedZone) ds(digest uint8) *dns.DS { return z.ksk.ToDS(digest) }
 
-func newRR(t testing.TB, s string) dns.RR {
+func secRR(t testing.TB, s string) dns.RR {
 	t.Helper()
 	rr, err := dns.NewRR(s)
 	if err != nil {
@@ -86,22 +86,22 @@ func newRR(t testing.TB, s string) dns.RR {
 	return rr
 }
 
-// fixture is a signed hierarchy: . (RSASHA256) → com. (ECDSA P-256) →
+// secFixture is a signed hierarchy: . (RSASHA256) → com. (ECDSA P-256) →
 // example.com. (Ed25519).
-type fixture struct{ root, com, example *testZone }
+type secFixture struct{ root, com, example *signedZone }
 
-func newFixture(t testing.TB) *fixture {
+func newSecFixture(t testing.TB) *secFixture {
 	t.Helper()
-	return &fixture{
-		root:    newTestZone(t, ".", dns.RSASHA256),
-		com:     newTestZone(t, "com.", dns.ECDSAP256SHA256),
-		example: newTestZone(t, "example.com.", dns.ED25519),
+	return &secFixture{
+		root:    newSignedZone(t, ".", dns.RSASHA256),
+		com:     newSignedZone(t, "com.", dns.ECDSAP256SHA256),
+		example: newSignedZone(t, "example.com.", dns.ED25519),
 	}
 }
 
-func (f *fixture) anchors() []dns.RR { return []dns.RR{f.root.ds(dns.SHA256)} }
+func (f *secFixture) anchors() []dns.RR { return []dns.RR{f.root.ds(dns.SHA256)} }
 
-func (f *fixture) links(t testing.TB) []ZoneLink {
+func (f *secFixture) links(t testing.TB) []ZoneLink {
 	return []ZoneLink{
 		{Zone: ".", DNSKEY: f.root.keySet(t, validWindow), Server: "a.root-servers.net"},
 		{Zone: "com.", Parent: ".", DS: f.root.signed(t, validWindow, f.com.ds(dns.SHA256)),
@@ -112,9 +112,9 @@ func (f *fixture) links(t testing.TB) []ZoneLink {
 }
 
 // keys validates the fixture's chain, failing the test unless it is secure.
-func (f *fixture) keys(t testing.TB) ChainKeys {
+func (f *secFixture) keys(t testing.TB) ChainKeys {
 	t.Helper()
-	keys, v := ValidateChain(f.anchors(), f.links(t), testNow)
+	keys, v := ValidateChain(f.anchors(), f.links(t), secNow)
 	if v.Security != SecuritySecure {
 		t.Fatalf("fixture chain: %v %s: %s", v.Security, v.Reason, v.Detail)
 	}
@@ -149,7 +149,7 @@ func nsec3Chain(zone string, owners map[string][]uint16, iters uint16, optOut bo
 
 // signedNSEC3 signs each NSEC3 (each is its own RRset) except those whose
 // hash covers or matches one of the names in skip.
-func (z *testZone) signedNSEC3(t testing.TB, w window, recs []*dns.NSEC3) []dns.RR {
+func (z *signedZone) signedNSEC3(t testing.TB, w sigWindow, recs []*dns.NSEC3) []dns.RR {
 	var out []dns.RR
 	for _, r := range recs {
 		out = append(out, z.signed(t, w, r)...)
@@ -163,11 +163,11 @@ func withoutNSEC3Covering(recs []*dns.NSEC3, name string) []*dns.NSEC3 {
 
 func TestValidateChain(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	other, _ := genKey(t, "example.com.", dns.ZONE|dns.SEP, dns.ED25519)
-	soa := newRR(t, "com. 900 IN SOA a.gtld-servers.net. nstld.verisign-grs.com. 1 1800 900 604800 86400")
-	nsecNoDS := newRR(t, "example.com. 86400 IN NSEC f.com. NS RRSIG NSEC")
-	nsecWithDS := newRR(t, "example.com. 86400 IN NSEC f.com. NS DS RRSIG NSEC")
+	f := newSecFixture(t)
+	other, _ := genZoneKey(t, "example.com.", dns.ZONE|dns.SEP, dns.ED25519)
+	soa := secRR(t, "com. 900 IN SOA a.gtld-servers.net. nstld.verisign-grs.com. 1 1800 900 604800 86400")
+	nsecNoDS := secRR(t, "example.com. 86400 IN NSEC f.com. NS RRSIG NSEC")
+	nsecWithDS := secRR(t, "example.com. 86400 IN NSEC f.com. NS DS RRSIG NSEC")
 	com3 := nsec3Chain("com.", map[string][]uint16{
 		"com.":       {dns.TypeSOA, dns.TypeNS, dns.TypeDNSKEY, dns.TypeNSEC3PARAM, dns.TypeRRSIG},
 		"other.com.": {dns.TypeNS, dns.TypeDS, dns.TypeRRSIG},
@@ -176,7 +176,7 @@ func TestValidateChain(t *testing.T) {
 		"com.":       {dns.TypeSOA, dns.TypeNS, dns.TypeDNSKEY, dns.TypeNSEC3PARAM, dns.TypeRRSIG},
 		"other.com.": {dns.TypeNS, dns.TypeDS, dns.TypeRRSIG},
 	}, 0, false)
-	soon := window{validWindow.inc, testNow.Add(48 * time.Hour)}
+	soon := sigWindow{validWindow.inc, secNow.Add(48 * time.Hour)}
 
 	tests := []struct {
 		desc       string
@@ -344,7 +344,7 @@ func TestValidateChain(t *testing.T) {
 			if tc.links != nil {
 				links = tc.links(links)
 			}
-			keys, v := ValidateChain(anchors, links, testNow)
+			keys, v := ValidateChain(anchors, links, secNow)
 			t.Logf("%v zone=%s reason=%s: %s", v.Security, v.Zone, v.Reason, v.Detail)
 			if v.Security != tc.want || v.Reason != tc.reason {
 				t.Errorf("got %v/%q, want %v/%q", v.Security, v.Reason, tc.want, tc.reason)
@@ -376,7 +376,7 @@ func TestValidateChain(t *testing.T) {
 // must never be Secure and nothing may panic.
 func TestValidateChainHostile(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newSecFixture(t)
 	garbageSigs := func(n int) []dns.RR {
 		z := f.example
 		out := []dns.RR{z.ksk, z.zsk}
@@ -445,7 +445,7 @@ func TestValidateChainHostile(t *testing.T) {
 		}
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			_, v := ValidateChain(anchors, links, testNow)
+			_, v := ValidateChain(anchors, links, secNow)
 			t.Logf("%v zone=%s reason=%s: %s", v.Security, v.Zone, v.Reason, v.Detail)
 			if v.Security != tc.want || v.Reason != tc.reason {
 				t.Errorf("got %v/%q, want %v/%q", v.Security, v.Reason, tc.want, tc.reason)
@@ -467,7 +467,7 @@ type answerCase struct {
 	next   string
 }
 
-func response(qname string, qtype uint16, rcode int, answer, ns []dns.RR) *dns.Msg {
+func secResponse(qname string, qtype uint16, rcode int, answer, ns []dns.RR) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(qname, qtype)
 	m.Response, m.Authoritative, m.Rcode = true, true, rcode
@@ -476,10 +476,10 @@ func response(qname string, qtype uint16, rcode int, answer, ns []dns.RR) *dns.M
 }
 
 // answerCases builds the responses once, so the fuzz target can reuse them as seeds.
-func answerCases(t testing.TB, f *fixture) []answerCase {
+func answerCases(t testing.TB, f *secFixture) []answerCase {
 	ex := f.example
-	rr := func(s string) dns.RR { return newRR(t, s) }
-	sg := func(w window, rrs ...dns.RR) []dns.RR { return ex.signed(t, w, rrs...) }
+	rr := func(s string) dns.RR { return secRR(t, s) }
+	sg := func(w sigWindow, rrs ...dns.RR) []dns.RR { return ex.signed(t, w, rrs...) }
 	cat := func(sets ...[]dns.RR) []dns.RR { return slices.Concat(sets...) }
 
 	www := rr("www.example.com. 300 IN A 192.0.2.1")
@@ -500,7 +500,7 @@ func answerCases(t testing.TB, f *fixture) []answerCase {
 	tampered := sg(validWindow, rr("www.example.com. 300 IN A 192.0.2.1"))
 	tampered[0].(*dns.A).A[3] = 66
 
-	stranger := newTestZone(t, "example.com.", dns.ED25519)
+	stranger := newSignedZone(t, "example.com.", dns.ED25519)
 
 	owners := map[string][]uint16{
 		"example.com.":     {dns.TypeSOA, dns.TypeNS, dns.TypeDNSKEY, dns.TypeNSEC3PARAM, dns.TypeRRSIG},
@@ -514,182 +514,182 @@ func answerCases(t testing.TB, f *fixture) []answerCase {
 
 	return []answerCase{
 		{desc: "positive A", qname: "www.example.com.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.com.", dns.TypeA, 0, sg(validWindow, www), nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.com.", dns.TypeA, 0, sg(validWindow, www), nil) },
 			want: SecuritySecure, detail: "www.example.com./A"},
 		{desc: "mixed-case owner (0x20) still validates", qname: "WwW.Example.COM.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
 				a := rr("WwW.Example.COM. 300 IN A 192.0.2.1")
 				s := ex.signWith(t, ex.zsk, ex.zskPriv, validWindow, rr("www.example.com. 300 IN A 192.0.2.1"))
 				s.Hdr.Name = "WwW.Example.COM."
-				return response("WwW.Example.COM.", dns.TypeA, 0, []dns.RR{a, s}, nil)
+				return secResponse("WwW.Example.COM.", dns.TypeA, 0, []dns.RR{a, s}, nil)
 			},
 			want: SecuritySecure},
 		{desc: "expired RRSIG on the answer", qname: "www.example.com.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.com.", dns.TypeA, 0, sg(expiredWindow, www), nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.com.", dns.TypeA, 0, sg(expiredWindow, www), nil) },
 			want: SecurityBogus, reason: ReasonSignatureExpired, detail: "expired 2026-03-01T11:00:00Z"},
 		{desc: "not yet valid RRSIG on the answer", qname: "www.example.com.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.com.", dns.TypeA, 0, sg(futureWindow, www), nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.com.", dns.TypeA, 0, sg(futureWindow, www), nil) },
 			want: SecurityBogus, reason: ReasonSignatureNotYetValid},
 		{desc: "answer without RRSIG", qname: "www.example.com.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.com.", dns.TypeA, 0, []dns.RR{www}, nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.com.", dns.TypeA, 0, []dns.RR{www}, nil) },
 			want: SecurityBogus, reason: ReasonMissingSignature},
 		{desc: "answer altered after signing", qname: "www.example.com.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.com.", dns.TypeA, 0, tampered, nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.com.", dns.TypeA, 0, tampered, nil) },
 			want: SecurityBogus, reason: ReasonBadSignature},
 		{desc: "answer signed by a key not in the DNSKEY set", qname: "www.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeA, 0, stranger.signed(t, validWindow, www), nil)
+				return secResponse("www.example.com.", dns.TypeA, 0, stranger.signed(t, validWindow, www), nil)
 			},
 			want: SecurityBogus, reason: ReasonMissingDNSKEY, detail: "not among the DNSKEYs of example.com."},
 		{desc: "answer signed by the parent instead of the zone", qname: "www.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeA, 0, f.com.signed(t, validWindow, www), nil)
+				return secResponse("www.example.com.", dns.TypeA, 0, f.com.signed(t, validWindow, www), nil)
 			},
 			want: SecurityBogus, reason: ReasonMissingSignature, detail: "signed by com."},
 		{desc: "RRSIG with an unsupported algorithm", qname: "www.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
 				s := ex.signWith(t, ex.zsk, ex.zskPriv, validWindow, www)
 				s.Algorithm = dns.RSASHA1
-				return response("www.example.com.", dns.TypeA, 0, []dns.RR{www, s}, nil)
+				return secResponse("www.example.com.", dns.TypeA, 0, []dns.RR{www, s}, nil)
 			},
 			want: SecurityBogus, reason: ReasonUnsupportedAlgorithm},
 		{desc: "CNAME inside the zone", qname: "cname.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("cname.example.com.", dns.TypeA, 0,
+				return secResponse("cname.example.com.", dns.TypeA, 0,
 					cat(sg(validWindow, rr("cname.example.com. 300 IN CNAME www.example.com.")), sg(validWindow, www)), nil)
 			},
 			want: SecuritySecure, detail: "cname.example.com./CNAME → www.example.com./A"},
 		{desc: "CNAME leaving the zone", qname: "cname.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("cname.example.com.", dns.TypeA, 0,
+				return secResponse("cname.example.com.", dns.TypeA, 0,
 					sg(validWindow, rr("cname.example.com. 300 IN CNAME target.example.net.")), nil)
 			},
 			want: SecuritySecure, next: "target.example.net."},
 		{desc: "wildcard answer with NSEC proof of no closer match", qname: "x.w.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("x.w.example.com.", dns.TypeA, 0, []dns.RR{wild, wildSig}, sg(validWindow, nsecWild))
+				return secResponse("x.w.example.com.", dns.TypeA, 0, []dns.RR{wild, wildSig}, sg(validWindow, nsecWild))
 			},
 			want: SecuritySecure, detail: "from *.w.example.com."},
 		{desc: "wildcard answer without denial proof", qname: "x.w.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("x.w.example.com.", dns.TypeA, 0, []dns.RR{wild, wildSig}, nil)
+				return secResponse("x.w.example.com.", dns.TypeA, 0, []dns.RR{wild, wildSig}, nil)
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial},
 		{desc: "wildcard answer with NSEC3 proof", qname: "x.w.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
 				w3 := nsec3Chain("example.com.", map[string][]uint16{
 					"example.com.": {dns.TypeSOA}, "w.example.com.": {dns.TypeA}, "*.w.example.com.": {dns.TypeA}}, 0, false)
-				return response("x.w.example.com.", dns.TypeA, 0, []dns.RR{wild, wildSig}, sg3(w3))
+				return secResponse("x.w.example.com.", dns.TypeA, 0, []dns.RR{wild, wildSig}, sg3(w3))
 			},
 			want: SecuritySecure},
 		{desc: "NXDOMAIN with valid NSEC proof", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg(validWindow, nsecA), sg(validWindow, nsecApex)))
 			},
 			want: SecuritySecure, detail: "wildcard *.example.com."},
 		{desc: "NXDOMAIN proven by the last NSEC wrapping to the apex", qname: "zzz.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("zzz.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("zzz.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg(validWindow, nsecWww), sg(validWindow, nsecApex)))
 			},
 			want: SecuritySecure},
 		{desc: "NXDOMAIN without the wildcard NSEC", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg(validWindow, nsecA)))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial, detail: "wildcard *.example.com."},
 		{desc: "NXDOMAIN with an NSEC that does not cover the name", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg(validWindow, nsecCname), sg(validWindow, nsecApex)))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial, detail: "no NSEC covers b.example.com."},
 		{desc: "NXDOMAIN for a name the NSEC shows exists", qname: "a.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("a.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("a.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg(validWindow, nsecA)))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial, detail: "exists"},
 		{desc: "NXDOMAIN with an expired NSEC signature", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg(expiredWindow, nsecA), sg(validWindow, nsecApex)))
 			},
 			want: SecurityBogus, reason: ReasonSignatureExpired, detail: "NSEC a.example.com."},
 		{desc: "NXDOMAIN without any NSEC", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, sg(validWindow, soa))
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, sg(validWindow, soa))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial, detail: "no NSEC or NSEC3"},
 		{desc: "NODATA with NSEC", qname: "www.example.com.", qtype: dns.TypeTXT,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeTXT, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecWww)))
+				return secResponse("www.example.com.", dns.TypeTXT, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecWww)))
 			},
 			want: SecuritySecure, detail: "lacks TXT"},
 		{desc: "NODATA for CAA at the apex with NSEC", qname: "example.com.", qtype: dns.TypeCAA,
 			msg: func() *dns.Msg {
-				return response("example.com.", dns.TypeCAA, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecApex)))
+				return secResponse("example.com.", dns.TypeCAA, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecApex)))
 			},
 			want: SecuritySecure},
 		{desc: "NODATA whose NSEC lists the type", qname: "www.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeA, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecWww)))
+				return secResponse("www.example.com.", dns.TypeA, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecWww)))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial, detail: "lists A as present"},
 		{desc: "NODATA with an NSEC for another name", qname: "www.example.com.", qtype: dns.TypeTXT,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeTXT, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecA)))
+				return secResponse("www.example.com.", dns.TypeTXT, 0, nil, cat(sg(validWindow, soa), sg(validWindow, nsecA)))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial},
 		{desc: "NODATA with an unsigned SOA", qname: "www.example.com.", qtype: dns.TypeTXT,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeTXT, 0, nil, cat([]dns.RR{soa}, sg(validWindow, nsecWww)))
+				return secResponse("www.example.com.", dns.TypeTXT, 0, nil, cat([]dns.RR{soa}, sg(validWindow, nsecWww)))
 			},
 			want: SecurityBogus, reason: ReasonMissingSignature, detail: "SOA"},
 		{desc: "NSEC3 NXDOMAIN", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, cat(sg(validWindow, soa), sg3(n3)))
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, cat(sg(validWindow, soa), sg3(n3)))
 			},
 			want: SecuritySecure, detail: "closest encloser example.com."},
 		{desc: "NSEC3 NXDOMAIN without the next closer cover", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil,
 					cat(sg(validWindow, soa), sg3(withoutNSEC3Covering(n3, "b.example.com."))))
 			},
 			want: SecurityBogus, reason: ReasonBrokenDenial},
 		{desc: "NSEC3 NODATA", qname: "www.example.com.", qtype: dns.TypeTXT,
 			msg: func() *dns.Msg {
-				return response("www.example.com.", dns.TypeTXT, 0, nil, cat(sg(validWindow, soa), sg3(n3)))
+				return secResponse("www.example.com.", dns.TypeTXT, 0, nil, cat(sg(validWindow, soa), sg3(n3)))
 			},
 			want: SecuritySecure, detail: "lacks TXT"},
 		{desc: "NSEC3 opt-out NXDOMAIN is insecure", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, cat(sg(validWindow, soa), sg3(n3OptOut)))
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, cat(sg(validWindow, soa), sg3(n3OptOut)))
 			},
 			want: SecurityInsecure, detail: "opt-out"},
 		{desc: "NSEC3 with 500 iterations is insecure", qname: "b.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, cat(sg(validWindow, soa), sg3(n3Costly)))
+				return secResponse("b.example.com.", dns.TypeA, dns.RcodeNameError, nil, cat(sg(validWindow, soa), sg3(n3Costly)))
 			},
 			want: SecurityInsecure, detail: "RFC 9276"},
 		{desc: "zone without validated keys is insecure", zone: "insecure.com.", qname: "www.insecure.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("www.insecure.com.", dns.TypeA, 0, []dns.RR{rr("www.insecure.com. 300 IN A 192.0.2.3")}, nil)
+				return secResponse("www.insecure.com.", dns.TypeA, 0, []dns.RR{rr("www.insecure.com. 300 IN A 192.0.2.3")}, nil)
 			},
 			want: SecurityInsecure},
 		{desc: "nil message", qname: "www.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg { return nil }, want: SecurityIndeterminate},
 		{desc: "SERVFAIL has nothing to validate", qname: "www.example.com.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.com.", dns.TypeA, dns.RcodeServerFailure, nil, nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.com.", dns.TypeA, dns.RcodeServerFailure, nil, nil) },
 			want: SecurityIndeterminate, detail: "SERVFAIL"},
 		{desc: "name outside the zone", qname: "www.example.net.", qtype: dns.TypeA,
-			msg:  func() *dns.Msg { return response("www.example.net.", dns.TypeA, 0, sg(validWindow, www), nil) },
+			msg:  func() *dns.Msg { return secResponse("www.example.net.", dns.TypeA, 0, sg(validWindow, www), nil) },
 			want: SecurityIndeterminate, detail: "not inside zone"},
 		{desc: "referral to a child zone", qname: "www.sub.example.com.", qtype: dns.TypeA,
 			msg: func() *dns.Msg {
-				return response("www.sub.example.com.", dns.TypeA, 0, nil, []dns.RR{rr("sub.example.com. 300 IN NS ns.sub.example.com.")})
+				return secResponse("www.sub.example.com.", dns.TypeA, 0, nil, []dns.RR{rr("sub.example.com. 300 IN NS ns.sub.example.com.")})
 			},
 			want: SecurityIndeterminate, detail: "referral"},
 	}
@@ -697,7 +697,7 @@ func answerCases(t testing.TB, f *fixture) []answerCase {
 
 func TestValidateAnswer(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newSecFixture(t)
 	keys := f.keys(t)
 	for _, tc := range answerCases(t, f) {
 		// Built here: the builders sign with the parent test's t.
@@ -708,7 +708,7 @@ func TestValidateAnswer(t *testing.T) {
 			if zone == "" {
 				zone = "example.com."
 			}
-			v := ValidateAnswer(keys, zone, tc.qname, tc.qtype, msg, testNow)
+			v := ValidateAnswer(keys, zone, tc.qname, tc.qtype, msg, secNow)
 			t.Logf("%v reason=%s: %s", v.Security, v.Reason, v.Detail)
 			if v.Security != tc.want || v.Reason != tc.reason {
 				t.Errorf("got %v/%q, want %v/%q", v.Security, v.Reason, tc.want, tc.reason)

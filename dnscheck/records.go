@@ -2,6 +2,7 @@ package dnscheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -91,6 +92,7 @@ func (n *nameRun) follow(ctx context.Context, name string, qtype uint16) ([]*Hop
 			return hops, end, fs
 		}
 		ans := n.lookupAll(ctx, path.Zone(), cur, qtype)
+		fs = append(fs, truncationFindings(ans)...)
 		hop := &Hop{Name: cur, Path: path, Answers: ans}
 		hops = append(hops, hop)
 		first := ans.First()
@@ -98,7 +100,11 @@ func (n *nameRun) follow(ctx context.Context, name string, qtype uint16) ([]*Hop
 			return hops, ChainEnd{Err: fmt.Sprintf("no server of zone %s gave an authoritative answer for %s %s",
 				trimDot(path.Zone().Name), trimDot(cur), dns.TypeToString[qtype]), Dangling: len(hops) > 1}, fs
 		}
-		last, records := chase(first.Msg, cur, qtype)
+		last, records, loop := chase(first.Msg, cur, qtype)
+		if loop {
+			return hops, ChainEnd{Loop: true, Dangling: true, Err: fmt.Sprintf("CNAME loop inside zone %s: %s leads back to %s",
+				trimDot(path.Zone().Name), trimDot(cur), trimDot(last))}, fs
+		}
 		if len(records) > 0 || last == cur {
 			end := ChainEnd{Records: records, NXDomain: first.Msg.Rcode == dns.RcodeNameError && len(records) == 0}
 			end.Dangling = end.NXDomain && len(hops) > 1
@@ -111,9 +117,11 @@ func (n *nameRun) follow(ctx context.Context, name string, qtype uint16) ([]*Hop
 }
 
 // chase follows the CNAMEs inside one answer from name and returns the last
-// name reached and the records of qtype there.
-func chase(m *dns.Msg, name string, qtype uint16) (string, []dns.RR) {
-	cur := name
+// name reached and the records of qtype there; loop is set when the CNAMEs
+// in the answer lead back to a name already visited.
+func chase(m *dns.Msg, name string, qtype uint16) (last string, records []dns.RR, loop bool) {
+	cur := strings.ToLower(name)
+	visited := map[string]bool{cur: true}
 	for range maxCNAMEHops {
 		next := ""
 		for _, rr := range m.Answer {
@@ -122,18 +130,21 @@ func chase(m *dns.Msg, name string, qtype uint16) (string, []dns.RR) {
 				break
 			}
 		}
-		if next == "" || next == cur {
+		if next == "" {
 			break
 		}
+		if visited[next] {
+			return next, nil, true
+		}
+		visited[next] = true
 		cur = next
 	}
-	var out []dns.RR
 	for _, rr := range m.Answer {
 		if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, cur) {
-			out = append(out, rr)
+			records = append(records, rr)
 		}
 	}
-	return cur, out
+	return cur, records, false
 }
 
 func chainText(hops []*Hop, last string) string {
@@ -161,4 +172,22 @@ func recordSet(rrs []dns.RR) []string {
 		}
 	}
 	return out
+}
+
+// truncationFindings reports servers whose answer did not fit in UDP and
+// that then failed over TCP: the CA's resolver gets no answer from them.
+func truncationFindings(a *AuthAnswers) []reports.Finding {
+	var lines []string
+	for i, r := range a.Responses {
+		var qe *QueryError
+		if errors.As(r.Err, &qe) && qe.Kind == KindTruncated {
+			lines = append(lines, fmt.Sprintf("%s: %s", a.Hosts[i], qe.Err))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return []reports.Finding{reports.New(reports.CodeDNSTransport, "", fmt.Sprintf(
+		"the answer to %s %s exceeds %d bytes, so it is truncated over UDP, and TCP fails:\n%s",
+		trimDot(a.Name), dns.TypeToString[a.Type], EDNSBufferSize, strings.Join(lines, "\n"))).With("zone", trimDot(a.Zone.Name))}
 }

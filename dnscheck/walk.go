@@ -163,6 +163,20 @@ func (w *walker) Walk(ctx context.Context, name string) (*Path, error) {
 func (w *walker) walk(ctx context.Context, name string, depth int) (*Path, error) {
 	w.mu.Lock()
 	if r, ok := w.paths[name]; ok {
+		select {
+		case <-r.done:
+			w.mu.Unlock()
+			return r.path, r.err
+		default:
+		}
+		if depth > 0 {
+			// A nested resolution (a name server's address) must not wait on a
+			// walk in progress: two zones whose servers live in each other
+			// would wait on each other forever. Walk again; the questions are
+			// remembered and the depth bound ends a cycle.
+			w.mu.Unlock()
+			return w.doWalk(ctx, name, depth)
+		}
 		w.mu.Unlock()
 		select {
 		case <-r.done:

@@ -35,10 +35,13 @@ const (
 
 // Options configures Start.
 type Options struct {
-	Port    int              // 0: 53 as root, else 10053
-	WorkDir string           // "" → os.MkdirTemp, removed by Close
-	Logger  *zap.Logger      // nil → zap.NewNop()
-	Now     func() time.Time // signing inception/expiration reference; nil → time.Now
+	Port    int         // 0: 53 as root, else 10053
+	WorkDir string      // "" → os.MkdirTemp, removed by Close
+	Logger  *zap.Logger // nil → zap.NewNop()
+	// Now is the signing reference (inception one hour before, expiration
+	// two weeks after); nil → time.Now. Unbound validates against the real
+	// clock, so keep it within days of it.
+	Now func() time.Time
 }
 
 // Universe is a running universe. Close it when done.
@@ -58,7 +61,10 @@ type Universe struct {
 }
 
 // Start builds the universe of the whole Catalogue, starts every server and
-// both resolvers, and returns when all of them answer.
+// both resolvers, and returns when all of them answer. ctx bounds start-up
+// only: the universe runs until Close. Only one universe can use a given
+// port at a time (the addresses are fixed), so tests that run beside
+// another universe pick their own Options.Port.
 func Start(ctx context.Context, opts Options) (*Universe, error) {
 	return start(ctx, opts, catalogueSpec())
 }
@@ -229,7 +235,9 @@ func (u *Universe) Roots() []string {
 func (u *Universe) TrustAnchorFile() string { return u.anchorFile }
 
 // Resolver is the public-view Unbound, "ADDR:PORT".
-func (u *Universe) Resolver() string { return net.JoinHostPort(publicResolverAddr, strconv.Itoa(u.port)) }
+func (u *Universe) Resolver() string {
+	return net.JoinHostPort(publicResolverAddr, strconv.Itoa(u.port))
+}
 
 // ClusterResolver is the split-horizon Unbound, "ADDR:PORT".
 func (u *Universe) ClusterResolver() string {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -508,6 +509,8 @@ func testResolvers(t *testing.T, u *Universe) {
 		ad       bool
 		ede      uint16 // 0: none expected
 		addr     string // an A expected in the answer
+		qtype    uint16 // 0: A
+		count    int    // records of qtype expected in the answer, when non-zero
 	}{
 		{desc: "signed name validates (AD)", resolver: u.Resolver(), name: "www.healthy-signed.com.", ad: true, addr: WebAddr},
 		{desc: "unsigned name resolves without AD", resolver: u.Resolver(), name: "www.healthy-unsigned.com.", addr: WebAddr},
@@ -518,15 +521,25 @@ func testResolvers(t *testing.T, u *Universe) {
 		{desc: "split name, public view", resolver: u.Resolver(), name: "www.split.com.", addr: WebAddr},
 		{desc: "split name, cluster view", resolver: u.ClusterResolver(), name: "www.split.com.", addr: SplitAddr},
 		{desc: "referral loop: SERVFAIL", resolver: u.Resolver(), name: "www.refloop.com.", rcode: dns.RcodeServerFailure},
+		{desc: "CNAME loop: SERVFAIL", resolver: u.Resolver(), name: "a.cnameloop.com.", rcode: dns.RcodeServerFailure},
+		{desc: "truncation with TCP refused: SERVFAIL", resolver: u.Resolver(), name: "www.tcpfail.com.", rcode: dns.RcodeServerFailure},
+		{desc: "CAA NOTIMP: SERVFAIL", resolver: u.Resolver(), name: "caa-notimp.com.", qtype: dns.TypeCAA, rcode: dns.RcodeServerFailure},
+		{desc: "CAA of another CA", resolver: u.Resolver(), name: "caa-forbidden.com.", qtype: dns.TypeCAA, count: 1},
+		{desc: "41 TXT over TCP", resolver: u.Resolver(), name: "_acme-challenge.www.manytxt.com.", qtype: dns.TypeTXT, count: 41},
+		{desc: "300 TXT over TCP", resolver: u.Resolver(), name: "_acme-challenge.www.bigrrset.com.", qtype: dns.TypeTXT, count: 300},
+		{desc: "dns-01 CNAME into a signed zone", resolver: u.Resolver(), name: "_acme-challenge.www.dns01-cname.com.", qtype: dns.TypeTXT, count: 1},
+		{desc: "dangling dns-01 CNAME: NXDOMAIN", resolver: u.Resolver(), name: "_acme-challenge.www.cnamedangle.com.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError},
+		{desc: "private address stripped by the public view", resolver: u.Resolver(), name: "www.reserved.com."},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
 			t.Parallel()
 			m := new(dns.Msg)
-			m.SetQuestion(c.name, dns.TypeA)
+			qtype := cmp.Or(c.qtype, dns.TypeA)
+			m.SetQuestion(c.name, qtype)
 			m.SetEdns0(4096, true)
 			m.AuthenticatedData = true
-			r, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(m, c.resolver)
+			r, _, err := (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, c.resolver)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -545,6 +558,18 @@ func testResolvers(t *testing.T, u *Universe) {
 				if !slices.Contains(got, c.ede) {
 					t.Errorf("EDE codes %v, want %d", got, c.ede)
 				}
+			}
+			var n int
+			for _, rr := range r.Answer {
+				if rr.Header().Rrtype == qtype {
+					n++
+				}
+			}
+			if c.count != 0 && n != c.count {
+				t.Errorf("%d %s records, want %d", n, dns.TypeToString[qtype], c.count)
+			}
+			if c.addr == "" && c.count == 0 && qtype == dns.TypeA && c.rcode == dns.RcodeSuccess && n != 0 {
+				t.Errorf("answer %v, want none", r.Answer)
 			}
 			if c.addr != "" {
 				if !slices.ContainsFunc(r.Answer, func(rr dns.RR) bool { a, ok := rr.(*dns.A); return ok && a.A.String() == c.addr }) {
