@@ -32,11 +32,14 @@ type Checker struct {
 	Allow        []netip.Prefix   // special-purpose ranges to treat as public
 	CAIdentities []string         // CAA issuer domains of the CA
 	AccountURI   string           // ACME account URI for CAA accounturi
-	QueryTimeout time.Duration    // per exchange with one server
-	LocalAddr    netip.Addr       // source address for every query (a vantage)
-	MaxInflight  int              // exchanges on the wire at once; 0 = unbounded
-	Now          func() time.Time // DNSSEC validity reference
-	Logger       *zap.Logger
+	QueryTimeout time.Duration    // per exchange with one authoritative server
+	// ResolverTimeout bounds one question to a recursive resolver, which
+	// may itself wait out dead authoritative servers before answering.
+	ResolverTimeout time.Duration
+	LocalAddr       netip.Addr       // source address for every query (a vantage)
+	MaxInflight     int              // exchanges on the wire at once; 0 = unbounded
+	Now             func() time.Time // DNSSEC validity reference
+	Logger          *zap.Logger
 }
 
 // Request is one name to check.
@@ -62,8 +65,12 @@ type Stats struct {
 	Timeouts int64 // exchanges that waited out the whole per-query timeout
 }
 
-// DefaultQueryTimeout bounds one exchange with one server.
-const DefaultQueryTimeout = 2 * time.Second
+// Default timeouts: one exchange with an authoritative server, and one
+// question to a recursive resolver.
+const (
+	DefaultQueryTimeout    = 2 * time.Second
+	DefaultResolverTimeout = 10 * time.Second
+)
 
 // Check runs every DNS check for every request concurrently. Names share
 // one run: a question is asked once, and an address that timed out once is
@@ -81,11 +88,12 @@ func (c *Checker) Check(ctx context.Context, reqs []Request) ([]Result, Stats) {
 
 // run is the state of one Check call.
 type run struct {
-	c      *Checker
-	q      *Querier
-	w      *walker
-	now    time.Time
-	logger *zap.Logger
+	c               *Checker
+	q               *Querier
+	resolverTimeout time.Duration
+	w               *walker
+	now             time.Time
+	logger          *zap.Logger
 
 	mu     sync.Mutex
 	health map[string]*healthCall
@@ -111,7 +119,11 @@ func (c *Checker) newRun() *run {
 	}
 	q := NewQuerier(timeout, c.LocalAddr, logger)
 	q.Limit(c.MaxInflight)
-	return &run{c: c, q: q, w: newWalker(q, c.Roots, port), now: now(), logger: logger.Named("dnscheck"),
+	resolverTimeout := c.ResolverTimeout
+	if resolverTimeout <= 0 {
+		resolverTimeout = DefaultResolverTimeout
+	}
+	return &run{c: c, q: q, resolverTimeout: resolverTimeout, w: newWalker(q, c.Roots, port), now: now(), logger: logger.Named("dnscheck"),
 		health: map[string]*healthCall{}, chains: map[string]*chainCall{}}
 }
 

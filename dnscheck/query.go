@@ -91,6 +91,9 @@ type QueryOptions struct {
 	// KeepCase sends the name exactly as given (0x20 checks); otherwise the
 	// name is lower-cased so that identical questions share one answer.
 	KeepCase bool
+	// Timeout overrides the Querier's per-exchange timeout (recursive
+	// resolvers need longer: they may wait out a dead server themselves).
+	Timeout time.Duration
 }
 
 // Response is one server's answer to one question.
@@ -128,7 +131,7 @@ type Querier struct {
 
 	mu       sync.Mutex
 	calls    map[queryKey]*call
-	dead     map[netip.Addr]bool
+	addrs    map[netip.Addr]*addrState
 	sent     atomic.Int64
 	timeouts atomic.Int64
 }
@@ -138,6 +141,15 @@ type queryKey struct {
 	name   string
 	qtype  uint16
 	opts   QueryOptions
+}
+
+// addrState is what the run knows of one server address. Until an address
+// has answered once, only one exchange with it is on the wire: the others
+// wait for that first contact, so a black-holed address costs one timeout
+// even when many checks want it at the same moment.
+type addrState struct {
+	dead    bool
+	contact chan struct{} // closed when the first exchange ends; nil after
 }
 
 type call struct {
@@ -151,7 +163,7 @@ func NewQuerier(timeout time.Duration, local netip.Addr, logger *zap.Logger) *Qu
 		logger = zap.NewNop()
 	}
 	return &Querier{Timeout: timeout, LocalAddr: local, Logger: logger.Named("query"),
-		calls: map[queryKey]*call{}, dead: map[netip.Addr]bool{}}
+		calls: map[queryKey]*call{}, addrs: map[netip.Addr]*addrState{}}
 }
 
 // Sent is the number of messages put on the wire so far.
@@ -171,7 +183,8 @@ func (q *Querier) Limit(n int) {
 func (q *Querier) Dead(addr netip.Addr) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.dead[addr]
+	st := q.addrs[addr]
+	return st != nil && st.dead
 }
 
 // Query asks server one question and returns its answer; an answer with an
@@ -192,20 +205,11 @@ func (q *Querier) Query(ctx context.Context, server netip.AddrPort, name string,
 			return q.fail(server, name, qtype, KindTimeout, ctx.Err())
 		}
 	}
-	if q.dead[server.Addr()] {
-		q.mu.Unlock()
-		return q.fail(server, name, qtype, KindTimeout, ErrServerDead)
-	}
 	c := &call{done: make(chan struct{})}
 	q.calls[key] = c
 	q.mu.Unlock()
 
-	c.resp = q.exchange(ctx, server, name, qtype, o)
-	if qe := new(QueryError); errors.As(c.resp.Err, &qe) && qe.Kind == KindTimeout && ctx.Err() == nil {
-		q.mu.Lock()
-		q.dead[server.Addr()] = true
-		q.mu.Unlock()
-	}
+	c.resp = q.firstContact(ctx, server, name, qtype, o)
 	if ctx.Err() != nil && c.resp.Msg == nil {
 		// A cancelled run must not leave its failure in the memo for a later one.
 		q.mu.Lock()
@@ -214,6 +218,47 @@ func (q *Querier) Query(ctx context.Context, server netip.AddrPort, name string,
 	}
 	close(c.done)
 	return c.resp
+}
+
+// firstContact sends the exchange, through the one-at-a-time gate of an
+// address not heard from yet, and records whether the address is alive.
+func (q *Querier) firstContact(ctx context.Context, server netip.AddrPort, name string, qtype uint16, o QueryOptions) *Response {
+	addr := server.Addr()
+	for {
+		q.mu.Lock()
+		st := q.addrs[addr]
+		switch {
+		case st == nil:
+			st = &addrState{contact: make(chan struct{})}
+			q.addrs[addr] = st
+			q.mu.Unlock()
+			resp := q.exchange(ctx, server, name, qtype, o)
+			var qe *QueryError
+			q.mu.Lock()
+			st.dead = errors.As(resp.Err, &qe) && qe.Kind == KindTimeout && ctx.Err() == nil
+			close(st.contact)
+			st.contact = nil
+			if ctx.Err() != nil && resp.Msg == nil {
+				delete(q.addrs, addr) // a cancelled run learned nothing about the address
+			}
+			q.mu.Unlock()
+			return resp
+		case st.dead:
+			q.mu.Unlock()
+			return q.fail(server, name, qtype, KindTimeout, ErrServerDead)
+		case st.contact == nil:
+			q.mu.Unlock()
+			return q.exchange(ctx, server, name, qtype, o)
+		default:
+			wait := st.contact
+			q.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return q.fail(server, name, qtype, KindTimeout, ctx.Err())
+			}
+		}
+	}
 }
 
 func (q *Querier) fail(server netip.AddrPort, name string, qtype uint16, kind ErrorKind, err error) *Response {
@@ -233,10 +278,10 @@ func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name stri
 	var in *dns.Msg
 	var err error
 	if !o.TCPOnly {
-		in, err = q.exchangeOnce(ctx, "udp", server, m)
+		in, err = q.exchangeOnce(ctx, "udp", server, m, o.Timeout)
 		if err == nil && in.Truncated {
 			resp.Truncated = true
-			in, err = q.exchangeOnce(ctx, "tcp", server, m)
+			in, err = q.exchangeOnce(ctx, "tcp", server, m, o.Timeout)
 			resp.TCP = err == nil
 			if err != nil {
 				resp.RTT = time.Since(start)
@@ -246,7 +291,7 @@ func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name stri
 			}
 		}
 	} else {
-		in, err = q.exchangeOnce(ctx, "tcp", server, m)
+		in, err = q.exchangeOnce(ctx, "tcp", server, m, o.Timeout)
 		resp.TCP = true
 	}
 	resp.RTT = time.Since(start)
@@ -266,7 +311,10 @@ func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name stri
 	return resp
 }
 
-func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip.AddrPort, m *dns.Msg) (*dns.Msg, error) {
+func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip.AddrPort, m *dns.Msg, timeout time.Duration) (*dns.Msg, error) {
+	if timeout <= 0 {
+		timeout = q.Timeout
+	}
 	if q.inflight != nil {
 		select {
 		case q.inflight <- struct{}{}:
@@ -276,7 +324,7 @@ func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip
 		}
 	}
 	q.sent.Add(1)
-	d := &net.Dialer{Timeout: q.Timeout}
+	d := &net.Dialer{Timeout: timeout}
 	if q.LocalAddr.IsValid() {
 		if network == "udp" {
 			d.LocalAddr = &net.UDPAddr{IP: q.LocalAddr.AsSlice()}
@@ -284,8 +332,8 @@ func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip
 			d.LocalAddr = &net.TCPAddr{IP: q.LocalAddr.AsSlice()}
 		}
 	}
-	c := &dns.Client{Net: network, Timeout: q.Timeout, Dialer: d, UDPSize: EDNSBufferSize}
-	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
+	c := &dns.Client{Net: network, Timeout: timeout, Dialer: d, UDPSize: EDNSBufferSize}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	in, _, err := c.ExchangeContext(ctx, m, server.String())
 	if err != nil {

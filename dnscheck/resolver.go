@@ -30,7 +30,7 @@ func (a *resolverAnswer) Failed() bool { return a.Problem != "" }
 // resolve asks one recursive resolver, with RD=1 and DO=1, as the CA's
 // validation does.
 func (r *run) resolve(ctx context.Context, resolver netip.AddrPort, name string, qtype uint16) *resolverAnswer {
-	resp := r.q.Query(ctx, resolver, name, qtype, QueryOptions{Recurse: true})
+	resp := r.q.Query(ctx, resolver, name, qtype, QueryOptions{Recurse: true, Timeout: r.resolverTimeout})
 	a := &resolverAnswer{Resolver: resolver, Resp: resp}
 	host := strings.TrimSuffix(name, ".")
 	if resp.Msg != nil {

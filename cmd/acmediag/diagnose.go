@@ -47,6 +47,7 @@ type diagnoseFlags struct {
 	expectTXT    string
 	timeout      time.Duration
 	queryTimeout time.Duration
+	resolverTime time.Duration
 	output       string
 	verbose      bool
 	logLevel     string
@@ -96,7 +97,8 @@ configuration error.`,
 	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public, e.g. for a test universe on loopback")
 	fl.StringVar(&f.expectTXT, "expect-txt", "", "dns-01: the TXT value that must be visible at every server")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
-	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one server's answer")
+	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
+	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text, json or markdown")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "text: also list every check that ran")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
@@ -179,7 +181,8 @@ func challengeFor(flag, name string) (string, error) {
 }
 
 func (f *diagnoseFlags) checker() (*dnscheck.Checker, error) {
-	c := &dnscheck.Checker{CAIdentities: f.caIdentities, AccountURI: f.accountURI, QueryTimeout: f.queryTimeout}
+	c := &dnscheck.Checker{CAIdentities: f.caIdentities, AccountURI: f.accountURI,
+		QueryTimeout: f.queryTimeout, ResolverTimeout: f.resolverTime}
 	if f.dnsPort < 1 || f.dnsPort > 65535 {
 		return nil, usagef("--dns-port %d: want 1-65535", f.dnsPort)
 	}
@@ -222,8 +225,8 @@ func (f *diagnoseFlags) checker() (*dnscheck.Checker, error) {
 			return nil, usagef("--ca-identity %q: want a domain such as letsencrypt.org", id)
 		}
 	}
-	if f.queryTimeout <= 0 || f.timeout <= 0 {
-		return nil, usagef("--timeout and --query-timeout must be positive")
+	if f.queryTimeout <= 0 || f.timeout <= 0 || f.resolverTime <= 0 {
+		return nil, usagef("--timeout, --query-timeout and --resolver-timeout must be positive")
 	}
 	if f.trustAnchor == "" {
 		c.TrustAnchors = dnscheck.DefaultTrustAnchors()

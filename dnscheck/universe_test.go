@@ -1,0 +1,177 @@
+package dnscheck
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acmediag/acmediag/reports"
+	"github.com/acmediag/acmediag/testenv"
+)
+
+// The universe is started once for the package's tests and benchmarks that
+// need it; tests that do not, never pay for it.
+var (
+	universeOnce sync.Once
+	universe     *testenv.Universe
+	universeErr  error
+)
+
+func needUniverse(tb testing.TB) *testenv.Universe {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs the test universe (Unbound); -short skips it")
+	}
+	universeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		universe, universeErr = testenv.Start(ctx, testenv.Options{})
+	})
+	if universeErr != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("the test universe is required under CI=true: %v", universeErr)
+		}
+		tb.Skipf("the test universe did not start: %v", universeErr)
+	}
+	return universe
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if universe != nil {
+		universe.Close()
+	}
+	os.Exit(code)
+}
+
+// universeChecker points a Checker at the universe, as the CLI's flags do.
+func universeChecker(tb testing.TB, u *testenv.Universe) *Checker {
+	tb.Helper()
+	c := &Checker{Port: uint16(u.Port()), CAIdentities: []string{"letsencrypt.org"},
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	for _, r := range u.Roots() {
+		c.Roots = append(c.Roots, netip.MustParseAddr(r))
+	}
+	c.Resolvers = []netip.AddrPort{netip.MustParseAddrPort(u.Resolver())}
+	f, err := os.Open(u.TrustAnchorFile())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if c.TrustAnchors, err = ParseTrustAnchors(f, u.TrustAnchorFile()); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func scenario(tb testing.TB, name string) testenv.Scenario {
+	tb.Helper()
+	for _, s := range testenv.Catalogue() {
+		if s.Name == name {
+			return s
+		}
+	}
+	tb.Fatalf("no scenario %q in the catalogue", name)
+	return testenv.Scenario{}
+}
+
+// One black-holed server address costs one timeout per run, however many
+// checks (zone health, A, AAAA, CAA at every label, DNSSEC) would ask it.
+func TestBlackholedAddressCostsOneTimeout(t *testing.T) {
+	u := needUniverse(t)
+	c := universeChecker(t, u)
+	c.QueryTimeout = 300 * time.Millisecond
+	sc := scenario(t, "ns-unreachable")
+	res, stats := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: HTTP01}})
+	if stats.Timeouts != 1 {
+		t.Errorf("%d exchanges waited out the timeout, want exactly 1 (one per black-holed address)", stats.Timeouts)
+	}
+	found := false
+	for _, f := range res[0].Findings {
+		if f.Code == reports.CodeDNSNSUnreachable {
+			found = true
+		}
+		if f.Severity >= reports.Error {
+			t.Errorf("unexpected %s %s: %s", f.Severity, f.Code, f.Detail)
+		}
+	}
+	if !found {
+		t.Errorf("no %s finding: %+v", reports.CodeDNSNSUnreachable, res[0].Findings)
+	}
+}
+
+// Asking one server at a time gives the same findings as asking all at once.
+func TestSequentialAndParallelAgree(t *testing.T) {
+	u := needUniverse(t)
+	for _, name := range []string{"healthy-signed", "serial-mismatch", "dnssec-expired", "caa-forbidden"} {
+		t.Run(name, func(t *testing.T) {
+			sc := scenario(t, name)
+			codes := func(inflight int) map[reports.Code]bool {
+				c := universeChecker(t, u)
+				c.MaxInflight = inflight
+				res, _ := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: HTTP01}})
+				out := map[reports.Code]bool{}
+				for _, f := range res[0].Findings {
+					out[f.Code] = true
+				}
+				return out
+			}
+			par, seq := codes(0), codes(1)
+			if len(par) != len(seq) {
+				t.Fatalf("parallel found %v, sequential %v", par, seq)
+			}
+			for c := range par {
+				if !seq[c] {
+					t.Errorf("parallel found %s, sequential did not", c)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDiagnose runs the whole DNS side of a diagnosis of one name,
+// side by side: every server asked at once (acmediag) and one server at a
+// time (the way lego's and cert-manager's checks ask). It reports queries
+// and per-query timeouts waited out per run.
+func BenchmarkDiagnose(b *testing.B) {
+	u := needUniverse(b)
+	for _, name := range []string{"healthy-signed", "healthy-dns01", "ns-unreachable"} {
+		sc := scenario(b, name)
+		challenge := HTTP01
+		expect := ""
+		for i, a := range sc.Args {
+			switch a {
+			case "--challenge":
+				challenge = sc.Args[i+1]
+			case "--expect-txt":
+				expect = sc.Args[i+1]
+			}
+		}
+		for _, mode := range []struct {
+			name     string
+			inflight int
+		}{{"parallel", 0}, {"sequential", 1}} {
+			b.Run(name+"/"+mode.name, func(b *testing.B) {
+				c := universeChecker(b, u)
+				c.MaxInflight = mode.inflight
+				c.QueryTimeout = 500 * time.Millisecond
+				var queries, timeouts int64
+				for b.Loop() {
+					res, st := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: challenge, ExpectTXT: expect}})
+					for _, f := range res[0].Findings {
+						if sc.Healthy && f.Severity >= reports.Error {
+							b.Fatalf("healthy scenario got %s: %s", f.Code, f.Detail)
+						}
+					}
+					queries += st.Queries
+					timeouts += st.Timeouts
+				}
+				b.ReportMetric(float64(queries)/float64(b.N), "queries/op")
+				b.ReportMetric(float64(timeouts)/float64(b.N), "timeouts/op")
+			})
+		}
+	}
+}
