@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,43 @@ func hasFinding(fs []reports.Finding, want testenv.Expectation) bool {
 		}
 	}
 	return false
+}
+
+// A root that answers garbage or nothing is a finding within the deadline,
+// never a hang or a crash.
+func TestHostileRoots(t *testing.T) {
+	needUniverse(t)
+	cases := []struct {
+		desc   string
+		server string
+		want   reports.Code
+	}{
+		{desc: "garbage root", server: "ns1.garbage.com", want: reports.CodeDNSServFail},
+		{desc: "silent root", server: "ns1.timeout.com", want: reports.CodeDNSTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			srv := universe.Server(tc.server)
+			if srv == nil || len(srv.Addrs()) == 0 {
+				t.Fatalf("no server %s in the universe", tc.server)
+			}
+			addr := srv.Addrs()[0]
+			stdout, stderr, code := runBinary(t, "diagnose", "-o", "json", "--roots", addr, "--dns-port", strconv.Itoa(universe.Port()),
+				"--query-timeout", "300ms", "--resolver", universe.Resolver(), "--timeout", "20s", "www.healthy-unsigned.com")
+			var rep reports.Report
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+			}
+			if code != exitFindings {
+				t.Errorf("exit %d, want %d", code, exitFindings)
+			}
+			found := false
+			for _, f := range rep.Findings {
+				found = found || f.Code == tc.want && strings.Contains(f.Detail, "zone .")
+			}
+			if !found {
+				t.Errorf("no %s finding naming the root zone: %s", tc.want, stdout)
+			}
+		})
+	}
 }

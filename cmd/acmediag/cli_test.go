@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/acmediag/acmediag/reports"
+)
+
+// runCLI runs one command line in-process.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "anchor.txt")
+	if err := os.WriteFile(garbage, []byte("this is not a zone file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Every case is refused before a single packet is sent: no --roots
+	// default is ever reached because the usage error comes first.
+	cases := []struct {
+		desc string
+		args []string
+		want string // in stderr
+	}{
+		{desc: "no names", args: []string{"diagnose"}, want: "at least one NAME"},
+		{desc: "unknown flag", args: []string{"diagnose", "--frobnicate", "a.com"}, want: "unknown flag"},
+		{desc: "bad output", args: []string{"diagnose", "-o", "yaml", "a.com"}, want: `-o "yaml"`},
+		{desc: "bad challenge", args: []string{"diagnose", "--challenge", "http-02", "a.com"}, want: `--challenge "http-02"`},
+		{desc: "bad root", args: []string{"diagnose", "--roots", "a.root", "a.com"}, want: `--roots "a.root"`},
+		{desc: "bad resolver", args: []string{"diagnose", "--resolver", "1.2.3.4:x", "a.com"}, want: `--resolver "1.2.3.4:x"`},
+		{desc: "bad port", args: []string{"diagnose", "--dns-port", "70000", "a.com"}, want: "--dns-port 70000"},
+		{desc: "bad allow", args: []string{"diagnose", "--allow-address", "10.0.0.0/33", "a.com"}, want: "--allow-address"},
+		{desc: "missing trust anchor", args: []string{"diagnose", "--trust-anchor", filepath.Join(dir, "nope.key"), "a.com"}, want: "nope.key"},
+		{desc: "garbage trust anchor", args: []string{"diagnose", "--trust-anchor", garbage, "a.com"}, want: "anchor.txt"},
+		{desc: "bad log level", args: []string{"diagnose", "--log-level", "loud", "a.com"}, want: "--log-level"},
+		{desc: "negative timeout", args: []string{"diagnose", "--timeout", "-1s", "a.com"}, want: "must be positive"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			_, stderr, code := runCLI(t, append(tc.args, "--resolver-timeout", "1s")...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q does not contain %q", stderr, tc.want)
+			}
+		})
+	}
+}
+
+// Names the CA's policy refuses are findings (exit 1), decided before any
+// DNS traffic: the roots given here do not exist and are never asked.
+func TestInvalidNamesAreFindings(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("e", 60) + ".com"
+	cases := []struct {
+		desc, name, reason string
+	}{
+		{desc: "underscore", name: "bad_name.com", reason: "invalid character"},
+		{desc: "300 bytes", name: long, reason: "253"},
+		{desc: "unicode", name: "bücher.de", reason: "invalid character"},
+		{desc: "IP literal", name: "192.0.2.1", reason: "IP address"},
+		{desc: "no public suffix", name: "printer.local", reason: "public suffix"},
+		{desc: "trailing dot", name: "example.com.", reason: "ends in a dot"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runCLI(t, "diagnose", "-o", "json", "--roots", "127.0.0.254", "--resolver", "127.0.0.254", tc.name)
+			if code != exitFindings {
+				t.Fatalf("exit %d, want %d; stderr %s", code, exitFindings, stderr)
+			}
+			var rep reports.Report
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, stdout)
+			}
+			if len(rep.Findings) == 0 || rep.Findings[0].Code != reports.CodeNameInvalid {
+				t.Fatalf("findings %+v, want %s", rep.Findings, reports.CodeNameInvalid)
+			}
+			if !strings.Contains(rep.Findings[0].Detail+rep.Findings[0].Problem.Detail, tc.reason) {
+				t.Errorf("detail %q / problem %q lacks %q", rep.Findings[0].Detail, rep.Findings[0].Problem.Detail, tc.reason)
+			}
+			if rep.Verdict != reports.VerdictFail {
+				t.Errorf("verdict %s, want fail", rep.Verdict)
+			}
+		})
+	}
+}
+
+func TestHelpTeaches(t *testing.T) {
+	t.Parallel()
+	stdout, _, code := runCLI(t, "diagnose", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"--expect-txt", "--trust-anchor", "Exit status", "Example", "--allow-address"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	// Flags of later features stay hidden until they work.
+	for _, absent := range []string{"--vantage", "--acme-directory", "--token"} {
+		if strings.Contains(stdout, absent) {
+			t.Errorf("help shows %q, which does not work yet", absent)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	stdout, _, code := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "acmediag ") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
