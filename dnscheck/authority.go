@@ -1,6 +1,7 @@
 package dnscheck
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,26 +79,48 @@ func (n *nameRun) zoneHealth(ctx context.Context, z *Zone) *ZoneHealth {
 
 func (r *run) checkZone(ctx context.Context, z *Zone) *ZoneHealth {
 	h := &ZoneHealth{Zone: z}
-	r.childNS(ctx, z)
-	addrs := z.Addrs()
-	h.Addrs = make([]AddrHealth, len(addrs))
 	mixed := mixCase(z.Name)
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i, ha := range addrs {
-		wg.Go(func() {
-			ah := AddrHealth{HostAddr: ha}
-			server := netip.AddrPortFrom(ha.Addr, r.w.port)
-			ah.SOA = r.q.Query(ctx, server, mixed, dns.TypeSOA, QueryOptions{KeepCase: true})
-			if m := ah.SOA.Msg; m != nil && m.Rcode == dns.RcodeFormatError || ah.SOA.Msg == nil && !r.q.Dead(ha.Addr) {
-				ah.NoEDNS = r.q.Query(ctx, server, z.Name, dns.TypeSOA, QueryOptions{NoEDNS: true})
+	asked := map[netip.Addr]bool{}
+	askAll := func(addrs []HostAddr) {
+		for _, ha := range addrs {
+			if asked[ha.Addr] {
+				continue
 			}
-			judgeAddr(&ah, z.Name, mixed)
-			h.Addrs[i] = ah
-		})
+			asked[ha.Addr] = true
+			wg.Go(func() {
+				ah := r.soaHealth(ctx, ha, z.Name, mixed)
+				mu.Lock()
+				h.Addrs = append(h.Addrs, ah)
+				mu.Unlock()
+			})
+		}
 	}
+	// The delegation's servers are asked while the zone's own NS set is
+	// fetched; only servers the child adds wait for it.
+	askAll(z.Addrs())
+	r.childNS(ctx, z)
+	askAll(z.Addrs())
 	wg.Wait()
+	slices.SortFunc(h.Addrs, func(a, b AddrHealth) int {
+		return cmp.Or(strings.Compare(a.Host, b.Host), a.Addr.Compare(b.Addr))
+	})
 	h.findings = h.judge()
 	return h
+}
+
+// soaHealth asks one address for the zone's SOA with a mixed-case name,
+// and again without EDNS when that failed.
+func (r *run) soaHealth(ctx context.Context, ha HostAddr, apex, mixed string) AddrHealth {
+	ah := AddrHealth{HostAddr: ha}
+	server := netip.AddrPortFrom(ha.Addr, r.w.port)
+	ah.SOA = r.q.Query(ctx, server, mixed, dns.TypeSOA, QueryOptions{KeepCase: true})
+	if m := ah.SOA.Msg; m != nil && m.Rcode == dns.RcodeFormatError || ah.SOA.Msg == nil && !r.q.Dead(ha.Addr) {
+		ah.NoEDNS = r.q.Query(ctx, server, apex, dns.TypeSOA, QueryOptions{NoEDNS: true})
+	}
+	judgeAddr(&ah, apex, mixed)
+	return ah
 }
 
 // childNS asks the zone's servers for its own NS set and adds the servers

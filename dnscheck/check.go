@@ -219,18 +219,36 @@ func (n *nameRun) result(v6, v4 []netip.Addr) Result {
 	return Result{Name: n.name.ASCII, Findings: n.findings, Checks: n.checks, IPv6: v6, IPv4: v4}
 }
 
-// pathFor walks to name and reports the zone health of every zone on the
-// way that belongs to the user (below the public suffix). A walk that stops
-// becomes a finding; the returned path is nil then.
-func (n *nameRun) pathFor(ctx context.Context, name string) (*Path, []reports.Finding) {
+// pathFor walks to name, then runs alongside (the lookups that need only
+// the zone's servers) at the same time as the health check of every zone on
+// the way that belongs to the user (below the public suffix) and the
+// gathering of its DNSSEC chain: after the walk, one round of questions.
+// A walk that stops becomes a finding; the returned path is nil then.
+func (n *nameRun) pathFor(ctx context.Context, name string, alongside func(*Path)) (*Path, []reports.Finding) {
 	path, err := n.w.Walk(ctx, name)
 	var fs []reports.Finding
 	if path != nil {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
 		for _, z := range path.Zones {
 			if userZone(z.Name) {
-				fs = append(fs, n.zoneHealth(ctx, z).findings...)
+				wg.Go(func() {
+					h := n.zoneHealth(ctx, z)
+					mu.Lock()
+					fs = append(fs, h.findings...)
+					mu.Unlock()
+				})
 			}
 		}
+		if err == nil {
+			if len(n.c.TrustAnchors) > 0 {
+				wg.Go(func() { n.chainFor(ctx, path) })
+			}
+			if alongside != nil {
+				wg.Go(func() { alongside(path) })
+			}
+		}
+		wg.Wait()
 	}
 	if err != nil {
 		// The health of the zone where the walk stopped usually says why,

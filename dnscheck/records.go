@@ -84,14 +84,14 @@ func (n *nameRun) follow(ctx context.Context, name string, qtype uint16) ([]*Hop
 			return hops, ChainEnd{Loop: true, Dangling: true, Err: "CNAME loop: " + chainText(hops, cur)}, fs
 		}
 		seen[cur] = true
-		path, pfs := n.pathFor(ctx, cur)
+		var ans *AuthAnswers
+		path, pfs := n.pathFor(ctx, cur, func(p *Path) { ans = n.lookupAll(ctx, p.Zone(), cur, qtype) })
 		fs = append(fs, pfs...)
 		if path == nil {
 			end := ChainEnd{Err: fmt.Sprintf("%s cannot be resolved from the root", trimDot(cur))}
 			end.Dangling = len(hops) > 0
 			return hops, end, fs
 		}
-		ans := n.lookupAll(ctx, path.Zone(), cur, qtype)
 		fs = append(fs, truncationFindings(ans)...)
 		hop := &Hop{Name: cur, Path: path, Answers: ans}
 		hops = append(hops, hop)
