@@ -9,7 +9,7 @@ GO         ?= go
 CACHE      := $(CURDIR)/.cache
 TOOLS      := $(CACHE)/tools
 BIN        := $(CURDIR)/bin
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 export GOFLAGS ?= -mod=mod
 
 .PHONY: all build test test-short demo lint bench fuzz deps clean
@@ -24,7 +24,7 @@ build:
 deps:
 	@bash scripts/deps.sh
 
-test: deps build
+test: deps build lint
 	@bash scripts/test.sh
 
 # test-short skips the integration tier (no Unbound needed).

@@ -107,8 +107,10 @@ type ZoneLink struct {
 	NoDS []dns.RR
 	// DNSKEY is the answer to "DNSKEY Zone" from a child server: DNSKEYs and RRSIGs.
 	DNSKEY []dns.RR
-	// Server names who answered, for messages.
-	Server string
+	// Server names who answered the DS question (at the parent), and
+	// KeyServer who answered the DNSKEY question (at the zone), for messages.
+	Server    string
+	KeyServer string
 }
 
 // Validation is a DNSSEC verdict with the evidence a report needs.
@@ -338,7 +340,7 @@ func usableDS(all []*dns.DS) ([]*dns.DS, string, BogusReason) {
 // DNSKEY RRset and verifies that a matching key signed the set.
 func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNSKEY, now time.Time, exp *expiry) ([]*dns.DNSKEY, *Validation) {
 	bogus := func(r BogusReason, format string, args ...any) *Validation {
-		return &Validation{Security: SecurityBogus, Zone: zone, Reason: r, Server: l.Server, Detail: fmt.Sprintf(format, args...)}
+		return &Validation{Security: SecurityBogus, Zone: zone, Reason: r, Server: l.KeyServer, Detail: fmt.Sprintf(format, args...)}
 	}
 	set := groupRRsets(l.DNSKEY).get(zone, dns.TypeDNSKEY)
 	var served []*dns.DNSKEY
@@ -354,7 +356,7 @@ func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNS
 		if len(dsSet) > 0 {
 			what = "DS " + secList(secMap(dsSet, dsString)) + " at the parent"
 		}
-		return nil, bogus(ReasonMissingDNSKEY, "%s has %s, but %s returned no DNSKEY RRset for it", zone, what, secServerName(l.Server))
+		return nil, bogus(ReasonMissingDNSKEY, "%s has %s, but %s returned no DNSKEY RRset for it", zone, what, secServerName(l.KeyServer))
 	}
 
 	var matched []*dns.DNSKEY
@@ -377,11 +379,11 @@ func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNS
 	}
 	if len(matched) == 0 {
 		if len(dsSet) == 0 && len(trusted) > 0 {
-			return nil, &Validation{Security: SecurityInsecure, Zone: zone, Reason: ReasonUnsupportedAlgorithm, Server: l.Server,
+			return nil, &Validation{Security: SecurityInsecure, Zone: zone, Reason: ReasonUnsupportedAlgorithm, Server: l.KeyServer,
 				Detail: fmt.Sprintf("%s: no DNSKEY trust anchor with a supported algorithm", zone)}
 		}
 		return nil, bogus(ReasonDSMismatch, "DS %s matches no DNSKEY of %s (DNSKEYs served by %s: %s)",
-			secList(secMap(dsSet, dsString)), zone, secServerName(l.Server), secList(secMap(served, keyString)))
+			secList(secMap(dsSet, dsString)), zone, secServerName(l.KeyServer), secList(secMap(served, keyString)))
 	}
 
 	// Say which of the three DNSKEY failures it is: no key matched (above), the
@@ -400,7 +402,7 @@ func validateDNSKEY(l ZoneLink, zone string, dsSet []*dns.DS, trusted []*dns.DNS
 	}
 	sc := verifyRRset(set, zone, matched, now)
 	if !sc.ok {
-		return nil, bogus(sc.reason, "DNSKEY RRset of %s served by %s: %s", zone, secServerName(l.Server), sc.detail)
+		return nil, bogus(sc.reason, "DNSKEY RRset of %s served by %s: %s", zone, secServerName(l.KeyServer), sc.detail)
 	}
 	exp.add(sc.expires)
 	var out []*dns.DNSKEY

@@ -49,6 +49,7 @@ func (r *run) chainFor(ctx context.Context, path *Path) (ChainKeys, Validation) 
 			}
 			if resp, _ := r.w.ask(ctx, z, z.Name, dns.TypeDNSKEY); resp != nil {
 				link.DNSKEY = resp.Msg.Answer
+				link.KeyServer = resp.Server.String()
 			}
 			links[i] = link
 		}()

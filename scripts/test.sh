@@ -9,14 +9,16 @@ log=.cache/test.log
 go vet ./... || exit 1
 go test -count=1 -timeout 20m -v ./... >"$log" 2>&1
 status=$?
-grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- (FAIL|SKIP)|_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' | head -300
+# Package lines, and every failure with what it logged.
+grep -E '^(ok|FAIL|panic:|\?)\s' "$log"
 if [ "$status" -ne 0 ]; then
+  grep -E -A40 -- '^\s*--- FAIL' "$log" | head -400
   echo "make test: FAILED (full log: $log)"
   exit "$status"
 fi
-if [ "${CI:-}" = "true" ] && grep -qE -- '--- SKIP' "$log"; then
+if [ "${CI:-}" = "true" ] && grep -qE -- '^\s*--- SKIP' "$log"; then
   echo "make test: tests were skipped under CI=true (CI runs as root and must run them):"
-  grep -E -- '--- SKIP' "$log"
+  grep -E -A3 -- '^\s*--- SKIP' "$log"
   exit 1
 fi
 passed=$(grep -cE -- '^\s*--- PASS' "$log")
