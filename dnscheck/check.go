@@ -72,19 +72,32 @@ const (
 	DefaultResolverTimeout = 10 * time.Second
 )
 
-// Check runs every DNS check for every request concurrently. Names share
-// one run: a question is asked once, and an address that timed out once is
-// not waited on again.
+// Check runs every DNS check for every request concurrently in one Session.
 func (c *Checker) Check(ctx context.Context, reqs []Request) ([]Result, Stats) {
-	r := c.newRun()
+	s := c.NewSession()
 	results := make([]Result, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
-		wg.Go(func() { results[i] = r.checkName(ctx, req) })
+		wg.Go(func() { results[i] = s.Check(ctx, req) })
 	}
 	wg.Wait()
-	return results, Stats{Queries: r.q.Sent(), Timeouts: r.q.Timeouts()}
+	return results, s.Stats()
 }
+
+// Session is one round of checks. Names checked in a session share it: a
+// question is asked once, and an address that timed out once is not waited
+// on again. A session is meant to live for one diagnosis or one probe round,
+// not forever: what it remembers does not expire.
+type Session struct{ r *run }
+
+// NewSession starts a round with the Checker's configuration.
+func (c *Checker) NewSession() *Session { return &Session{r: c.newRun()} }
+
+// Check runs every DNS check for one name. Safe for concurrent use.
+func (s *Session) Check(ctx context.Context, req Request) Result { return s.r.checkName(ctx, req) }
+
+// Stats counts the session's work so far.
+func (s *Session) Stats() Stats { return Stats{Queries: s.r.q.Sent(), Timeouts: s.r.q.Timeouts()} }
 
 // run is the state of one Check call.
 type run struct {

@@ -30,6 +30,7 @@ const (
 type Check struct {
 	Name     string        `json:"name"`
 	Target   string        `json:"target,omitempty"` // the DNS name checked
+	Vantage  string        `json:"vantage,omitempty"`
 	Status   CheckStatus   `json:"status"`
 	Duration time.Duration `json:"-"`
 	Note     string        `json:"note,omitempty"`

@@ -45,6 +45,12 @@ func TestUsageErrors(t *testing.T) {
 		{desc: "missing trust anchor", args: []string{"diagnose", "--trust-anchor", filepath.Join(dir, "nope.key"), "a.com"}, want: "nope.key"},
 		{desc: "garbage trust anchor", args: []string{"diagnose", "--trust-anchor", garbage, "a.com"}, want: "anchor.txt"},
 		{desc: "bad log level", args: []string{"diagnose", "--log-level", "loud", "a.com"}, want: "--log-level"},
+		{desc: "vantage without address", args: []string{"diagnose", "--vantage", "eu", "a.com"}, want: `--vantage "eu"`},
+		{desc: "vantage bad address", args: []string{"diagnose", "--vantage", "eu=here", "a.com"}, want: `"here" is not an IP address`},
+		{desc: "vantage bad rir", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,rir=EU", "a.com"}, want: `rir "EU"`},
+		{desc: "vantage bad kind", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,kind=inside", "a.com"}, want: `kind "inside"`},
+		{desc: "vantage unknown key", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,color=red", "a.com"}, want: `unknown key "color"`},
+		{desc: "vantage twice", args: []string{"diagnose", "--vantage", "eu=127.0.0.1", "--vantage", "eu=127.0.0.2", "a.com"}, want: "used twice"},
 		{desc: "negative timeout", args: []string{"diagnose", "--timeout", "-1s", "a.com"}, want: "must be positive"},
 	}
 	for _, tc := range cases {
@@ -106,13 +112,13 @@ func TestHelpTeaches(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"--expect-txt", "--trust-anchor", "Exit status", "Example", "--allow-address"} {
+	for _, want := range []string{"--expect-txt", "--trust-anchor", "Exit status", "Example", "--allow-address", "--vantage"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}
 	}
 	// Flags of later features stay hidden until they work.
-	for _, absent := range []string{"--vantage", "--acme-directory", "--token"} {
+	for _, absent := range []string{"--acme-directory", "--agent", "--serve-token"} {
 		if strings.Contains(stdout, absent) {
 			t.Errorf("help shows %q, which does not work yet", absent)
 		}

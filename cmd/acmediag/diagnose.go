@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -51,6 +52,7 @@ type diagnoseFlags struct {
 	output       string
 	verbose      bool
 	logLevel     string
+	vantages     []string
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -95,6 +97,7 @@ configuration error.`,
 	fl.StringSliceVar(&f.resolvers, "resolver", nil, "recursive resolvers ADDR[:PORT]; the first stands for Let's Encrypt's view (default /etc/resolv.conf)")
 	fl.IntVar(&f.dnsPort, "dns-port", 53, "port used for every authoritative query")
 	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public, e.g. for a test universe on loopback")
+	fl.StringArrayVar(&f.vantages, "vantage", nil, "NAME=SRCADDR[,resolver=ADDR][,rir=RIR][,region=R][,kind=external|cluster]: probe from this local source address with its own resolver; repeatable (default one vantage \"local\")")
 	fl.StringVar(&f.expectTXT, "expect-txt", "", "dns-01: the TXT value that must be visible at every server")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
 	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
@@ -122,39 +125,41 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 	if err != nil {
 		return err
 	}
-	reqs := make([]dnscheck.Request, len(names))
+	vantages, err := parseVantages(f.vantages)
+	if err != nil {
+		return err
+	}
+	targets := make([]probes.Target, len(names))
+	challenges := map[string]bool{}
 	for i, n := range names {
 		challenge, err := challengeFor(f.challenge, n)
 		if err != nil {
 			return err
 		}
-		reqs[i] = dnscheck.Request{Name: n, Challenge: challenge, ExpectTXT: f.expectTXT}
+		challenges[challenge] = true
+		if canon, err := dnscheck.NormalizeName(n); err == nil {
+			n = canon.ASCII
+		}
+		targets[i] = probes.Target{Name: n, Challenge: challenge, ExpectTXT: f.expectTXT}
 	}
+	sessions := &probes.Sessions{Checker: *checker}
+	kinds := []probes.Probe{&probes.DNSProbe{Sessions: sessions}}
 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	stopProgress := progress(ctx, stderr, len(names))
 	start := time.Now()
-	results, stats := checker.Check(ctx, reqs)
+	observations := probes.RunOnce(ctx, kinds, targets, vantages)
 	stopProgress()
-	logger.Debug("diagnose done", zap.Int64("queries", stats.Queries), zap.Duration("duration", time.Since(start)))
+	stats := sessions.Stats()
+	logger.Debug("diagnose done", zap.Int64("dns_queries", stats.Queries), zap.Int64("dns_timeouts", stats.Timeouts),
+		zap.Duration("duration", time.Since(start)))
 
-	rep := &reports.Report{Challenge: reqs[0].Challenge, Duration: time.Since(start),
-		Vantages: []reports.VantageStatus{{Name: "local", OK: true}}}
-	for _, res := range results {
-		rep.Names = append(rep.Names, res.Name)
-		rep.Findings = append(rep.Findings, res.Findings...)
-		rep.Checks = append(rep.Checks, res.Checks...)
-	}
+	rep := assemble(targets, vantages, observations, time.Since(start))
 	if ctx.Err() != nil {
 		rep.Findings = append(rep.Findings, reports.New(reports.CodeDNSTimeout, rep.Names[0],
 			fmt.Sprintf("the run hit its --timeout of %s before every check finished; results may be incomplete", f.timeout)))
-	}
-	rep.Finalize()
-	for _, fd := range rep.Findings {
-		if fd.Severity >= reports.Error {
-			rep.Vantages[0].OK = false
-		}
+		rep.Finalize()
 	}
 	if err := render(rep); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
@@ -163,6 +168,23 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		return exitError{code}
 	}
 	return nil
+}
+
+// assemble hands every vantage's observations to the report.
+func assemble(targets []probes.Target, vantages []probes.Vantage, obs []probes.Observation, d time.Duration) *reports.Report {
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.Name
+	}
+	infos := make([]reports.VantageInfo, len(vantages))
+	for i, v := range vantages {
+		infos[i] = reports.VantageInfo{Name: v.Name, RIR: v.RIR, Region: v.Region, External: v.External()}
+	}
+	outcomes := make([]reports.Outcome, len(obs))
+	for i, o := range obs {
+		outcomes[i] = reports.Outcome{Vantage: o.Vantage.Name, Name: o.Target.Name, Findings: o.Findings, Checks: o.Checks}
+	}
+	return reports.Assemble(names, targets[0].Challenge, infos, outcomes, d)
 }
 
 // challengeFor applies the default: http-01, but dns-01 for a wildcard

@@ -1,0 +1,180 @@
+package reports
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// VantageInfo is what the report needs to know of a vantage point.
+type VantageInfo struct {
+	Name     string
+	RIR      string
+	Region   string
+	External bool // a remote perspective; false for an in-cluster vantage
+}
+
+// Outcome is everything one vantage found about one name.
+type Outcome struct {
+	Vantage  string // VantageInfo.Name
+	Name     string
+	Findings []Finding
+	Checks   []Check
+}
+
+// Assemble builds the report from every vantage's outcomes: a finding seen
+// from every vantage is reported once without a vantage, one seen from some
+// only is reported per vantage; then the MPIC quorum over the external
+// vantages decides what a partial failure means (CA/B BR 3.2.2.9), and
+// in-cluster vantages that alone fail point at cert-manager's self-check.
+func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes []Outcome, d time.Duration) *Report {
+	r := &Report{Names: names, Challenge: challenge, Duration: d}
+	multi := len(vantages) > 1
+	// A name passes from a vantage when that vantage found no Error or Fatal.
+	pass := map[[2]string]bool{}
+	for _, v := range vantages {
+		for _, n := range names {
+			pass[[2]string{v.Name, n}] = true
+		}
+	}
+	type key struct {
+		name, code, detail string
+	}
+	seenBy := map[key][]string{}
+	var order []key
+	first := map[key]Finding{}
+	for _, o := range outcomes {
+		for _, c := range o.Checks {
+			if multi {
+				c.Vantage = o.Vantage
+			}
+			r.Checks = append(r.Checks, c)
+		}
+		for _, f := range o.Findings {
+			if f.Severity >= Error {
+				pass[[2]string{o.Vantage, f.Name}] = false
+			}
+			k := key{f.Name, string(f.Code), f.Detail}
+			if _, ok := first[k]; !ok {
+				first[k] = f
+				order = append(order, k)
+			}
+			if !slices.Contains(seenBy[k], o.Vantage) {
+				seenBy[k] = append(seenBy[k], o.Vantage)
+			}
+		}
+	}
+
+	var perspectives []Perspective
+	var external, cluster []VantageInfo
+	for _, v := range vantages {
+		ok := true
+		for _, n := range names {
+			ok = ok && pass[[2]string{v.Name, n}]
+		}
+		r.Vantages = append(r.Vantages, VantageStatus{Name: v.Name, OK: ok})
+		perspectives = append(perspectives, Perspective{Name: v.Name, RIR: v.RIR, External: v.External, OK: ok})
+		if v.External {
+			external = append(external, v)
+		} else {
+			cluster = append(cluster, v)
+		}
+	}
+	r.Quorum = ComputeQuorum(perspectives)
+
+	// How a vantage-specific failure counts: with the quorum holding, the CA
+	// still issues, so it is a warning; without a quorum to judge, it stands.
+	downgrade := func(vantage string) bool {
+		for _, v := range vantages {
+			if v.Name == vantage {
+				return !v.External && allPass(pass, external, names) || v.External && r.Quorum != nil && r.Quorum.OK
+			}
+		}
+		return false
+	}
+	for _, k := range order {
+		f := first[k]
+		by := seenBy[k]
+		if !multi || len(by) == len(vantages) {
+			r.Findings = append(r.Findings, f)
+			continue
+		}
+		for _, v := range by {
+			g := f
+			g.Vantage = v
+			if g.Severity >= Error && downgrade(v) {
+				g = g.With("severity_from_this_vantage_alone", g.Severity.String()).WithSeverity(Warning)
+			}
+			r.Findings = append(r.Findings, g)
+		}
+	}
+	for _, n := range names {
+		r.Findings = append(r.Findings, mpicFindings(n, r.Quorum, external, cluster, pass)...)
+	}
+	r.Finalize()
+	return r
+}
+
+func allPass(pass map[[2]string]bool, vs []VantageInfo, names []string) bool {
+	if len(vs) == 0 {
+		return false
+	}
+	for _, v := range vs {
+		for _, n := range names {
+			if !pass[[2]string{v.Name, n}] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// mpicFindings says what the perspectives' disagreement about one name means.
+func mpicFindings(name string, q *Quorum, external, cluster []VantageInfo, pass map[[2]string]bool) []Finding {
+	var failing, passing []string
+	for _, v := range external {
+		label := v.Name
+		if v.RIR != "" {
+			label += " (" + v.RIR + ")"
+		}
+		if pass[[2]string{v.Name, name}] {
+			passing = append(passing, label)
+		} else {
+			failing = append(failing, label)
+		}
+	}
+	var fs []Finding
+	if q != nil && len(failing) > 0 {
+		detail := fmt.Sprintf("%d of %d remote perspectives fail (%s); %d may fail with %d perspectives, and the passing ones must span 2 RIRs",
+			len(failing), len(external), strings.Join(failing, ", "), q.AllowedFailures, len(external))
+		if len(passing) > 0 {
+			detail += fmt.Sprintf("; passing: %s", strings.Join(passing, ", "))
+		}
+		ev := map[string]any{"failing": failing, "passing": passing, "allowed_failures": q.AllowedFailures}
+		code := CodeMPICPartial
+		if !q.OK {
+			code = CodeMPICQuorumFailed
+		}
+		f := New(code, name, detail)
+		for k, v := range ev {
+			f = f.With(k, v)
+		}
+		fs = append(fs, f)
+	}
+	if len(cluster) > 0 && len(failing) == 0 && len(external) > 0 {
+		var blocked []string
+		for _, v := range cluster {
+			if !pass[[2]string{v.Name, name}] {
+				blocked = append(blocked, v.Name)
+			}
+		}
+		if len(blocked) == len(cluster) {
+			fs = append(fs, New(CodeVantageSelfCheckOnly, name, fmt.Sprintf(
+				"every external vantage passes, but the in-cluster %s %s: the CA would validate, cert-manager's self-check from inside the cluster would not (hairpin NAT, PROXY protocol or in-cluster DNS)",
+				plural(len(blocked), "vantage", "vantages"), strings.Join(blocked, ", ")+plural(len(blocked), " fails", " fail"))).With("vantages", blocked))
+		}
+	}
+	return fs
+}
+

@@ -1,0 +1,94 @@
+package reports
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAssemble(t *testing.T) {
+	t.Parallel()
+	us := VantageInfo{Name: "us", RIR: "ARIN", External: true}
+	eu := VantageInfo{Name: "eu", RIR: "RIPE", External: true}
+	ap := VantageInfo{Name: "ap", RIR: "APNIC", External: true}
+	k8s := VantageInfo{Name: "k8s", External: false}
+	timeout := func(detail string) Finding { return New(CodeHTTP01ConnectTimeout, "a.com", detail) }
+	type want struct {
+		code     Code
+		vantage  string
+		severity Severity
+	}
+	cases := []struct {
+		desc     string
+		vantages []VantageInfo
+		outcomes []Outcome
+		want     []want
+		verdict  Verdict
+		quorum   bool // a quorum is reported
+		quorumOK bool
+	}{
+		{desc: "one vantage: no vantage labels, no quorum",
+			vantages: []VantageInfo{{Name: "local", External: true}},
+			outcomes: []Outcome{{Vantage: "local", Name: "a.com", Findings: []Finding{timeout("x")}}},
+			want:     []want{{CodeHTTP01ConnectTimeout, "", Error}}, verdict: VerdictFail},
+		{desc: "seen from every vantage: reported once",
+			vantages: []VantageInfo{us, eu, ap},
+			outcomes: []Outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}},
+				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
+				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "one of three fails: quorum holds, a warning",
+			vantages: []VantageInfo{us, eu, ap},
+			outcomes: []Outcome{
+				{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "ap", Name: "a.com"}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Warning}, {CodeMPICPartial, "", Warning}},
+			verdict: VerdictWarn, quorum: true, quorumOK: true},
+		{desc: "two of three fail: quorum fails",
+			vantages: []VantageInfo{us, eu, ap},
+			outcomes: []Outcome{
+				{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
+				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error}, {CodeHTTP01ConnectTimeout, "ap", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "passing perspectives in one RIR only: quorum fails",
+			vantages: []VantageInfo{us, {Name: "us2", RIR: "ARIN", External: true}, eu},
+			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "us2", Name: "a.com"},
+				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "only the cluster vantage fails: self-check",
+			vantages: []VantageInfo{us, eu, k8s},
+			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com"},
+				{Vantage: "k8s", Name: "a.com", Findings: []Finding{timeout("x")}}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "k8s", Warning}, {CodeVantageSelfCheckOnly, "", Warning}},
+			verdict: VerdictWarn, quorum: true, quorumOK: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			r := Assemble([]string{"a.com"}, "http-01", tc.vantages, tc.outcomes, time.Millisecond)
+			if r.Verdict != tc.verdict {
+				t.Errorf("verdict %s, want %s", r.Verdict, tc.verdict)
+			}
+			if (r.Quorum != nil) != tc.quorum || r.Quorum != nil && r.Quorum.OK != tc.quorumOK {
+				t.Errorf("quorum %+v, want present=%v ok=%v", r.Quorum, tc.quorum, tc.quorumOK)
+			}
+			if len(r.Findings) != len(tc.want) {
+				t.Fatalf("findings %+v, want %d", r.Findings, len(tc.want))
+			}
+			for _, w := range tc.want {
+				found := false
+				for _, f := range r.Findings {
+					found = found || f.Code == w.code && f.Vantage == w.vantage && f.Severity == w.severity
+				}
+				if !found {
+					t.Errorf("no %s %s from vantage %q in %+v", w.severity, w.code, w.vantage, r.Findings)
+				}
+			}
+			if len(r.Vantages) != len(tc.vantages) {
+				t.Errorf("vantages %+v", r.Vantages)
+			}
+		})
+	}
+}
