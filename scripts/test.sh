@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 mkdir -p .cache
 log=.cache/test.log
 go vet ./... || exit 1
-go test -count=1 -timeout 20m -v ./... >"$log" 2>&1
+go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1
 status=$?
 # Package lines, and every failure with what it logged.
 grep -E '^(ok|FAIL|panic:|\?)\s' "$log"
