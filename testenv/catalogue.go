@@ -37,6 +37,9 @@ type Scenario struct {
 	// Tentative marks expectations testenv chose for hostile servers where
 	// another classification is defensible; dnscheck may settle it.
 	Tentative bool
+	// Vantages adds the universe's vantages (Universe.Vantages) as
+	// --vantage flags: the scenario's faults differ per vantage.
+	Vantages bool
 }
 
 // Expectation is one finding a correct diagnosis must contain.
@@ -44,6 +47,9 @@ type Expectation struct {
 	Code           reports.Code
 	Severity       reports.Severity
 	DetailContains string // e.g. the server host or address that misbehaves
+	// Vantage, when set, is the vantage the finding must name
+	// (reports.Finding.Vantage); "" matches any.
+	Vantage string
 }
 
 // Token returns the dns-01 TXT value the catalogue uses for a scenario: a
@@ -59,6 +65,10 @@ type entry struct {
 	zones       []zoneSpec
 	servers     []serverSpec
 	clusterData []string
+	sites       []siteSpec
+	drops       []dropSpec
+	v6          map[string]webBehaviour // Host → what the IPv6 server does for it
+	webAddrs    []string
 }
 
 // cat builds the catalogue, handing out server addresses in order so the
@@ -66,6 +76,12 @@ type entry struct {
 type cat struct {
 	next    int
 	entries []entry
+	// The web half: addresses handed out, the shared web zone's records,
+	// and zones/servers that belong to no single scenario.
+	nextWeb      int
+	webRecords   strings.Builder
+	extraZones   []zoneSpec
+	extraServers []serverSpec
 }
 
 func (c *cat) addr() string {
@@ -420,13 +436,19 @@ func buildCatalogue() *cat {
 		servers: c.ns("slow-servers.com.", 2, map[int][]dnsserver.Fault{1: slow, 2: slow}),
 	})
 
+	c.webScenarios()
 	return c
 }
 
-// Catalogue lists every scenario of the universe Start builds.
+// Catalogue lists every scenario of the universe Start builds. Scenarios
+// staged with packet-drop (nftables) faults are left out when not root,
+// unless CI=true (under CI they must run, and Start fails without nft).
 func Catalogue() []Scenario {
 	var out []Scenario
 	for _, e := range buildCatalogue().entries {
+		if len(e.drops) > 0 && !firewallEnabled() {
+			continue
+		}
 		out = append(out, e.s)
 	}
 	return out
@@ -455,11 +477,33 @@ func infrastructure() spec {
 // catalogueSpec is the full universe: infrastructure plus every scenario.
 func catalogueSpec() spec {
 	sp := infrastructure()
-	for _, e := range buildCatalogue().entries {
+	c := buildCatalogue()
+	sp.zones = append(sp.zones, c.extraZones...)
+	sp.servers = append(sp.servers, c.extraServers...)
+	sp.webAddrs = map[string][]string{}
+	// The addresses every DNS scenario points at serve HTTP-01 for every
+	// catalogue token; the one IPv6 server (HTTP port only) does too,
+	// unless a scenario stages something else for its name.
+	sp.sites = []siteSpec{
+		{addr: WebAddr, http: webBehaviour{kind: webSolver}, tls: tlsServe},
+		{addr: SplitAddr, http: webBehaviour{kind: webSolver}, tls: tlsServe},
+	}
+	v6 := webBehaviour{kind: webByHost, byHost: map[string]webBehaviour{}}
+	for _, e := range c.entries {
 		sp.zones = append(sp.zones, e.zones...)
 		sp.servers = append(sp.servers, e.servers...)
 		sp.clusterData = append(sp.clusterData, e.clusterData...)
+		sp.sites = append(sp.sites, e.sites...)
+		sp.drops = append(sp.drops, e.drops...)
+		for h, b := range e.v6 {
+			v6.byHost[h] = b
+		}
+		sp.scenarioNames = append(sp.scenarioNames, e.s.Name)
+		if len(e.webAddrs) > 0 {
+			sp.webAddrs[e.s.Name] = e.webAddrs
+		}
 	}
+	sp.sites = append(sp.sites, siteSpec{addr: WebAddr6, http: v6})
 	return sp
 }
 

@@ -43,6 +43,14 @@ type spec struct {
 	// clusterData are Unbound local-data lines for the split-horizon
 	// (cluster) resolver, e.g. "www.split.com. 60 IN A 127.80.0.99".
 	clusterData []string
+	// sites are the web addresses and their behaviours; drops the
+	// packet-drop faults (nftables).
+	sites []siteSpec
+	drops []dropSpec
+	// webAddrs maps a scenario name to its web addresses (for tests);
+	// scenarioNames are every scenario's name (the solver's tokens).
+	webAddrs      map[string][]string
+	scenarioNames []string
 }
 
 func (s *spec) zone(origin string) *zoneSpec {
@@ -150,6 +158,13 @@ func (s *spec) validate() error {
 		if s.zoneOf(sv.host) == "" {
 			return fmt.Errorf("server %s: host %s is in no zone of the universe", sv.name, sv.host)
 		}
+	}
+	seenSite := map[string]bool{}
+	for _, st := range s.sites {
+		if seenSite[st.addr] {
+			return fmt.Errorf("web address %s declared twice (one site per address)", st.addr)
+		}
+		seenSite[st.addr] = true
 	}
 	for _, z := range s.zones {
 		if len(s.servingHosts(z.origin)) == 0 {

@@ -86,6 +86,9 @@ type resolverConfig struct {
 	// stripPrivate adds LE's private-address list: answers in RFC 1918
 	// and similar ranges are removed, as Let's Encrypt's resolvers do.
 	stripPrivate bool
+	// outgoing are the source addresses of its queries (a vantage's
+	// address, plus ::1 for IPv6-only servers); none → the kernel's choice.
+	outgoing []string
 }
 
 // unbound is one running Unbound process.
@@ -111,6 +114,9 @@ func (u *Universe) unboundConf(rc resolverConfig, dir string) string {
 	p("  interface: %s", rc.addr)
 	p("  port: %d", u.port)
 	p("  interface-automatic: no")
+	for _, o := range rc.outgoing {
+		p("  outgoing-interface: %s", o)
+	}
 	p("  do-ip4: yes")
 	p("  do-ip6: yes")
 	p("  do-udp: yes")

@@ -6,6 +6,14 @@
 // one) chained to the universe's root trust anchor. Tests and
 // `acmediag testenv` start it once and run diagnoses against each Scenario.
 //
+// The web half gives every HTTP-01 and TLS-ALPN-01 scenario its own address
+// in 127.80.0.0/16 (and the one IPv6 server on ::1), each with the
+// behaviour the scenario stages on the universe-wide HTTP and HTTPS ports.
+// Vantage points (three external perspectives in three RIRs and one
+// in-cluster) each have a source address and an Unbound of their own, and
+// nftables drop rules keyed on source address stage firewalls that block
+// some perspectives only.
+//
 // Nothing here ever talks to anything but 127.0.0.0/8 and ::1.
 package testenv
 
@@ -35,9 +43,15 @@ const (
 
 // Options configures Start.
 type Options struct {
-	Port    int         // 0: 53 as root, else 10053
-	WorkDir string      // "" → os.MkdirTemp, removed by Close
-	Logger  *zap.Logger // nil → zap.NewNop()
+	Port int // 0: 53 as root, else 10053
+	// HTTPPort and HTTPSPort are the web servers' ports, universe-wide;
+	// 0 → Port+27 and Port+390: 80/443 with Port 53, 10080/10443 with
+	// 10053, and distinct ports for every other DNS port, so universes with
+	// different DNS ports never collide on the (shared) web addresses.
+	HTTPPort  int
+	HTTPSPort int
+	WorkDir   string      // "" → os.MkdirTemp, removed by Close
+	Logger    *zap.Logger // nil → zap.NewNop()
 	// Now is the signing reference (inception one hour before, expiration
 	// two weeks after); nil → time.Now. Unbound validates against the real
 	// clock, so keep it within days of it.
@@ -58,6 +72,11 @@ type Universe struct {
 	anchorFile    string
 	public        *unbound
 	cluster       *unbound
+	httpPort      int
+	httpsPort     int
+	vantageRes    []*unbound
+	web           *webServer
+	fw            *firewall
 }
 
 // Start builds the universe of the whole Catalogue, starts every server and
@@ -87,6 +106,13 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 		if os.Geteuid() == 0 {
 			u.port = 53
 		}
+	}
+	u.httpPort, u.httpsPort = opts.HTTPPort, opts.HTTPSPort
+	if u.httpPort == 0 {
+		u.httpPort = u.port + 27
+	}
+	if u.httpsPort == 0 {
+		u.httpsPort = u.port + 390
 	}
 	if u.workDir == "" {
 		if u.workDir, err = os.MkdirTemp("", "acmediag-testenv-"); err != nil {
@@ -124,7 +150,23 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 	if u.cluster, err = u.startUnbound(ctx, bin, resolverConfig{name: "cluster", addr: clusterResolverAddr, localData: u.spec.clusterData}); err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	u.log.Info("universe ready", zap.Int("port", u.port), zap.Int("servers", len(u.servers)), zap.String("work_dir", u.workDir))
+	for i, v := range vantageDefs {
+		rc := resolverConfig{name: "vantage-" + v.name, addr: v.resolverAddr, outgoing: []string{v.addr, "::1"}}
+		if v.kind == VantageCluster {
+			rc.localData = u.spec.clusterData
+		} else {
+			rc.stripPrivate = true
+		}
+		ub, err := u.startUnbound(ctx, bin, rc)
+		if err != nil {
+			return nil, fmt.Errorf("testenv: vantage %d: %w", i, err)
+		}
+		u.vantageRes = append(u.vantageRes, ub)
+	}
+	if err := u.startWeb(ctx); err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	u.log.Info("universe ready", zap.Int("port", u.port), zap.Int("http_port", u.httpPort), zap.Int("https_port", u.httpsPort), zap.Int("servers", len(u.servers)), zap.String("work_dir", u.workDir))
 	return u, nil
 }
 
@@ -200,9 +242,16 @@ func (u *Universe) writeAnchors() error {
 // Close stops both resolvers and every server and removes the work
 // directory it created.
 func (u *Universe) Close() error {
+	var errs []error
+	if err := u.fw.close(); err != nil {
+		errs = append(errs, err)
+	}
+	u.web.close()
+	for _, ub := range u.vantageRes {
+		ub.stop()
+	}
 	u.public.stop()
 	u.cluster.stop()
-	var errs []error
 	for _, s := range u.servers {
 		if err := s.Close(); err != nil {
 			errs = append(errs, err)
@@ -246,7 +295,8 @@ func (u *Universe) ClusterResolver() string {
 
 // DiagnoseArgs are the `acmediag diagnose` arguments for s in this
 // universe: the universe's roots, port, trust anchor and resolver(s), the
-// loopback ranges allowed, s.Args, then s.Domain.
+// loopback ranges allowed, --http-port/--https-port when not 80/443, one
+// --vantage per vantage when s.Vantages, s.Args, then s.Domain.
 func (u *Universe) DiagnoseArgs(s Scenario) []string {
 	resolvers := u.Resolver()
 	if s.UseClusterResolver {
@@ -258,6 +308,17 @@ func (u *Universe) DiagnoseArgs(s Scenario) []string {
 		"--trust-anchor", u.anchorFile,
 		"--resolver", resolvers,
 		"--allow-address", "127.0.0.0/8,::1/128",
+	}
+	if u.httpPort != 80 {
+		args = append(args, "--http-port", strconv.Itoa(u.httpPort))
+	}
+	if u.httpsPort != 443 {
+		args = append(args, "--https-port", strconv.Itoa(u.httpsPort))
+	}
+	if s.Vantages {
+		for _, v := range u.Vantages() {
+			args = append(args, "--vantage", vantageFlag(v))
+		}
 	}
 	args = append(args, s.Args...)
 	return append(args, s.Domain)
@@ -345,4 +406,47 @@ func splitTXT(v string) []string {
 		v = v[255:]
 	}
 	return append(out, v)
+}
+
+// HTTPPort is the port every web server listens on for HTTP (80 in
+// port-53 mode).
+func (u *Universe) HTTPPort() int { return u.httpPort }
+
+// HTTPSPort is the port every web server listens on for TLS (443 in
+// port-53 mode); TLS-ALPN-01 responders use it too.
+func (u *Universe) HTTPSPort() int { return u.httpsPort }
+
+// WebAddrs are the web addresses of a scenario (its A and AAAA targets in
+// the universe's DNS, in declaration order), or nil.
+func (u *Universe) WebAddrs(scenario string) []string {
+	return slices.Clone(u.spec.webAddrs[scenario])
+}
+
+// startWeb starts every site and installs the packet-drop rules.
+func (u *Universe) startWeb(ctx context.Context) error {
+	tokens := map[string]bool{}
+	for _, name := range u.spec.scenarioNames {
+		tokens[Token(name)] = true
+	}
+	w, err := newWebServer(u.log, u.httpPort, u.httpsPort, tokens)
+	if err != nil {
+		return err
+	}
+	u.web = w
+	if err := w.start(ctx, u.spec.sites); err != nil {
+		return err
+	}
+	if len(u.spec.drops) == 0 {
+		return nil
+	}
+	if !firewallEnabled() {
+		u.log.Info("not root: packet-drop faults are not staged, Catalogue() leaves their scenarios out", zap.Int("rules", len(u.spec.drops)))
+		return nil
+	}
+	fw, err := startFirewall(ctx, u.log, u.port, u.spec.drops, u.httpPort, u.httpsPort)
+	if err != nil {
+		return err
+	}
+	u.fw = fw
+	return nil
 }

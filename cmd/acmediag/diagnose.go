@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/http01"
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/reports"
 )
@@ -53,6 +54,10 @@ type diagnoseFlags struct {
 	verbose      bool
 	logLevel     string
 	vantages     []string
+	token        string
+	keyAuth      string
+	httpPort     int
+	httpsPort    int
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -64,9 +69,18 @@ func newDiagnoseCmd() *cobra.Command {
 authoritative server address directly (RD=0, UDP then TCP on truncation),
 resolves the name the way Let's Encrypt's resolvers do, evaluates CAA with
 Let's Encrypt's rules, validates DNSSEC from the trust anchor down and, for
-dns-01, checks the _acme-challenge TXT record at every server. It prints one
-finding per problem: what is wrong, what each server answered, the ACME error
-Let's Encrypt would return, and what to change.
+dns-01, checks the _acme-challenge TXT record at every server. For http-01 and
+tls-alpn-01 it then validates the way Let's Encrypt's VA does — first AAAA then
+first A, the same redirect, port, TLS and body rules — and fetches from every
+address to compare backends.
+
+With several --vantage flags every probe runs from each vantage's source
+address with its own resolver, and the report applies the CA/B Forum
+multi-perspective quorum (2–5 remote perspectives: 1 may fail; 6+: 2; the
+passing ones must span 2 RIRs).
+
+It prints one finding per problem: what is wrong, what each server answered,
+the ACME error Let's Encrypt would return, and what to change.
 
 Exit status: 0 no Error or Fatal finding, 1 at least one, 2 usage or
 configuration error.`,
@@ -75,6 +89,10 @@ configuration error.`,
 
   # A wildcard (dns-01): is the TXT value visible at every authoritative server?
   acmediag diagnose --expect-txt "gfj9Xq...Rg85nM" '*.example.com'
+
+  # HTTP-01 with the token cert-manager is presenting, from two vantages
+  acmediag diagnose --token T --key-auth T.THUMBPRINT \
+    --vantage us=192.0.2.10,rir=ARIN --vantage eu=192.0.2.11,rir=RIPE www.example.com
 
   # CAA with an accounturi restriction, JSON for a pipeline
   acmediag diagnose --account-uri https://acme-v02.api.letsencrypt.org/acme/acct/123 -o json example.com`,
@@ -99,12 +117,17 @@ configuration error.`,
 	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public, e.g. for a test universe on loopback")
 	fl.StringArrayVar(&f.vantages, "vantage", nil, "NAME=SRCADDR[,resolver=ADDR][,rir=RIR][,region=R][,kind=external|cluster]: probe from this local source address with its own resolver; repeatable (default one vantage \"local\")")
 	fl.StringVar(&f.expectTXT, "expect-txt", "", "dns-01: the TXT value that must be visible at every server")
+	fl.StringVar(&f.token, "token", "", "http-01: fetch this token (default a random one: judge reachability only)")
+	fl.StringVar(&f.keyAuth, "key-auth", "", "http-01/tls-alpn-01: the key authorization the server must return")
+	fl.IntVar(&f.httpPort, "http-port", 80, "port HTTP-01 uses; takes the place of 80 everywhere, redirect rules included")
+	fl.IntVar(&f.httpsPort, "https-port", 443, "port TLS-ALPN-01 and HTTPS redirects use; takes the place of 443 everywhere")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
 	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
 	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text, json or markdown")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "text: also list every check that ran")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	fl.Lookup("roots").DefValue = "the 13 IANA root servers, IPv4 and IPv6"
 	fl.SortFlags = false
 	return cmd
 }
@@ -140,10 +163,16 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		if canon, err := dnscheck.NormalizeName(n); err == nil {
 			n = canon.ASCII
 		}
-		targets[i] = probes.Target{Name: n, Challenge: challenge, ExpectTXT: f.expectTXT}
+		targets[i] = probes.Target{Name: n, Challenge: challenge, ExpectTXT: f.expectTXT, Token: f.token, KeyAuth: f.keyAuth}
 	}
 	sessions := &probes.Sessions{Checker: *checker}
 	kinds := []probes.Probe{&probes.DNSProbe{Sessions: sessions}}
+	validator := http01.Validator{HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, Allow: checker.Allow, Logger: logger}
+	for _, c := range []string{dnscheck.HTTP01, dnscheck.TLSALPN01} {
+		if challenges[c] {
+			kinds = append(kinds, &probes.ChallengeProbe{Challenge: c, Sessions: sessions, Validator: validator})
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -246,6 +275,17 @@ func (f *diagnoseFlags) checker() (*dnscheck.Checker, error) {
 		if id == "" || strings.ContainsAny(id, " ;") {
 			return nil, usagef("--ca-identity %q: want a domain such as letsencrypt.org", id)
 		}
+	}
+	for _, p := range []struct {
+		flag string
+		v    int
+	}{{"--http-port", f.httpPort}, {"--https-port", f.httpsPort}} {
+		if p.v < 1 || p.v > 65535 {
+			return nil, usagef("%s %d: want 1-65535", p.flag, p.v)
+		}
+	}
+	if (f.token == "") != (f.keyAuth == "") && f.challenge != dnscheck.TLSALPN01 {
+		return nil, usagef("--token and --key-auth go together")
 	}
 	if f.queryTimeout <= 0 || f.timeout <= 0 || f.resolverTime <= 0 {
 		return nil, usagef("--timeout, --query-timeout and --resolver-timeout must be positive")

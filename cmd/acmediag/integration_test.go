@@ -131,7 +131,8 @@ func TestScenarios(t *testing.T) {
 
 func hasFinding(fs []reports.Finding, want testenv.Expectation) bool {
 	for _, f := range fs {
-		if f.Code == want.Code && f.Severity == want.Severity && strings.Contains(f.Detail, want.DetailContains) {
+		if f.Code == want.Code && f.Severity == want.Severity && strings.Contains(f.Detail, want.DetailContains) &&
+			(want.Vantage == "" || f.Vantage == want.Vantage) {
 			return true
 		}
 	}

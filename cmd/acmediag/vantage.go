@@ -42,7 +42,7 @@ func parseVantages(specs []string) ([]probes.Vantage, error) {
 				v.Resolvers = append(v.Resolvers, ap)
 			case "rir":
 				v.RIR = strings.ToUpper(val)
-				if !slices.Contains(rirs, v.RIR) {
+				if v.RIR != "" && !slices.Contains(rirs, v.RIR) {
 					return nil, usagef("--vantage %q: rir %q: want one of %s", spec, val, strings.Join(rirs, " "))
 				}
 			case "region":

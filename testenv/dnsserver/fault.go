@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"net"
 	"strings"
 	"time"
 
@@ -43,13 +44,38 @@ func (k FaultKind) String() string {
 	return "fault?"
 }
 
-// Fault is one misbehaviour of a server. QType and Zone narrow it: a zero
-// QType means every type, an empty Zone every zone the server serves.
+// Fault is one misbehaviour of a server. QType, Zone and Sources narrow it:
+// a zero QType means every type, an empty Zone every zone the server
+// serves, no Sources every client. Sources (client IP addresses) stage
+// per-vantage views: a fault only one vantage's resolver meets.
 type Fault struct {
-	Kind  FaultKind
-	QType uint16
-	Zone  string
-	Delay time.Duration // for FaultDelay
+	Kind    FaultKind
+	QType   uint16
+	Zone    string
+	Delay   time.Duration // for FaultDelay
+	Sources []string
+}
+
+// fromSource says whether the fault applies to a query from client.
+func (f Fault) fromSource(client net.Addr) bool {
+	if len(f.Sources) == 0 {
+		return true
+	}
+	var ip net.IP
+	switch a := client.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	default:
+		return false
+	}
+	for _, s := range f.Sources {
+		if want := net.ParseIP(s); want != nil && want.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f Fault) applies(q dns.Question) bool {

@@ -208,7 +208,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	udp := w.LocalAddr().Network() == "udp"
 	var post []Fault
 	for _, f := range s.cfg.Faults {
-		if !f.applies(q) {
+		if !f.applies(q) || !f.fromSource(w.RemoteAddr()) {
 			continue
 		}
 		switch f.Kind {

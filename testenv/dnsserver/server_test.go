@@ -92,6 +92,18 @@ func TestServerFaults(t *testing.T) {
 					t.Errorf("err=%v, want an answer for A", err)
 				}
 			}},
+		{desc: "fault scoped to this client's source address applies", addr: "127.53.250.7", faults: []Fault{{Kind: FaultServFail, Sources: []string{"127.0.0.1"}}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || r.Rcode != dns.RcodeServerFailure {
+					t.Errorf("err=%v, want SERVFAIL", err)
+				}
+			}},
+		{desc: "fault scoped to another source spares this client", addr: "127.53.250.8", faults: []Fault{{Kind: FaultServFail, Sources: []string{"127.10.0.2"}}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || r.Rcode != dns.RcodeSuccess {
+					t.Errorf("err=%v, want NOERROR", err)
+				}
+			}},
 		{desc: "fault scoped to another zone spares this one", addr: "127.53.250.6", faults: []Fault{{Kind: FaultServFail, Zone: "other.com."}}, qtype: dns.TypeA,
 			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
 				if err != nil || r.Rcode != dns.RcodeSuccess {
