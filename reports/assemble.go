@@ -177,4 +177,3 @@ func mpicFindings(name string, q *Quorum, external, cluster []VantageInfo, pass 
 	}
 	return fs
 }
-

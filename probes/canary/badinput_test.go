@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 		{desc: "directory returns HTML", h: html, wantCode: reports.CodeACMEDirectoryUnreachable, wantText: "not a JSON object (text/html)"},
 		{desc: "directory with wrong field types", h: badJSON, wantCode: reports.CodeACMEDirectoryUnreachable, wantText: `"newAccount" is "7"`},
 		{desc: "directory down with a malformed problem", h: down, wantCode: reports.CodeACMEDirectoryUnreachable, wantText: "status 503"},
-		{desc: "directory hangs", h: hang, wantCode: reports.CodeACMEDirectoryUnreachable, wantText: "deadline"},
+		{desc: "directory hangs", h: hang, wantCode: reports.CodeACMEDirectoryUnreachable, wantText: "Timeout"},
 		{desc: "account key file garbage", h: html, key: garbageKey, wantText: garbageKey, noHits: true},
 		{desc: "account key file holds a certificate", h: html, key: certKey, wantText: certKey + `: PEM block "CERTIFICATE"`, noHits: true},
 		{desc: "budget exhausted: refused without a request", h: html, budget: spent, wantErr: ErrBudgetExhausted, noHits: true},

@@ -126,9 +126,9 @@ func rateLimited(name string, p reports.Problem) reports.Finding {
 		f = f.With("limit", strings.ReplaceAll(m[1], " ", "_"))
 	}
 	if m := retryAfterRE.FindStringSubmatch(d); m != nil {
-		s := strings.ToUpper(strings.Replace(m[1], "t", " ", 1))
-		s = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "UTC"), "Z")
-		if t, err := time.Parse("2006-01-02 15:04:05", strings.TrimSpace(s)); err == nil {
+		s := strings.TrimSuffix(strings.TrimSuffix(m[1], "utc"), "z")
+		s = strings.TrimSpace(s[:10]) + " " + strings.TrimSpace(s[11:]) // "t" or " " between date and time
+		if t, err := time.Parse("2006-01-02 15:04:05", s); err == nil {
 			f = f.With("retry_after", t.UTC().Format(time.RFC3339))
 		}
 	}
