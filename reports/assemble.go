@@ -103,6 +103,13 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 		for _, v := range by {
 			g := f
 			g.Vantage = v
+			if g.Problem != nil && isExternal(vantages, v) {
+				// What a remote perspective alone sees, Let's Encrypt reports
+				// with this prefix (Boulder's doRemoteOperation).
+				p := *g.Problem
+				p.Detail = "During secondary validation: " + p.Detail
+				g.Problem = &p
+			}
 			if g.Severity >= Error && downgrade(v) {
 				g = g.With("severity_from_this_vantage_alone", g.Severity.String()).WithSeverity(Warning)
 			}
@@ -114,6 +121,15 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 	}
 	r.Finalize()
 	return r
+}
+
+func isExternal(vantages []VantageInfo, name string) bool {
+	for _, v := range vantages {
+		if v.Name == name {
+			return v.External
+		}
+	}
+	return false
 }
 
 func allPass(pass map[[2]string]bool, vs []VantageInfo, names []string) bool {

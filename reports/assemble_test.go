@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,7 +12,9 @@ func TestAssemble(t *testing.T) {
 	eu := VantageInfo{Name: "eu", RIR: "RIPE", External: true}
 	ap := VantageInfo{Name: "ap", RIR: "APNIC", External: true}
 	k8s := VantageInfo{Name: "k8s", External: false}
-	timeout := func(detail string) Finding { return New(CodeHTTP01ConnectTimeout, "a.com", detail) }
+	timeout := func(detail string) Finding {
+		return New(CodeHTTP01ConnectTimeout, "a.com", detail).WithProblem(ProblemConnection, "192.0.2.1: Timeout during connect (likely firewall problem)")
+	}
 	type want struct {
 		code     Code
 		vantage  string
@@ -84,6 +87,11 @@ func TestAssemble(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no %s %s from vantage %q in %+v", w.severity, w.code, w.vantage, r.Findings)
+				}
+			}
+			for _, f := range r.Findings {
+				if f.Problem != nil && f.Vantage != "" && !strings.HasPrefix(f.Problem.Detail, "During secondary validation: ") {
+					t.Errorf("vantage-specific problem %q lacks Boulder's secondary-validation prefix", f.Problem.Detail)
 				}
 			}
 			if len(r.Vantages) != len(tc.vantages) {
