@@ -116,6 +116,16 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("missing finding %s (%s) with detail containing %q\n%s", want.Code, want.Severity, want.DetailContains, dump())
 				}
 			}
+			// Every challenge failure says what Let's Encrypt would answer
+			// (comparisons across addresses explain; the failing fetch itself
+			// carries the problem).
+			for _, f := range rep.Findings {
+				challenge := strings.HasPrefix(string(f.Code), "http01.") || strings.HasPrefix(string(f.Code), "tlsalpn.")
+				challenge = challenge && f.Code != reports.CodeHTTP01IPv6DifferentContent && f.Code != reports.CodeHTTP01InconsistentBackends
+				if challenge && f.Severity >= reports.Error && (f.Problem == nil || !strings.HasPrefix(f.Problem.Type, "urn:ietf:params:acme:error:") || f.Problem.Detail == "") {
+					t.Errorf("%s %s carries no ACME problem: %+v", f.Severity, f.Code, f.Problem)
+				}
+			}
 			wantExit := 0
 			for _, f := range rep.Findings {
 				if f.Severity >= reports.Error {
