@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/acmediag/acmediag/testenv/dnsserver"
+	"github.com/acmediag/acmediag/testenv/pebble"
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 )
@@ -50,8 +51,11 @@ type Options struct {
 	// different DNS ports never collide on the (shared) web addresses.
 	HTTPPort  int
 	HTTPSPort int
-	WorkDir   string      // "" → os.MkdirTemp, removed by Close
-	Logger    *zap.Logger // nil → zap.NewNop()
+	WorkDir   string // "" → os.MkdirTemp, removed by Close
+	// ACME also runs Pebble (built from testenv/tools into .cache/tools),
+	// validating against the universe: see ACMEDirectory.
+	ACME   bool
+	Logger *zap.Logger // nil → zap.NewNop()
 	// Now is the signing reference (inception one hour before, expiration
 	// two weeks after); nil → time.Now. Unbound validates against the real
 	// clock, so keep it within days of it.
@@ -77,6 +81,7 @@ type Universe struct {
 	vantageRes    []*unbound
 	web           *webServer
 	fw            *firewall
+	pebble        *pebble.Pebble
 }
 
 // Start builds the universe of the whole Catalogue, starts every server and
@@ -166,6 +171,11 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 	if err := u.startWeb(ctx); err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
+	if opts.ACME {
+		if err := u.startPebble(ctx); err != nil {
+			return nil, fmt.Errorf("testenv: %w", err)
+		}
+	}
 	u.log.Info("universe ready", zap.Int("port", u.port), zap.Int("http_port", u.httpPort), zap.Int("https_port", u.httpsPort), zap.Int("servers", len(u.servers)), zap.String("work_dir", u.workDir))
 	return u, nil
 }
@@ -243,6 +253,9 @@ func (u *Universe) writeAnchors() error {
 // directory it created.
 func (u *Universe) Close() error {
 	var errs []error
+	if u.pebble != nil {
+		u.pebble.Close()
+	}
 	if err := u.fw.close(); err != nil {
 		errs = append(errs, err)
 	}

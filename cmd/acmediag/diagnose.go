@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/http01"
 	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -58,6 +61,11 @@ type diagnoseFlags struct {
 	keyAuth      string
 	httpPort     int
 	httpsPort    int
+	acmeDir      string
+	acmeCACert   string
+	acmeKey      string
+	allowProd    bool
+	serveToken   string
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -121,6 +129,11 @@ configuration error.`,
 	fl.StringVar(&f.keyAuth, "key-auth", "", "http-01/tls-alpn-01: the key authorization the server must return")
 	fl.IntVar(&f.httpPort, "http-port", 80, "port HTTP-01 uses; takes the place of 80 everywhere, redirect rules included")
 	fl.IntVar(&f.httpsPort, "https-port", 443, "port TLS-ALPN-01 and HTTPS redirects use; takes the place of 443 everywhere")
+	fl.StringVar(&f.acmeDir, "acme-directory", "none", "also order from this ACME directory (a staging one) and report the CA's own verdict; \"none\" skips")
+	fl.StringVar(&f.acmeCACert, "acme-ca-cert", "", "extra CA bundle for the ACME directory's TLS (Pebble)")
+	fl.StringVar(&f.acmeKey, "acme-account-key", "", "ACME account key file, created when missing (default one per directory in the user cache dir)")
+	fl.BoolVar(&f.allowProd, "allow-production", false, "permit a production ACME directory (refused otherwise: it counts against real rate limits)")
+	fl.StringVar(&f.serveToken, "serve-token", "", "serve the HTTP-01 token on ADDR (when NAME routes here) and complete the order")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
 	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
 	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
@@ -174,12 +187,33 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		}
 	}
 
+	acme, err := f.acmeProbe(logger)
+	if err != nil {
+		return err
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	stopProgress := progress(ctx, stderr, len(names))
 	start := time.Now()
+	var orders []probes.Observation
+	ordersDone := make(chan struct{})
+	go func() {
+		defer close(ordersDone)
+		if acme != nil {
+			// The CA validates from its own perspectives: once per name, not per vantage.
+			orders = probes.RunOnce(ctx, []probes.Probe{acme}, targets, []probes.Vantage{{}})
+		}
+	}()
 	observations := probes.RunOnce(ctx, kinds, targets, vantages)
+	<-ordersDone
 	stopProgress()
+	for _, o := range orders {
+		if out, ok := o.Trace.(canary.Outcome); ok && out.Err != nil {
+			return usagef("--acme-directory %s: %v", f.acmeDir, out.Err)
+		}
+	}
+	observations = append(observations, orders...)
 	stats := sessions.Stats()
 	logger.Debug("diagnose done", zap.Int64("dns_queries", stats.Queries), zap.Int64("dns_timeouts", stats.Timeouts),
 		zap.Duration("duration", time.Since(start)))
@@ -214,6 +248,41 @@ func assemble(targets []probes.Target, vantages []probes.Vantage, obs []probes.O
 		outcomes[i] = reports.Outcome{Vantage: o.Vantage.Name, Name: o.Target.Name, Findings: o.Findings, Checks: o.Checks}
 	}
 	return reports.Assemble(names, targets[0].Challenge, infos, outcomes, d)
+}
+
+// acmeProbe builds the CA-order probe from the --acme-* flags, or nil.
+func (f *diagnoseFlags) acmeProbe(logger *zap.Logger) (*probes.ACMEProbe, error) {
+	if f.acmeDir == "" || f.acmeDir == "none" {
+		if f.serveToken != "" {
+			return nil, usagef("--serve-token needs --acme-directory")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(f.acmeDir)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, usagef("--acme-directory %q: want an https URL of an ACME directory", f.acmeDir)
+	}
+	if canary.IsProduction(f.acmeDir) && !f.allowProd {
+		return nil, usagef("--acme-directory %s is Let's Encrypt production: use the staging directory https://acme-staging-v02.api.letsencrypt.org/directory, or pass --allow-production", f.acmeDir)
+	}
+	if f.acmeCACert != "" {
+		if _, err := os.Stat(f.acmeCACert); err != nil {
+			return nil, usagef("--acme-ca-cert: %v", err)
+		}
+	}
+	key := f.acmeKey
+	if key == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, usagef("no --acme-account-key given and no user cache directory: %v", err)
+		}
+		key = filepath.Join(dir, "acmediag", "account-"+strings.ReplaceAll(u.Host, ":", "_")+".key")
+		if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+			return nil, fmt.Errorf("account key directory: %w", err)
+		}
+	}
+	return &probes.ACMEProbe{ServeAddr: f.serveToken, Config: canary.Config{DirectoryURL: f.acmeDir,
+		AllowProduction: f.allowProd, CACertFile: f.acmeCACert, AccountKeyFile: key, Logger: logger}}, nil
 }
 
 // challengeFor applies the default: http-01, but dns-01 for a wildcard

@@ -45,9 +45,9 @@ func testMain(m *testing.M) int {
 		os.Stderr.Write(out)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	universe, err = testenv.Start(ctx, testenv.Options{})
+	universe, err = testenv.Start(ctx, testenv.Options{ACME: true})
 	if err != nil {
 		os.Stderr.WriteString("integration: the test universe did not start: " + err.Error() + "\n")
 		if os.Getenv("CI") == "true" {
@@ -183,6 +183,69 @@ func TestHostileRoots(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no %s finding naming the root zone: %s", tc.want, stdout)
+			}
+		})
+	}
+}
+
+// Orders from the CA itself (Pebble, validating against the universe)
+// agree with acmediag's own checks: the report shows Pebble's problem next
+// to acmediag's finding for the same cause, and a 404 from the right server
+// (the token is not served in a probe order) is a pass.
+func TestACMEProbeOrders(t *testing.T) {
+	needUniverse(t)
+	cases := []struct {
+		scenario string
+		ownCode  reports.Code // acmediag's finding for the cause ("" for a pass)
+		caFails  bool
+	}{
+		{scenario: "web-ipv4-only"},
+		{scenario: "web-404", ownCode: reports.CodeHTTP01NotRouted},
+		{scenario: "web-refused", ownCode: reports.CodeHTTP01ConnectionRefused, caFails: true},
+		{scenario: "nxdomain", ownCode: reports.CodeDNSNXDomain, caFails: true},
+		{scenario: "web-redirect-chain-12", ownCode: reports.CodeHTTP01TooManyRedirects, caFails: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.scenario, func(t *testing.T) {
+			var sc testenv.Scenario
+			for _, s := range testenv.Catalogue() {
+				if s.Name == tc.scenario {
+					sc = s
+				}
+			}
+			if sc.Name == "" {
+				t.Fatalf("no scenario %s", tc.scenario)
+			}
+			args := append([]string{"diagnose", "-o", "json", "--log-level", "error"}, universe.ACMEArgs()...)
+			stdout, stderr, code := runBinary(t, append(args, universe.DiagnoseArgs(sc)...)...)
+			var rep reports.Report
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+			}
+			var own, order *reports.Finding
+			for i, f := range rep.Findings {
+				if f.Code == reports.CodeACMEOrderFailed {
+					order = &rep.Findings[i]
+				}
+				if tc.ownCode != "" && f.Code == tc.ownCode && f.Vantage == "" {
+					own = &rep.Findings[i]
+				}
+			}
+			if tc.caFails != (order != nil) {
+				t.Fatalf("CA order failed = %v, want %v: %s", order != nil, tc.caFails, stdout)
+			}
+			if order != nil && (order.Problem == nil || !strings.HasPrefix(order.Problem.Type, "urn:ietf:params:acme:error:")) {
+				t.Errorf("acme.order_failed lacks the CA's problem: %+v", order)
+			}
+			if tc.ownCode != "" && own == nil {
+				t.Errorf("no own %s finding next to the CA's verdict: %s", tc.ownCode, stdout)
+			}
+			ran := false
+			for _, c := range rep.Checks {
+				ran = ran || c.Name == "acme.challenge" && c.Status == reports.CheckOK
+			}
+			if !ran {
+				t.Errorf("the order's challenge step did not run: %+v", rep.Checks)
 			}
 		})
 	}

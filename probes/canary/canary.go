@@ -226,13 +226,26 @@ func (o *order) checkConfig() error {
 	if o.name == "" {
 		return errors.New("canary: no name to order")
 	}
-	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	for _, p := range productionHosts {
-		if host == p && !o.cfg.AllowProduction {
-			return fmt.Errorf("canary: %s: %w", o.cfg.DirectoryURL, ErrProductionRefused)
-		}
+	if IsProduction(o.cfg.DirectoryURL) && !o.cfg.AllowProduction {
+		return fmt.Errorf("canary: %s: %w", o.cfg.DirectoryURL, ErrProductionRefused)
 	}
 	return nil
+}
+
+// IsProduction reports whether a directory URL issues publicly trusted
+// certificates (and counts against production rate limits).
+func IsProduction(directoryURL string) bool {
+	u, err := url.Parse(directoryURL)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	for _, p := range productionHosts {
+		if host == p {
+			return true
+		}
+	}
+	return false
 }
 
 // step runs fn as a timed step named name. The start comes from the

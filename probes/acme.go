@@ -1,0 +1,56 @@
+package probes
+
+import (
+	"context"
+	"time"
+
+	"github.com/acmediag/acmediag/probes/canary"
+	"github.com/acmediag/acmediag/reports"
+)
+
+// ACMEProbe asks a real ACME server (a staging directory, or Pebble in the
+// test universe) to validate the target: the CA's own verdict, from the
+// CA's own perspectives, which no local probe can stand in for. Without
+// ServeAddr it is a probe order (the token is not served; a 404 from the
+// right server is a pass); with it, a full order serving the token there.
+type ACMEProbe struct {
+	Config    canary.Config
+	ServeAddr string
+}
+
+// Kind implements Probe.
+func (p *ACMEProbe) Kind() string { return "acme" }
+
+// Run implements Probe. The vantage does not matter: the CA validates from
+// its own places.
+func (p *ACMEProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
+	start := time.Now()
+	obs := Observation{Target: t, Vantage: v, Kind: p.Kind(), Start: start}
+	if t.Challenge != "http-01" {
+		obs.Checks = []reports.Check{{Name: "acme.order", Target: t.Name, Status: reports.CheckSkipped,
+			Note: "orders are placed for http-01 only (dns-01 needs a DNS provider)"}}
+		return finish(obs)
+	}
+	var out canary.Outcome
+	if p.ServeAddr != "" {
+		out = canary.FullOrder(ctx, p.Config, t.Name, p.ServeAddr)
+	} else {
+		out = canary.ProbeOrder(ctx, p.Config, t.Name)
+	}
+	for _, s := range out.Steps {
+		c := reports.Check{Name: "acme." + s.Name, Target: t.Name, Status: reports.CheckOK, Duration: s.Duration}
+		if s.Err != "" {
+			c.Status, c.Note = reports.CheckFail, s.Err
+		}
+		obs.Checks = append(obs.Checks, c)
+	}
+	obs.Findings = out.Findings
+	if out.Err != nil {
+		obs.Checks = append(obs.Checks, reports.Check{Name: "acme.order", Target: t.Name, Status: reports.CheckFail, Note: out.Err.Error()})
+	}
+	obs.Trace = out
+	obs.Duration = time.Since(start)
+	obs = finish(obs)
+	obs.OK = obs.OK && out.Err == nil
+	return obs
+}
