@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 // benchmarks and the demo use, all on loopback.
 func newTestenvCmd() *cobra.Command {
 	var port int
+	acme := true
 	cmd := &cobra.Command{
 		Use:   "testenv",
 		Short: "Run the hermetic test universe on loopback (root, TLDs, authoritative servers, Unbound)",
@@ -22,12 +24,15 @@ servers with faults, and real Unbound resolvers — and keeps it running until
 interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port})
+			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port, ACME: acme})
 			if err != nil {
 				return err
 			}
 			defer u.Close()
 			w := cmd.OutOrStdout()
+			if acme {
+				fmt.Fprintf(w, "Pebble (ACME) for the CA's own verdict: %s\n", strings.Join(u.ACMEArgs(), " "))
+			}
 			fmt.Fprintf(w, "universe running; try:\n  acmediag diagnose %s\n\nscenarios:\n", strings.Join(universeFlags(u), " ")+" NAME")
 			for _, sc := range testenv.Catalogue() {
 				fmt.Fprintf(w, "  %-28s %s\n", sc.Domain, sc.Description)
@@ -37,13 +42,14 @@ interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&port, "port", 0, "DNS port of every server (default 53 as root, else 10053)")
+	cmd.PersistentFlags().IntVar(&port, "port", 0, "DNS port of every server (default 53 as root, else 10053; web ports follow it)")
+	cmd.PersistentFlags().BoolVar(&acme, "acme", true, "also run Pebble, Let's Encrypt's ACME test server, validating against the universe")
 	demo := &cobra.Command{
 		Use:   "demo",
 		Short: "Start the universe and diagnose every scenario in it, printing each report",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port})
+			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port, ACME: acme})
 			if err != nil {
 				return err
 			}
@@ -51,7 +57,6 @@ interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 			return runDemo(cmd, u)
 		},
 	}
-	demo.Flags().IntVar(&port, "port", 0, "DNS port of every server (default 53 as root, else 10053)")
 	cmd.AddCommand(demo)
 	return cmd
 }
@@ -75,7 +80,12 @@ func runDemo(cmd *cobra.Command, u *testenv.Universe) error {
 		if cmd.Context().Err() != nil {
 			return cmd.Context().Err()
 		}
-		args := append([]string{"diagnose", "--log-level", "error"}, u.DiagnoseArgs(sc)...)
+		args := []string{"diagnose", "--log-level", "error"}
+		if slices.Contains(sc.Args, "http-01") && !sc.Vantages {
+			// The CA's own verdict next to acmediag's.
+			args = append(args, u.ACMEArgs()...)
+		}
+		args = append(args, u.DiagnoseArgs(sc)...)
 		fmt.Fprintf(w, "\n━━ %d/%d %s — %s\n$ acmediag %s\n\n", i+1, len(scenarios), sc.Name, sc.Description, shellJoin(args))
 		code := run(cmd.Context(), args, w, cmd.ErrOrStderr())
 		if code == exitFindings {
