@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,5 +249,41 @@ func TestACMEProbeOrders(t *testing.T) {
 				t.Errorf("the order's challenge step did not run: %+v", rep.Checks)
 			}
 		})
+	}
+}
+
+// --serve-token: acmediag serves the token itself where the name routes
+// and completes the order; every step shows in the checks.
+func TestACMEServeTokenIssues(t *testing.T) {
+	needUniverse(t)
+	addrs := universe.WebAddrs("web-refused") // nothing listens there: free for the token server
+	if len(addrs) == 0 {
+		t.Fatal("no web address for web-refused")
+	}
+	serve := net.JoinHostPort(addrs[0], strconv.Itoa(universe.HTTPPort()))
+	args := append([]string{"diagnose", "-o", "json", "--log-level", "error", "--serve-token", serve}, universe.ACMEArgs()...)
+	args = append(args, "--roots", strings.Join(universe.Roots(), ","), "--dns-port", strconv.Itoa(universe.Port()),
+		"--trust-anchor", universe.TrustAnchorFile(), "--resolver", universe.Resolver(), "--allow-address", "127.0.0.0/8,::1/128",
+		"--http-port", strconv.Itoa(universe.HTTPPort()), "--https-port", strconv.Itoa(universe.HTTPSPort()), "web-refused.acmeweb.com")
+	stdout, stderr, code := runBinary(t, args...)
+	var rep reports.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	steps := map[string]reports.CheckStatus{}
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.Name, "acme.") {
+			steps[c.Name] = c.Status
+		}
+	}
+	for _, s := range []string{"acme.account", "acme.order", "acme.serve_token", "acme.challenge", "acme.poll", "acme.finalize", "acme.download"} {
+		if steps[s] != reports.CheckOK {
+			t.Errorf("step %s: %q, want ok (steps %v)", s, steps[s], steps)
+		}
+	}
+	for _, f := range rep.Findings {
+		if f.Code == reports.CodeACMEOrderFailed {
+			t.Errorf("order failed: %s", f.Detail)
+		}
 	}
 }
