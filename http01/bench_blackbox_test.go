@@ -56,7 +56,11 @@ func startChild(tb testing.TB, name string, args ...string) *exec.Cmd {
 	tb.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	// Nil Stdout/Stderr are /dev/null. (io.Discard would make os/exec copy
+	// the child's output through a pipe in a goroutine of this process:
+	// python's http.server logs every request, and reading those lines
+	// was charged to our probes' CPU.)
+	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}

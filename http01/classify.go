@@ -40,7 +40,7 @@ func detailed(err error, inTLS bool) problem {
 	}
 	var pe *policyError
 	if errors.As(err, &pe) {
-		return problem{reports.ProblemConnection, pe.text, pe.code}
+		return problem{pe.typ, pe.text, pe.code}
 	}
 	tlsCode := func(c reports.Code) reports.Code {
 		if inTLS {

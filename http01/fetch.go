@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -21,34 +20,33 @@ import (
 	"github.com/acmediag/acmediag/reports"
 )
 
-// target is where one hop goes: the URL Boulder records, and the address and
-// port it actually dials.
+// target is one of Boulder's validation records: the URL it records and
+// requests, and the address and port it actually dials.
 type target struct {
-	url      *url.URL
-	host     string
+	url      *url.URL // urlStr parsed, as http.NewRequest parses it
+	urlStr   string   // record.URL
+	host     string   // record.Hostname
 	port     int
-	resolved []netip.Addr
-	addr     netip.Addr
+	resolved []netip.Addr // record.AddressesResolved
+	addr     netip.Addr   // record.AddressUsed
 }
 
 // hopOutcome is everything one request produced, including what Boulder
 // does not look at (peek, headers) for diagnosis.
 type hopOutcome struct {
-	hop       Hop
-	header    http.Header
-	body      []byte // what Boulder read: ≤ 128 bytes, only for a final 200
-	peek      []byte // body bytes for diagnosis, ≤ peekLimit (includes body)
-	bodyErr   error
-	err       error // transport error as net/http returns it (*url.Error)
-	inTLS     bool  // err happened during the TLS handshake
-	tlsVer    uint16
-	ttfb      time.Duration
-	location  string
-	redirects bool // a status Go's client would follow, with a Location
+	hop      Hop
+	header   http.Header
+	body     []byte // what Boulder read: ≤ 128 bytes, only for a 200
+	peek     []byte // body bytes for diagnosis, ≤ peekLimit (includes body)
+	bodyErr  error
+	err      error // what http.Client.Do returned (usually a *url.Error)
+	inTLS    bool  // err happened during the TLS handshake
+	ttfb     time.Duration
+	location string
 }
 
-// displayURL builds the URL Boulder records: the port is left out when it is
-// the scheme's configured port, so texts read as in production.
+// displayURL builds the URL of the first request: the port is left out when
+// it is the scheme's configured port, so texts read as in production.
 func (v *Validator) displayURL(scheme, host string, port int, path, rawQuery string) *url.URL {
 	h := host
 	if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
@@ -60,100 +58,84 @@ func (v *Validator) displayURL(scheme, host string, port int, path, rawQuery str
 	return &url.URL{Scheme: scheme, Host: h, Path: path, RawQuery: rawQuery}
 }
 
-// doHop makes one request the way Boulder's transport does: pre-resolved
-// dial, keep-alives off, certificate not verified, redirects not followed.
-func (v *Validator) doHop(ctx context.Context, t target, referer string, readBody bool) hopOutcome {
+// limitExceeded is core.ErrReaderLimitExceeded's text.
+var errLimitExceeded = errors.New("reader size limit exceeded")
+
+// readLimited is Boulder's io.ReadAll(core.ErrOnLimitReader(body, 128)):
+// up to 128 bytes, then one more read of one byte, which fails the body if
+// it yields anything. That extra byte, if any, is returned as over.
+func readLimited(r io.Reader) (body, over []byte, err error) {
+	buf := make([]byte, 0, maxResponseSize)
+	for len(buf) < maxResponseSize {
+		n, rerr := r.Read(buf[len(buf):maxResponseSize])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF {
+			return buf, nil, nil
+		}
+		if rerr != nil {
+			return buf, nil, rerr
+		}
+	}
+	var one [1]byte
+	for {
+		n, rerr := r.Read(one[:])
+		if n > 0 {
+			return buf, one[:], errLimitExceeded
+		}
+		if rerr == io.EOF {
+			return buf, nil, nil
+		}
+		if rerr != nil {
+			return buf, nil, rerr
+		}
+	}
+}
+
+// doHop makes one request of the validation and, for a 200, reads the body
+// as Boulder does; other bodies are only peeked at for diagnosis.
+func (v *Validator) doHop(ctx context.Context, t target, referer string) hopOutcome {
 	start := time.Now()
-	out := hopOutcome{hop: Hop{URL: t.url.String(), Hostname: t.host, Port: t.port, Resolved: t.resolved, Used: t.addr}}
+	out := hopOutcome{hop: Hop{URL: t.urlStr, Hostname: t.host, Port: t.port, Resolved: t.resolved, Used: t.addr}}
+	x, err := v.do(ctx, t, referer)
+	defer x.close()
 	defer func() { out.hop.Duration = time.Since(start) }()
-
-	dialer := &net.Dialer{Timeout: v.dialTimeout()}
-	if v.LocalAddr.IsValid() && v.LocalAddr.Is4() == t.addr.Is4() {
-		dialer.LocalAddr = &net.TCPAddr{IP: v.LocalAddr.AsSlice()}
-	}
-	dst := netip.AddrPortFrom(t.addr, uint16(t.port)).String()
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			// Boulder shaves 10 ms so an exhausted overall deadline still
-			// reads as a dial timeout, not as a generic cancellation.
-			if dl, ok := ctx.Deadline(); ok {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, dl.Add(-dialShave))
-				defer cancel()
-			}
-			return dialer.DialContext(ctx, "tcp", dst)
-		},
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: true, ServerName: t.host}, //nolint:gosec // Boulder never verifies redirect-target certificates
-		DisableKeepAlives:      true,
-		MaxIdleConns:           1,
-		IdleConnTimeout:        time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		MaxResponseHeaderBytes: maxHeaderBytes,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
-	tlsDone := false
-	trace := &httptrace.ClientTrace{
-		TLSHandshakeStart: func() { out.inTLS = true },
-		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
-			if err == nil {
-				tlsDone = true
-				out.tlsVer = cs.Version
-			}
-		},
-		GotFirstResponseByte: func() { out.ttfb = time.Since(start) },
-	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, t.url.String(), nil)
+	out.ttfb = time.Since(start)
 	if err != nil {
-		out.err = fmt.Errorf("building request: %w", err)
-		out.hop.Err = out.err.Error()
-		return out
-	}
-	req.Header.Set("User-Agent", v.userAgent())
-	req.Header.Set("Accept", "*/*")
-	if referer != "" {
-		req.Header.Set("Referer", referer)
-	}
-	resp, err := client.Do(req)
-	if tlsDone {
-		out.inTLS = false
-	}
-	if err != nil {
-		out.err = err
+		out.err, out.inTLS = err, x.inTLS
 		out.hop.Err = err.Error()
 		return out
 	}
-	defer resp.Body.Close()
+	resp := x.resp
 	out.header = resp.Header
 	out.hop.Status = resp.StatusCode
 	out.hop.Proto = resp.Proto
 	if resp.TLS != nil {
-		out.tlsVer = resp.TLS.Version
 		out.hop.TLS = tls.VersionName(resp.TLS.Version)
 	}
 	out.location = resp.Header.Get("Location")
 	switch resp.StatusCode {
 	case 301, 302, 303, 307, 308:
-		// Go's client follows these when a Location is present; without
-		// one it hands the response back as final.
-		out.redirects = out.location != ""
-	}
-	if out.redirects {
 		out.hop.Location = out.location
 		return out
+	case http.StatusOK:
+		var over []byte
+		out.body, over, out.bodyErr = readLimited(resp.Body)
+		out.peek = append(append(out.peek, out.body...), over...)
 	}
-	if readBody && resp.StatusCode == http.StatusOK {
-		out.body, out.bodyErr = io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
-	}
-	out.peek = append(out.peek, out.body...)
-	if out.bodyErr == nil && len(out.peek) < peekLimit {
+	if (out.bodyErr == nil || errors.Is(out.bodyErr, errLimitExceeded)) && len(out.peek) < peekLimit {
 		// The peek is ours, not Boulder's: cap it in size and time so a slow
 		// or endless body cannot hold the validation.
-		stop := time.AfterFunc(peekTimeout, func() { resp.Body.Close() })
-		more, _ := io.ReadAll(io.LimitReader(resp.Body, int64(peekLimit-len(out.peek))))
-		stop.Stop()
-		out.peek = append(out.peek, more...)
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > peekTimeout {
+			_ = x.conn.SetReadDeadline(time.Now().Add(peekTimeout))
+		}
+		var tmp [512]byte
+		for len(out.peek) < peekLimit {
+			n, rerr := resp.Body.Read(tmp[:min(len(tmp), peekLimit-len(out.peek))])
+			out.peek = append(out.peek, tmp[:n]...)
+			if rerr != nil {
+				break
+			}
+		}
 	}
 	b := out.peek
 	if len(b) > maxResponseSize {
@@ -163,40 +145,62 @@ func (v *Validator) doHop(ctx context.Context, t target, referer string, readBod
 	return out
 }
 
-// policyError is a redirect refused by Boulder's policy (a
-// berrors.ConnectionFailure), or a DNS failure of a redirect target.
+// policyError is an error Boulder builds itself (a berrors.BoulderError):
+// a redirect its policy refuses, a DNS failure of a redirect target, a
+// disallowed status. typ is the ACME problem type its berrors type maps to.
 type policyError struct {
+	typ  string
 	code reports.Code
 	text string
 }
 
 func (e *policyError) Error() string { return e.text }
 
-// redirectTarget applies Boulder's redirect policy to a response from hop
-// from and returns the next target. Errors are *policyError wrapped in a
-// *url.Error naming the Location as Go's client does.
+// connErr is berrors.ConnectionFailureError.
+func connErr(code reports.Code, format string, a ...any) *policyError {
+	return &policyError{typ: reports.ProblemConnection, code: code, text: fmt.Sprintf(format, a...)}
+}
+
+// redirectTarget is Boulder's newValidationRecordFromRedirect: it applies
+// the redirect policy to a 301/302/307/308 from hop from and returns the
+// next record. Errors are what Boulder returns: a *policyError inside a
+// *url.Error naming the rejected target (or, for a missing Location, the
+// request's URL).
 func (v *Validator) redirectTarget(ctx context.Context, from target, out hopOutcome, seen []Hop) (target, error) {
-	loc := out.location
-	u, err := from.url.Parse(loc)
+	if out.location == "" {
+		return target{}, &url.Error{Op: "Get", URL: from.url.String(),
+			Err: connErr(reports.CodeHTTP01RedirectBadStatus, "Invalid Location header in %d redirect", out.hop.Status)}
+	}
+	u, err := from.url.Parse(out.location)
 	if err != nil {
-		// Go's client fails this before CheckRedirect runs, naming the
-		// previous request's URL.
-		return target{}, &url.Error{Op: "Get", URL: from.url.String(), Err: fmt.Errorf("failed to parse Location header %q: %w", loc, err)}
-	}
-	bad := func(code reports.Code, format string, a ...any) (target, error) {
-		return target{}, &url.Error{Op: "Get", URL: loc, Err: &policyError{code: code, text: fmt.Sprintf(format, a...)}}
-	}
-	if out.tlsVer != 0 && out.tlsVer < tls.VersionTLS12 {
-		return bad(reports.CodeHTTP01RedirectTLSError, "validation attempt was redirected to an HTTPS server that doesn't support TLSv1.2 or better. See https://community.letsencrypt.org/t/rejecting-sha-1-csrs-and-validation-using-tls-1-0-1-1-urls/175144")
-	}
-	switch out.hop.Status {
-	case 301, 302, 307, 308:
-	default:
-		return bad(reports.CodeHTTP01RedirectBadStatus, "received disallowed redirect status code")
+		// do already failed on this, as http.Client does.
+		return target{}, &url.Error{Op: "Get", URL: stripPassword(from.url), Err: fmt.Errorf("failed to parse Location header %q: %v", out.location, err)}
 	}
 	u.Host = strings.ToLower(u.Host)
+	bad := func(pe *policyError) (target, error) {
+		return target{}, &url.Error{Op: "Get", URL: u.String(), Err: pe}
+	}
+	host := u.Hostname()
+	if strings.HasSuffix(host, ".well-known") {
+		return bad(connErr(reports.CodeHTTP01RedirectBadHost, "invalid host in redirect target %q: check webserver config for missing '/' in redirect target", host))
+	}
+	next := u.String()
+	for _, h := range seen {
+		if h.URL == next {
+			return bad(connErr(reports.CodeHTTP01RedirectLoop, "redirect loop detected"))
+		}
+	}
+	t, pe := v.newRecord(ctx, u)
+	if pe != nil {
+		return bad(pe)
+	}
+	return t, nil
+}
+
+// newRecord is Boulder's newValidationRecord for a redirect target.
+func (v *Validator) newRecord(ctx context.Context, u *url.URL) (target, *policyError) {
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return bad(reports.CodeHTTP01RedirectBadScheme, `Invalid protocol scheme in redirect target. Only "http" and "https" protocol schemes are supported, not %q`, u.Scheme)
+		return target{}, connErr(reports.CodeHTTP01RedirectBadScheme, `invalid protocol scheme: only "http" and "https" are supported, not %q`, u.Scheme)
 	}
 	port := v.httpPort()
 	if u.Scheme == "https" {
@@ -205,46 +209,39 @@ func (v *Validator) redirectTarget(ctx context.Context, from target, out hopOutc
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil {
-			return target{}, &url.Error{Op: "Get", URL: loc, Err: err}
+			return target{}, connErr(reports.CodeHTTP01RedirectBadPort, "invalid port %q: must be an integer", p)
 		}
 		if n != v.httpPort() && n != v.httpsPort() {
-			return bad(reports.CodeHTTP01RedirectBadPort, "Invalid port in redirect target. Only ports %d and %d are supported, not %d", v.httpPort(), v.httpsPort(), n)
+			return target{}, connErr(reports.CodeHTTP01RedirectBadPort, "invalid port %d: must be %d or %d", n, v.httpPort(), v.httpsPort())
 		}
 		port = n
 	}
+	if len(u.Path) > maxPathSize {
+		return target{}, connErr(reports.CodeHTTP01RedirectBadHost, "invalid url: path component too long")
+	}
 	host := u.Hostname()
 	if host == "" {
-		return bad(reports.CodeHTTP01RedirectBadHost, "Invalid empty host in redirect target")
+		return target{}, connErr(reports.CodeHTTP01RedirectBadHost, "invalid host: host must be non-empty")
 	}
-	if strings.HasSuffix(host, ".well-known") {
-		return bad(reports.CodeHTTP01RedirectBadHost, "Invalid host in redirect target %q. Check webserver config for missing '/' in redirect target.", host)
+	t := target{urlStr: u.String(), host: host, port: port}
+	parsed, err := url.Parse(t.urlStr)
+	if err != nil {
+		// Boulder's http.NewRequest would fail on it; keep the URL as is.
+		parsed = u
 	}
-	ip, ipErr := netip.ParseAddr(host)
-	if ipErr == nil {
+	t.url = parsed
+	if ip, err := netip.ParseAddr(host); err == nil {
 		if ip.Zone() != "" {
-			return bad(reports.CodeHTTP01RedirectBadHost, "Invalid host in redirect target: contains scope zone")
+			return target{}, connErr(reports.CodeHTTP01RedirectBadHost, "invalid host: contains IPv6 scope zone")
 		}
 		if r := v.reservedReason(ip); r != "" {
-			return bad(reports.CodeHTTP01RedirectBadHost, "Invalid host in redirect target: IP address is in a reserved address block: %s", r)
+			return target{}, connErr(reports.CodeHTTP01RedirectBadHost, "invalid host: IP address is in a reserved address block: %s", r)
 		}
-	} else if !ianaTLD(host) {
-		return bad(reports.CodeHTTP01RedirectBadHost, "Invalid host in redirect target, must end in IANA registered TLD")
-	}
-	if len(u.Path) > maxPathSize {
-		return bad(reports.CodeHTTP01RedirectBadHost, "Redirect target too long")
-	}
-	next := v.displayURL(u.Scheme, host, port, u.Path, u.RawQuery)
-	next.RawPath = u.RawPath
-	for _, h := range seen {
-		if h.URL == next.String() {
-			return bad(reports.CodeHTTP01RedirectLoop, "Redirect loop detected")
-		}
-	}
-	t := target{url: next, host: host, port: port}
-	if ipErr == nil {
-		t.resolved = []netip.Addr{ip}
-		t.addr = ip
+		t.resolved, t.addr = []netip.Addr{ip}, ip
 		return t, nil
+	}
+	if !ianaTLD(host) {
+		return target{}, connErr(reports.CodeHTTP01RedirectBadHost, "invalid host: must end in IANA registered TLD")
 	}
 	var v6, v4 []netip.Addr
 	if v.Resolver != nil {
@@ -254,21 +251,39 @@ func (v *Validator) redirectTarget(ctx context.Context, from target, out hopOutc
 	}
 	v6, v4 = v.usable(v6), v.usable(v4)
 	if len(v6) == 0 && len(v4) == 0 {
+		// getAddrs: a berrors.DNSError joining the A and AAAA failures.
 		text := noAddressText(host)
 		if err != nil {
 			text = err.Error()
 		}
-		return bad(reports.CodeHTTP01RedirectBadHost, "%s", text)
+		return target{}, &policyError{typ: reports.ProblemDNS, code: reports.CodeHTTP01RedirectBadHost, text: text}
 	}
-	t.resolved = append(append([]netip.Addr{}, v6...), v4...)
-	// Boulder's redirect target has its own v6-first choice, but the
-	// fallback only ever advances the initial target.
-	if len(v6) > 0 {
-		t.addr = v6[0]
-	} else {
-		t.addr = v4[0]
-	}
+	t.resolved = append(append(make([]netip.Addr, 0, len(v6)+len(v4)), v6...), v4...)
+	t.addr = first(v6, v4)
 	return t, nil
+}
+
+// first is Boulder's choice of address: the first IPv6, else the first IPv4.
+func first(v6, v4 []netip.Addr) netip.Addr {
+	if len(v6) > 0 {
+		return v6[0]
+	}
+	return v4[0]
+}
+
+// fallback is newValidationRecordFromFallback: the same record on the first
+// IPv4 address, when the failed request went to IPv6 and there is one.
+func fallback(t target) (target, bool) {
+	if t.addr.Is4() {
+		return target{}, false
+	}
+	for _, a := range t.resolved {
+		if a.Is4() {
+			t.addr = a
+			return t, true
+		}
+	}
+	return target{}, false
 }
 
 // ianaTLD reports whether host ends in a TLD of the ICANN section of the
@@ -284,72 +299,69 @@ func ianaTLD(host string) bool {
 
 // chainResult is one run of Boulder's processHTTPValidation.
 type chainResult struct {
-	hops         []Hop
-	outs         []hopOutcome // parallel to hops
-	final        *hopOutcome  // the final (non-redirect) response, when one
-	err          error        // the error Boulder would classify (nil: a final response)
-	errHop       int          // index of the hop whose address prefixes the problem
-	fellBack     bool         // the chain was restarted on the first A after a dial error
-	firstFail    *hopOutcome  // the failure that caused the fallback
-	firstFailIdx int          // its hop index (0: the first AAAA itself failed)
+	hops      []Hop
+	outs      []hopOutcome // parallel to hops
+	final     *hopOutcome  // the final (non-redirect) response, when one
+	err       error        // the error Boulder would classify (nil: a final response)
+	errHop    int          // index of the hop whose address prefixes the problem
+	bare      bool         // err carries no address prefix ("Too many hops")
+	fallbacks []int        // hops whose IPv6 dial failed and were retried on IPv4
 }
 
-// chain runs processHTTPValidation: initial holds the first AAAA and/or the
-// first A of the identifier, in that order.
-func (v *Validator) chain(ctx context.Context, name, path string, resolved, initial []netip.Addr) chainResult {
+// chain runs processHTTPValidation: at most maxRequests requests, each
+// redirect target resolved and checked, and any request whose IPv6 dial
+// fails retried once on the first IPv4 address of its own record.
+func (v *Validator) chain(ctx context.Context, name, path string, resolved []netip.Addr, addr netip.Addr) chainResult {
 	var cr chainResult
-	numRedirects := 0
 	lg := v.log()
-attempts:
-	for i, addr := range initial {
-		t := target{url: v.displayURL("http", name, v.httpPort(), path, ""), host: name, port: v.httpPort(), resolved: resolved, addr: addr}
-		referer := ""
-		for len(cr.hops) < maxHops {
-			out := v.doHop(ctx, t, referer, true)
-			cr.hops = append(cr.hops, out.hop)
-			cr.outs = append(cr.outs, out)
+	u := v.displayURL("http", name, v.httpPort(), path, "")
+	t := target{url: u, urlStr: u.String(), host: name, port: v.httpPort(), resolved: resolved, addr: addr}
+	referer := ""
+	for range maxRequests {
+		out := v.doHop(ctx, t, referer)
+		idx := len(cr.hops)
+		cr.hops = append(cr.hops, out.hop)
+		cr.outs = append(cr.outs, out)
+		if lg.Core().Enabled(zap.DebugLevel) {
 			lg.Debug("hop", zap.String("url", out.hop.URL), zap.Stringer("addr", t.addr), zap.Int("status", out.hop.Status), zap.String("err", out.hop.Err))
-			if out.err != nil {
-				if isDialErr(out.err) && i+1 < len(initial) && ctx.Err() == nil {
-					// Boulder retries the whole request (redirects included) on
-					// the first A; its records and redirect count carry over.
-					cr.fellBack = true
-					o := out
-					cr.firstFail = &o
-					cr.firstFailIdx = len(cr.hops) - 1
-					continue attempts
+		}
+		if out.err != nil {
+			if isDialErr(out.err) && ctx.Err() == nil {
+				if fb, ok := fallback(t); ok {
+					cr.fallbacks = append(cr.fallbacks, idx)
+					t = fb
+					continue
 				}
-				cr.err, cr.errHop = out.err, len(cr.hops)-1
-				return cr
 			}
-			if !out.redirects {
-				cr.final, cr.errHop = &cr.outs[len(cr.outs)-1], len(cr.hops)-1
-				return cr
-			}
-			if numRedirects > maxRedirect {
-				cr.err = &url.Error{Op: "Get", URL: out.location, Err: &policyError{code: reports.CodeHTTP01TooManyRedirects, text: "Too many redirects"}}
-				cr.errHop = len(cr.hops) - 1
-				return cr
-			}
-			numRedirects++
+			cr.err, cr.errHop = out.err, idx
+			return cr
+		}
+		switch s := out.hop.Status; {
+		case s == 301 || s == 302 || s == 307 || s == 308:
 			next, err := v.redirectTarget(ctx, t, out, cr.hops)
 			if err != nil {
-				cr.err, cr.errHop = err, len(cr.hops)-1
+				cr.err, cr.errHop = err, idx
 				return cr
 			}
-			// Go's client sends the previous URL as Referer, except https→http.
-			referer = t.url.String()
-			if t.url.Scheme == "https" && next.url.Scheme == "http" {
-				referer = ""
+			// Like http.Client: no Referer from https to http, never userinfo.
+			referer = ""
+			if t.url.Scheme != "https" || !strings.HasPrefix(next.urlStr, "http://") {
+				ru := *t.url
+				ru.User = nil
+				referer = ru.String()
 			}
 			t = next
+			continue
+		case s >= 300 && s < 400:
+			cr.err = connErr(reports.CodeHTTP01RedirectBadStatus, "Received disallowed redirect status code %d", s)
+			cr.errHop = idx
+			return cr
 		}
-		break
+		cr.final, cr.errHop = &cr.outs[idx], idx
+		return cr
 	}
-	if cr.err == nil && cr.final == nil {
-		cr.err = &url.Error{Op: "Get", URL: cr.hops[len(cr.hops)-1].URL, Err: &policyError{code: reports.CodeHTTP01TooManyRedirects, text: "Too many redirects"}}
-		cr.errHop = len(cr.hops) - 1
-	}
+	cr.err = connErr(reports.CodeHTTP01TooManyRedirects, "Too many hops")
+	cr.errHop, cr.bare = len(cr.hops)-1, true
 	return cr
 }
 

@@ -21,13 +21,12 @@ const (
 	// DefaultUserAgent is the User-Agent Let's Encrypt's VA sends in production.
 	DefaultUserAgent = "Mozilla/5.0 (compatible; Let's Encrypt validation server; +https://www.letsencrypt.org)"
 
-	maxRedirect     = 10   // Boulder checks numRedirects > maxRedirect before counting: 11 are followed
-	maxResponseSize = 128  // io.LimitedReader N for the challenge body
-	maxPathSize     = 2000 // "Redirect target too long"
+	maxRequests     = 10   // requests per validation, redirects and IPv4 fallbacks included ("Too many hops")
+	maxResponseSize = 128  // core.ErrOnLimitReader limit for the challenge body
+	maxPathSize     = 2000 // "invalid url: path component too long"
 	peekLimit       = 4096 // diagnostic peek, never used for the verdict
 	peekTimeout     = time.Second
-	maxHeaderBytes  = 1 << 20               // Go's default is 10 MiB; 1 MiB bounds memory, only 1–10 MiB headers differ
-	maxHops         = 2 * (maxRedirect + 2) // bound of the hop loop (two attempts of 12 hops at most)
+	maxHeaderBytes  = 1 << 20 // Go's default is 10 MiB; 1 MiB bounds memory, only 1–10 MiB headers differ
 	rpcShave        = 200 * time.Millisecond
 	dialShave       = 10 * time.Millisecond
 	acmeTLS1        = "acme-tls/1"
@@ -186,11 +185,12 @@ func noAddressText(host string) string {
 	return fmt.Sprintf("no valid A records found for %s; no valid AAAA records found for %s", host, host)
 }
 
-// deadlineCtx applies the whole-validation timeout and Boulder's 200 ms shave
-// off the RPC deadline.
+// deadlineCtx applies the whole-validation timeout (or the caller's earlier
+// deadline) less Boulder's 200 ms shave off the RPC deadline, in one context.
 func (v *Validator) deadlineCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout())
-	dl, _ := ctx.Deadline()
-	ctx2, cancel2 := context.WithDeadline(ctx, dl.Add(-rpcShave))
-	return ctx2, func() { cancel2(); cancel() }
+	dl := time.Now().Add(v.timeout())
+	if pdl, ok := ctx.Deadline(); ok && pdl.Before(dl) {
+		dl = pdl
+	}
+	return context.WithDeadline(ctx, dl.Add(-rpcShave))
 }

@@ -1,6 +1,7 @@
 package http01
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -228,8 +229,48 @@ func TestHTTP01(t *testing.T) {
 			probType: reports.ProblemUnauthorized, detail: `The key authorization file from the server did not match this challenge. Expected "` + ka + `" (got "other.thumb")`, code: reports.CodeHTTP01WrongBody, sev: reports.Error},
 		{desc: "BOM before key authorization", setup: func(e *env) Request { e.serveHTTP(serveKA("\ufeff" + ka)); return Request{} },
 			probType: reports.ProblemUnauthorized, detail: `The key authorization file from the server did not match this challenge. Expected "` + ka + `" (got "\ufeff` + ka + `")`, code: reports.CodeHTTP01WrongBody, sev: reports.Error},
-		{desc: "128-byte body", setup: func(e *env) Request { e.serveHTTP(serveKA(strings.Repeat("a", 128))); return Request{} },
-			probType: reports.ProblemUnauthorized, detail: "%a: Invalid response from " + url0 + ": \"" + strings.Repeat("a", 128) + "\"", code: reports.CodeHTTP01WrongBody, sev: reports.Error},
+		{desc: "128-byte body is read whole and compared", setup: func(e *env) Request { e.serveHTTP(serveKA(strings.Repeat("a", 128))); return Request{} },
+			probType: reports.ProblemUnauthorized, detail: `The key authorization file from the server did not match this challenge. Expected "` + ka + `" (got "` + strings.Repeat("a", 128) + `")`, code: reports.CodeHTTP01WrongBody, sev: reports.Error},
+		{desc: "key authorization padded to exactly 128 bytes passes", setup: func(e *env) Request {
+			e.serveHTTP(serveKA(ka + strings.Repeat(" ", 128-len(ka))))
+			return Request{}
+		}, ok: true, hops: 1},
+		{desc: "129-byte body exceeds the reader limit", setup: func(e *env) Request { e.serveHTTP(serveKA(ka + strings.Repeat(" ", 129-len(ka)))); return Request{} },
+			probType: reports.ProblemUnauthorized, detail: "%a: Error reading HTTP response body: reader size limit exceeded", code: reports.CodeHTTP01WrongBody, sev: reports.Error},
+		{desc: "gzip-encoded body is decoded as net/http does", setup: func(e *env) Request {
+			e.serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Accept-Encoding") != "gzip" || r.Header.Get("Connection") != "close" {
+					http.Error(w, "not Go's transport headers", 400)
+					return
+				}
+				w.Header().Set("Content-Encoding", "gzip")
+				zw := gzip.NewWriter(w)
+				fmt.Fprint(zw, ka)
+				zw.Close()
+			}))
+			return Request{}
+		}, ok: true, hops: 1},
+		{desc: "broken gzip body", setup: func(e *env) Request {
+			e.serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Encoding", "gzip")
+				fmt.Fprint(w, ka)
+			}))
+			return Request{}
+		}, probType: reports.ProblemUnauthorized, detail: "%a: Error reading HTTP response body: gzip: invalid header", code: reports.CodeHTTP01ConnectionReset, sev: reports.Error},
+		{desc: "body shorter than Content-Length", setup: func(e *env) Request {
+			e.serveRaw(e.httpLn, func(c net.Conn) {
+				_, _ = c.Read(make([]byte, 1024))
+				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + ka))
+			})
+			return Request{}
+		}, probType: reports.ProblemUnauthorized, detail: "%a: Error reading HTTP response body: unexpected EOF", code: reports.CodeHTTP01ConnectionReset, sev: reports.Error},
+		{desc: "100 Continue before the answer is skipped", setup: func(e *env) Request {
+			e.serveRaw(e.httpLn, func(c net.Conn) {
+				_, _ = c.Read(make([]byte, 1024))
+				_, _ = c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(ka)) + "\r\n\r\n" + ka))
+			})
+			return Request{}
+		}, ok: true, hops: 1},
 		{desc: "infinite body is bounded", setup: func(e *env) Request {
 			e.serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				buf := []byte(strings.Repeat("x", 4096))
@@ -240,39 +281,64 @@ func TestHTTP01(t *testing.T) {
 				}
 			}))
 			return Request{}
-		}, probType: reports.ProblemUnauthorized, detail: "%a: Invalid response from " + url0 + ": \"" + strings.Repeat("x", 128) + "\"", code: reports.CodeHTTP01WrongBody, sev: reports.Error},
+		}, probType: reports.ProblemUnauthorized, detail: "%a: Error reading HTTP response body: reader size limit exceeded", code: reports.CodeHTTP01WrongBody, sev: reports.Error},
 		{desc: "connection refused", setup: func(e *env) Request { e.httpLn.Close(); return Request{} },
 			probType: reports.ProblemConnection, detail: "%a: Fetching " + url0 + ": Connection refused", code: reports.CodeHTTP01ConnectionRefused, sev: reports.Error},
 		{desc: "IPv6 refused, IPv4 serves: warning", setup: func(e *env) Request {
 			e.serveHTTP(serveKA(ka))
 			return Request{V6: []netip.Addr{netip.MustParseAddr("::1")}}
 		}, ok: true, code: reports.CodeHTTP01IPv6Unreachable, sev: reports.Warning, hops: 2},
-		{desc: "IPv6 refused on a redirect hop: error", setup: func(e *env) Request {
+		{desc: "IPv6 refused on a redirect hop: that request falls back to IPv4", setup: func(e *env) Request {
 			e.res["dual.example.com"] = []netip.Addr{netip.MustParseAddr("::1"), e.ip}
-			e.serveHTTP(redirectTo(302, "http://dual.example.com/x"))
+			e.serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/x" {
+					if r.Header.Get("Referer") != url0 {
+						http.Error(w, "want the first URL as Referer", 400)
+						return
+					}
+					fmt.Fprint(w, ka)
+					return
+				}
+				http.Redirect(w, r, "http://dual.example.com/x", 302)
+			}))
 			return Request{}
-		}, probType: reports.ProblemConnection, detail: "::1: Fetching http://dual.example.com/x: Connection refused", code: reports.CodeHTTP01IPv6Unreachable, sev: reports.Error},
-		{desc: "11 redirects followed", setup: func(e *env) Request { e.serveHTTP(chain(11)); return Request{} }, ok: true, hops: 12},
-		{desc: "12th redirect refused", setup: func(e *env) Request { e.serveHTTP(chain(12)); return Request{} },
-			probType: reports.ProblemConnection, detail: "%a: Fetching /r/12: Too many redirects", code: reports.CodeHTTP01TooManyRedirects, sev: reports.Error, hops: 12},
-		{desc: "endless redirects stop at 12", setup: func(e *env) Request { e.serveHTTP(chain(10000)); return Request{} },
-			probType: reports.ProblemConnection, code: reports.CodeHTTP01TooManyRedirects, sev: reports.Error, hops: 12},
+		}, ok: true, code: reports.CodeHTTP01IPv6Unreachable, sev: reports.Warning, hops: 3},
+		{desc: "IPv6-only redirect target refused: no fallback", setup: func(e *env) Request {
+			e.res["v6only.example.com"] = []netip.Addr{netip.MustParseAddr("::1")}
+			e.serveHTTP(redirectTo(302, "http://v6only.example.com/x"))
+			return Request{}
+		}, probType: reports.ProblemConnection, detail: "::1: Fetching http://v6only.example.com/x: Connection refused", code: reports.CodeHTTP01IPv6Unreachable, sev: reports.Error, hops: 2},
+		{desc: "redirect to an NXDOMAIN name is a dns problem", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "http://missing.example.com/x")); return Request{} },
+			probType: reports.ProblemDNS, detail: "%a: Fetching http://missing.example.com/x: DNS problem: NXDOMAIN looking up A for missing.example.com - check that a DNS record exists for this domain", code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
+		{desc: "9 redirects followed (10 requests)", setup: func(e *env) Request { e.serveHTTP(chain(9)); return Request{} }, ok: true, hops: 10},
+		{desc: "10 redirects: too many hops", setup: func(e *env) Request { e.serveHTTP(chain(10)); return Request{} },
+			probType: reports.ProblemConnection, detail: "Too many hops", code: reports.CodeHTTP01TooManyRedirects, sev: reports.Error, hops: 10},
+		{desc: "endless redirects stop at 10 requests", setup: func(e *env) Request { e.serveHTTP(chain(10000)); return Request{} },
+			probType: reports.ProblemConnection, detail: "Too many hops", code: reports.CodeHTTP01TooManyRedirects, sev: reports.Error, hops: 10},
 		{desc: "redirect loop", setup: func(e *env) Request { e.serveHTTP(redirectTo(301, url0)); return Request{} },
-			probType: reports.ProblemConnection, detail: "%a: Fetching " + url0 + ": Redirect loop detected", code: reports.CodeHTTP01RedirectLoop, sev: reports.Error},
+			probType: reports.ProblemConnection, detail: "%a: Fetching " + url0 + ": redirect loop detected", code: reports.CodeHTTP01RedirectLoop, sev: reports.Error},
 		{desc: "303 refused", setup: func(e *env) Request { e.serveHTTP(redirectTo(303, "http://a.example.com/x")); return Request{} },
-			probType: reports.ProblemConnection, detail: "%a: Fetching http://a.example.com/x: received disallowed redirect status code", code: reports.CodeHTTP01RedirectBadStatus, sev: reports.Error},
+			probType: reports.ProblemConnection, detail: "%a: Received disallowed redirect status code 303", code: reports.CodeHTTP01RedirectBadStatus, sev: reports.Error},
+		{desc: "304 refused", setup: func(e *env) Request { e.serveHTTP(redirectTo(304, "")); return Request{} },
+			probType: reports.ProblemConnection, detail: "%a: Received disallowed redirect status code 304", code: reports.CodeHTTP01RedirectBadStatus, sev: reports.Error},
+		{desc: "302 without Location", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "")); return Request{} },
+			probType: reports.ProblemConnection, detail: "%a: Fetching " + url0 + ": Invalid Location header in 302 redirect", code: reports.CodeHTTP01RedirectBadStatus, sev: reports.Error},
+		{desc: "unparsable Location", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "http://a.example.com:http/x")); return Request{} },
+			probType: reports.ProblemConnection, detail: "%a: Fetching " + url0 + ": Error getting validation data", code: reports.CodeHTTP01ConnectionReset, sev: reports.Error},
+		{desc: "path over 2000 bytes", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "/"+strings.Repeat("p", 2000))); return Request{} },
+			probType: reports.ProblemConnection, detail: "%a: Fetching http://www.example.com/" + strings.Repeat("p", 2000) + ": invalid url: path component too long", code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
 		{desc: "port 8443", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "https://a.example.com:8443/x")); return Request{} },
-			probType: reports.ProblemConnection, code: reports.CodeHTTP01RedirectBadPort, sev: reports.Error},
+			probType: reports.ProblemConnection, detail: "%a: Fetching https://a.example.com:8443/x: invalid port 8443: must be %p or %s", code: reports.CodeHTTP01RedirectBadPort, sev: reports.Error},
 		{desc: "ftp scheme", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "ftp://a.example.com/x")); return Request{} },
-			probType: reports.ProblemConnection, detail: `%a: Fetching ftp://a.example.com/x: Invalid protocol scheme in redirect target. Only "http" and "https" protocol schemes are supported, not "ftp"`, code: reports.CodeHTTP01RedirectBadScheme, sev: reports.Error},
+			probType: reports.ProblemConnection, detail: `%a: Fetching ftp://a.example.com/x: invalid protocol scheme: only "http" and "https" are supported, not "ftp"`, code: reports.CodeHTTP01RedirectBadScheme, sev: reports.Error},
 		{desc: "reserved IP literal", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "http://10.1.2.3/x")); return Request{} },
 			probType: reports.ProblemConnection, code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
 		{desc: "non-IANA TLD", setup: func(e *env) Request { e.serveHTTP(redirectTo(302, "http://my.tld.is.cpu/x")); return Request{} },
-			probType: reports.ProblemConnection, detail: "%a: Fetching http://my.tld.is.cpu/x: Invalid host in redirect target, must end in IANA registered TLD", code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
+			probType: reports.ProblemConnection, detail: "%a: Fetching http://my.tld.is.cpu/x: invalid host: must end in IANA registered TLD", code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
 		{desc: ".well-known host", setup: func(e *env) Request {
 			e.serveHTTP(redirectTo(302, "http://www.example.com.well-known/acme-challenge/x"))
 			return Request{}
-		}, probType: reports.ProblemConnection, detail: `%a: Fetching http://www.example.com.well-known/acme-challenge/x: Invalid host in redirect target "www.example.com.well-known". Check webserver config for missing '/' in redirect target.`, code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
+		}, probType: reports.ProblemConnection, detail: `%a: Fetching http://www.example.com.well-known/acme-challenge/x: invalid host in redirect target "www.example.com.well-known": check webserver config for missing '/' in redirect target`, code: reports.CodeHTTP01RedirectBadHost, sev: reports.Error},
 		{desc: "redirect to https with a self-signed cert", setup: func(e *env) Request {
 			e.serveHTTP(redirectTo(302, "https://"+name+"/.well-known/acme-challenge/"+tok))
 			e.serveHTTPS(serveKA(ka), &tls.Config{Certificates: []tls.Certificate{selfSigned(t, []string{"other.example"}, nil)}})
@@ -359,7 +425,8 @@ func TestHTTP01(t *testing.T) {
 			if tc.probType != "" && res.Problem.Type != tc.probType {
 				t.Errorf("problem type %q, want %q (%s)", res.Problem.Type, tc.probType, res.Problem.Detail)
 			}
-			if want := strings.ReplaceAll(tc.detail, "%a", e.ip.String()); tc.detail != "" && res.Problem.Detail != want {
+			want := strings.NewReplacer("%a", e.ip.String(), "%p", strconv.Itoa(e.httpPort), "%s", strconv.Itoa(e.httpsPort)).Replace(tc.detail)
+			if tc.detail != "" && res.Problem.Detail != want {
 				t.Errorf("detail\n got %q\nwant %q", res.Problem.Detail, want)
 			}
 			if tc.code != "" && !hasCode(res.Findings, tc.code, tc.sev) {
@@ -395,6 +462,7 @@ func TestHTTP01RandomToken(t *testing.T) {
 		{desc: "404 for a random token is reachable", handler: http.NotFound, ok: true},
 		{desc: "403 for a random token is a warning", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) }, code: reports.CodeHTTP01BadStatus},
 		{desc: "catch-all HTML 200 shadows the solver", handler: func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<!DOCTYPE html><html>app</html>") }, ok: true, code: reports.CodeHTTP01NotRouted},
+		{desc: "catch-all 200 over 128 bytes shadows the solver", handler: func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, strings.Repeat("app ", 100)) }, ok: true, code: reports.CodeHTTP01NotRouted},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -468,7 +536,7 @@ func TestTLSALPN01(t *testing.T) {
 			code: reports.CodeTLSALPNNoALPN, detail: `Cannot negotiate ALPN protocol "acme-tls/1" for tls-alpn-01 challenge`},
 		{desc: "wrong SAN", cert: func(t *testing.T) tls.Certificate {
 			return selfSigned(t, []string{name, "extra.example.com"}, []pkix.Extension{acmeExt(t, ka, true)})
-		}, protos: []string{acmeTLS1}, code: reports.CodeTLSALPNWrongCertificate, detail: `Incorrect validation certificate for tls-alpn-01 challenge. Requested alpn.example.com from %a. Received certificate with unexpected identifiers ("alpn.example.com, extra.example.com"): "wrong number of identifiers"`},
+		}, protos: []string{acmeTLS1}, code: reports.CodeTLSALPNWrongCertificate, detail: `Incorrect validation certificate for tls-alpn-01 challenge. Requested alpn.example.com from %a. Received certificate with unexpected identifiers ("acme, alpn.example.com, extra.example.com"): "wrong number of identifiers"`},
 		{desc: "acmeIdentifier not critical", cert: func(t *testing.T) tls.Certificate {
 			return selfSigned(t, []string{name}, []pkix.Extension{acmeExt(t, ka, false)})
 		}, protos: []string{acmeTLS1}, code: reports.CodeTLSALPNWrongCertificate, detail: "Incorrect validation certificate for tls-alpn-01 challenge. Requested alpn.example.com from %a. Received certificate with acmeValidationV1 extension that is not Critical."},

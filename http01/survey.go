@@ -62,14 +62,14 @@ func (v *Validator) Survey(ctx context.Context, req Request) Result {
 func (v *Validator) answerFrom(ctx context.Context, req Request, a netip.Addr) answer {
 	ctx, cancel := v.deadlineCtx(ctx)
 	defer cancel()
-	cr := v.chain(ctx, req.Name, "/.well-known/acme-challenge/"+req.Token, []netip.Addr{a}, []netip.Addr{a})
+	cr := v.chain(ctx, req.Name, "/.well-known/acme-challenge/"+req.Token, []netip.Addr{a}, a)
 	if cr.err != nil {
 		return answer{addr: a, key: "error: " + detailed(cr.err, false).text}
 	}
 	o := cr.final
 	key := fmt.Sprintf("%d from %s", o.hop.Status, o.hop.URL)
 	if o.hop.Status == 200 {
-		key += fmt.Sprintf(" body %q", clip(o.body, maxResponseSize))
+		key += fmt.Sprintf(" body %q", clip(o.peek, maxResponseSize))
 	}
 	return answer{addr: a, key: key}
 }

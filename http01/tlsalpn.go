@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,10 +218,25 @@ func checkSAN(cert *x509.Certificate, name string) error {
 	return nil
 }
 
+// certAltNames is Boulder's list of a certificate's names for its problem
+// text: the CN, DNS names, e-mail addresses, IPs and URIs, lower-cased,
+// de-duplicated and sorted (core.UniqueLowerNames).
 func certAltNames(c *x509.Certificate) []string {
-	out := append([]string{}, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
+	var names []string
+	if c.Subject.CommonName != "" {
+		names = append(names, c.Subject.CommonName)
 	}
-	return out
+	names = append(names, c.DNSNames...)
+	names = append(names, c.EmailAddresses...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	for _, u := range c.URIs {
+		names = append(names, u.String())
+	}
+	for i, n := range names {
+		names[i] = strings.ToLower(n)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

@@ -2,7 +2,9 @@ package http01
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -34,15 +36,8 @@ func (v *Validator) HTTP01(ctx context.Context, req Request) Result {
 		res.Duration = time.Since(start)
 		return res
 	}
-	resolved := append(append([]netip.Addr{}, v6...), v4...)
-	var initial []netip.Addr
-	if len(v6) > 0 {
-		initial = append(initial, v6[0])
-	}
-	if len(v4) > 0 {
-		initial = append(initial, v4[0])
-	}
-	cr := v.chain(ctx, req.Name, "/.well-known/acme-challenge/"+token, resolved, initial)
+	resolved := append(append(make([]netip.Addr, 0, len(v6)+len(v4)), v6...), v4...)
+	cr := v.chain(ctx, req.Name, "/.well-known/acme-challenge/"+token, resolved, first(v6, v4))
 	res.Trace = cr.hops
 	v.judge(&res, req, withToken, cr)
 	res.Duration = time.Since(start)
@@ -96,56 +91,46 @@ func finding(code reports.Code, name, detail string, o hopOutcome, p *reports.Pr
 func (v *Validator) judge(res *Result, req Request, withToken bool, cr chainResult) {
 	name := req.Name
 	add := func(f reports.Finding) { res.Findings = append(res.Findings, f) }
-	fallbackNoted := false
-	if cr.fellBack && cr.firstFail != nil {
-		ff := *cr.firstFail
-		if cr.firstFailIdx == 0 {
-			// The first AAAA failed to connect; Boulder retried on the first A.
-			sev := reports.Warning
-			note := "Let's Encrypt falls back to IPv4 for the first request only, and adds the dial timeout to every validation"
-			if cr.err != nil {
-				note = "Let's Encrypt fell back to IPv4, which failed too (see the other finding)"
-			}
-			add(finding(reports.CodeHTTP01IPv6Unreachable, name,
-				fmt.Sprintf("%s; %s", describe(ff), note), ff, nil).WithSeverity(sev))
-			fallbackNoted = true
+	for i, idx := range cr.fallbacks {
+		if i > 0 && cr.outs[idx].hop.Used == cr.outs[cr.fallbacks[i-1]].hop.Used {
+			continue // one finding per unreachable address
 		}
+		// An IPv6 dial failed; Boulder retried that request on the first A.
+		ff := cr.outs[idx]
+		note := "Let's Encrypt retried this request on IPv4, which costs up to the dial timeout and one of its 10 requests"
+		if cr.err != nil && cr.errHop == idx+1 {
+			note = "Let's Encrypt retried this request on IPv4, which failed too (see the other finding)"
+		}
+		add(finding(reports.CodeHTTP01IPv6Unreachable, name,
+			fmt.Sprintf("%s; %s", describe(ff), note), ff, nil).WithSeverity(reports.Warning))
 	}
 	if cr.err != nil {
 		o := cr.outs[cr.errHop]
 		p := detailed(cr.err, o.inTLS && o.err != nil)
 		prob := &reports.Problem{Type: p.typ, Detail: fmt.Sprintf("%s: %s", o.hop.Used, p.text)}
+		if cr.bare {
+			prob.Detail = p.text
+		}
 		res.Problem = prob
 		code, sev := p.code, reports.Lookup(p.code).Severity
 		detail := ""
-		if o.err != nil {
+		switch {
+		case cr.bare:
+			detail = fmt.Sprintf("Let's Encrypt makes at most %d requests per validation (redirects and IPv4 retries included) and stopped after %s (chain: %s)", maxRequests, describe(o), chainText(cr.hops))
+		case o.err != nil:
 			detail = describe(o)
 			if code == reports.CodeHTTP01ConnectTimeout || code == reports.CodeHTTP01ConnectionRefused {
 				detail = fmt.Sprintf("%s; the %s address does not accept connections on port %d", detail, family(o.hop.Used), o.hop.Port)
 			}
-		} else {
-			detail = fmt.Sprintf("%s; Let's Encrypt refuses the redirect: %s (chain: %s)", describe(o), p.text, chainText(cr.hops))
-		}
-		if o.err != nil && isDialErr(o.err) && o.hop.Used.Is6() && cr.errHop > 0 && hasV4(o.hop.Resolved) {
-			// Boulder never falls back to IPv4 on a redirect hop.
-			code = reports.CodeHTTP01IPv6Unreachable
-			detail += "; the redirect target also has IPv4 addresses, but Let's Encrypt does not fall back on redirect hops"
+			if isDialErr(o.err) && o.hop.Used.Is6() && !hasV4(o.hop.Resolved) {
+				code = reports.CodeHTTP01IPv6Unreachable
+				detail += "; there is no IPv4 address to fall back to"
+			}
+		default:
+			detail = fmt.Sprintf("%s; Let's Encrypt refuses it: %s (chain: %s)", describe(o), p.text, chainText(cr.hops))
 		}
 		if sev < reports.Error {
 			sev = reports.Error // a root cause that fails the validation
-		}
-		if cr.fellBack && !fallbackNoted && cr.firstFail != nil {
-			// A redirect hop failed to dial; Boulder restarted on the first
-			// A and ran into its own records (Boulder #8029, #8949).
-			ff := *cr.firstFail
-			root := detailed(ff.err, ff.inTLS)
-			code = root.code
-			if ff.hop.Used.Is6() {
-				code = reports.CodeHTTP01IPv6Unreachable
-			}
-			sev = reports.Error
-			detail = fmt.Sprintf("redirect hop %s failed (%s); Boulder's IPv4 fallback restarts the whole chain and never retries redirect hops, so Let's Encrypt reports %q (chain: %s)",
-				describe(ff), root.text, p.text, chainText(cr.hops))
 		}
 		add(finding(code, name, detail, o, prob).WithSeverity(sev))
 		v.slowFindings(res, name, cr, code)
@@ -178,22 +163,27 @@ func (v *Validator) judge(res *Result, req Request, withToken bool, cr chainResu
 		}
 		add(finding(code, name, detail, o, prob).WithSeverity(sev))
 		v.wafFinding(res, name, o)
+	case errors.Is(o.bodyErr, errLimitExceeded) && !withToken:
+		// A catch-all route answers the challenge path with a long page;
+		// a real token would fail the same way if it is routed there too.
+		res.OK = true
+		add(finding(reports.CodeHTTP01NotRouted, name, describe(o)+"; a random token got 200 with a body over 128 bytes: a catch-all route answers the challenge path, which would shadow the solver", o,
+			&reports.Problem{Type: reports.ProblemUnauthorized, Detail: fmt.Sprintf("%s: Error reading HTTP response body: %v", o.hop.Used, o.bodyErr)}).WithSeverity(reports.Warning))
 	case o.bodyErr != nil:
 		prob := &reports.Problem{Type: reports.ProblemUnauthorized, Detail: fmt.Sprintf("%s: Error reading HTTP response body: %v", o.hop.Used, o.bodyErr)}
 		res.Problem = prob
-		add(finding(reports.CodeHTTP01SlowResponse, name, describe(o)+"; reading the body failed: "+o.bodyErr.Error(), o, prob).WithSeverity(reports.Error))
-	case len(o.body) >= maxResponseSize:
-		prob := &reports.Problem{Type: reports.ProblemUnauthorized, Detail: fmt.Sprintf("%s: Invalid response from %s: %q", o.hop.Used, o.hop.URL, o.body)}
-		if !withToken {
-			res.OK = true
-			if what := match(catchAllSignatures, 200, o.header, o.peek); what != "" || len(o.body) >= maxResponseSize {
-				add(finding(reports.CodeHTTP01NotRouted, name, describe(o)+"; a random token got 200 with a long body: a catch-all route answers the challenge path, which would shadow the solver", o, prob).WithSeverity(reports.Warning))
-			}
-			break
+		code, what := reports.CodeHTTP01ConnectionReset, "reading the body failed: "+o.bodyErr.Error()
+		var ne net.Error
+		switch {
+		case errors.Is(o.bodyErr, errLimitExceeded):
+			code, what = reports.CodeHTTP01WrongBody, "the body is longer than 128 bytes, which Let's Encrypt refuses; "+bodyHint(o.peek, req.KeyAuth)
+		case errors.As(o.bodyErr, &ne) && ne.Timeout():
+			code = reports.CodeHTTP01SlowResponse
 		}
-		res.Problem = prob
-		add(finding(reports.CodeHTTP01WrongBody, name, describe(o)+"; "+bodyHint(o.body, req.KeyAuth), o, prob))
-		v.wafFinding(res, name, o)
+		add(finding(code, name, describe(o)+"; "+what, o, prob).WithSeverity(reports.Error))
+		if code == reports.CodeHTTP01WrongBody {
+			v.wafFinding(res, name, o)
+		}
 	default:
 		payload := payloadOf(o.body)
 		if !withToken {

@@ -138,8 +138,8 @@ func (c *cat) webScenarios() {
 		Description: "308 to https"}, site: redirect(http.StatusPermanentRedirect, "https://{host}{path}", tlsServe, webBehaviour{})})
 	c.addWeb(webCase{s: Scenario{Name: "web-trailing-newline", Args: h01("web-trailing-newline"), Healthy: true,
 		Description: "the key authorization followed by a newline (trailing whitespace is trimmed)"}, site: body("{keyauth}\n")})
-	c.addWeb(webCase{s: Scenario{Name: "web-redirect-chain-11", Args: h01("web-redirect-chain-11"), Healthy: true,
-		Description: "11 redirects, the most Boulder follows"}, site: siteSpec{http: webBehaviour{kind: webChain, n: 11}}})
+	c.addWeb(webCase{s: Scenario{Name: "web-redirect-chain-9", Args: h01("web-redirect-chain-9"), Healthy: true,
+		Description: "9 redirects (10 requests), the most Boulder v0.20261110.0 follows"}, site: siteSpec{http: webBehaviour{kind: webChain, n: 9}}})
 	c.addWeb(webCase{s: Scenario{Name: "web-slow", Args: h01("web-slow"), Healthy: true,
 		Description: "the answer comes after 6 s (within the CA's deadline, but slow)",
 		Expect:      []Expectation{exp(reports.CodeHTTP01SlowResponse, reports.Warning, "")}},
@@ -161,9 +161,10 @@ func (c *cat) webScenarios() {
 		Description: "the A address serves the token, the AAAA address (tried first) another site",
 		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6DifferentContent, reports.Error, "::1")}},
 		site: solver, v6: &webBehaviour{kind: webBody, body: "<html>old server</html>\n"}})
-	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-redirect-unreachable", Args: h01("web-ipv6-redirect-unreachable"),
-		Description: "IPv6 port 80 redirects to https, nothing listens on IPv6 port 443: no IPv4 fallback on a redirect",
-		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Error, "::1")}},
+	// Boulder v0.20261110.0 falls back to IPv4 per request, redirects included.
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-redirect-unreachable", Args: h01("web-ipv6-redirect-unreachable"), Healthy: true,
+		Description: "IPv6 port 80 redirects to https, nothing listens on IPv6 port 443: that request falls back to IPv4",
+		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
 		site: redirect(http.StatusMovedPermanently, "https://{host}{path}", tlsServe, webBehaviour{}),
 		v6:   &webBehaviour{kind: webRedirect, status: http.StatusMovedPermanently, location: "https://{host}{path}"}})
 	c.addWeb(webCase{s: Scenario{Name: "web-inconsistent-backends", Args: h01("web-inconsistent-backends"),
@@ -245,8 +246,16 @@ func (c *cat) webScenarios() {
 	bad("web-redirect-missing-slash", "redirect with the slash missing after the host (Apache `Redirect / https://name`)",
 		"http://{host}{pathnoslash}", reports.CodeHTTP01RedirectBadHost, ".well-known", http.StatusMovedPermanently)
 	bad("web-redirect-loop", "redirect to the same URL", "http://{host}{path}", reports.CodeHTTP01RedirectLoop, "", http.StatusFound)
+	c.addWeb(webCase{s: Scenario{Name: "web-redirect-chain-10", Args: h01("web-redirect-chain-10"),
+		Description: "10 redirects: an 11th request, one more than Boulder makes (\"Too many hops\")",
+		Expect:      []Expectation{exp(reports.CodeHTTP01TooManyRedirects, reports.Error, "")}},
+		site: siteSpec{http: webBehaviour{kind: webChain, n: 10}}})
+	c.addWeb(webCase{s: Scenario{Name: "web-redirect-chain-11", Args: h01("web-redirect-chain-11"),
+		Description: "11 redirects: followed by older Boulders, too many hops for v0.20261110.0",
+		Expect:      []Expectation{exp(reports.CodeHTTP01TooManyRedirects, reports.Error, "")}},
+		site: siteSpec{http: webBehaviour{kind: webChain, n: 11}}})
 	c.addWeb(webCase{s: Scenario{Name: "web-redirect-chain-12", Args: h01("web-redirect-chain-12"),
-		Description: "12 redirects: one more than Boulder follows",
+		Description: "12 redirects: too many hops",
 		Expect:      []Expectation{exp(reports.CodeHTTP01TooManyRedirects, reports.Error, "")}},
 		site: siteSpec{http: webBehaviour{kind: webChain, n: 12}}})
 	c.addWeb(webCase{s: Scenario{Name: "web-redirect-tls11", Args: h01("web-redirect-tls11"),
