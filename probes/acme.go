@@ -21,16 +21,15 @@ type ACMEProbe struct {
 // Kind implements Probe.
 func (p *ACMEProbe) Kind() string { return "acme" }
 
+// Applies implements Applier: orders are placed for http-01 targets
+// (dns-01 needs a DNS provider).
+func (p *ACMEProbe) Applies(t Target) bool { return t.Challenge == "http-01" }
+
 // Run implements Probe. The vantage does not matter: the CA validates from
 // its own places.
 func (p *ACMEProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
 	start := time.Now()
 	obs := Observation{Target: t, Vantage: v, Kind: p.Kind(), Start: start}
-	if t.Challenge != "http-01" {
-		obs.Checks = []reports.Check{{Name: "acme.order", Target: t.Name, Status: reports.CheckSkipped,
-			Note: "orders are placed for http-01 only (dns-01 needs a DNS provider)"}}
-		return finish(obs)
-	}
 	var out canary.Outcome
 	if p.ServeAddr != "" {
 		out = canary.FullOrder(ctx, p.Config, t.Name, p.ServeAddr)

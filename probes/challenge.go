@@ -21,13 +21,13 @@ type ChallengeProbe struct {
 // Kind implements Probe.
 func (p *ChallengeProbe) Kind() string { return p.Challenge }
 
+// Applies implements Applier: targets of this challenge only.
+func (p *ChallengeProbe) Applies(t Target) bool { return t.Challenge == p.Challenge }
+
 // Run implements Probe.
 func (p *ChallengeProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
 	start := time.Now()
 	obs := Observation{Target: t, Vantage: v, Kind: p.Kind(), Start: start}
-	if t.Challenge != p.Challenge {
-		return finish(obs) // another challenge for this target
-	}
 	check := reports.Check{Name: p.Challenge + ".validation", Target: t.Name}
 	if strings.HasPrefix(t.Name, "*.") {
 		// The CA offers only dns-01 for a wildcard; the DNS probe says so.

@@ -8,11 +8,12 @@ import (
 // maxConcurrentRuns bounds the probe runs of one round in flight at once.
 const maxConcurrentRuns = 64
 
-// RunOnce runs every probe for every target from every vantage once,
-// concurrently, and returns the observations in (vantage, target, probe)
-// order.
+// RunOnce runs every probe for every target it applies to from every
+// vantage once, concurrently, and returns the observations in (vantage,
+// target, probe) order.
 func RunOnce(ctx context.Context, probes []Probe, targets []Target, vantages []Vantage) []Observation {
 	out := make([]Observation, len(vantages)*len(targets)*len(probes))
+	ran := make([]bool, len(out))
 	sem := make(chan struct{}, maxConcurrentRuns)
 	var wg sync.WaitGroup
 	i := 0
@@ -21,6 +22,10 @@ func RunOnce(ctx context.Context, probes []Probe, targets []Target, vantages []V
 			for _, p := range probes {
 				slot := i
 				i++
+				if !applies(p, t) {
+					continue
+				}
+				ran[slot] = true
 				wg.Go(func() {
 					select {
 					case sem <- struct{}{}:
@@ -35,5 +40,11 @@ func RunOnce(ctx context.Context, probes []Probe, targets []Target, vantages []V
 		}
 	}
 	wg.Wait()
-	return out
+	kept := out[:0]
+	for i, o := range out {
+		if ran[i] {
+			kept = append(kept, o)
+		}
+	}
+	return kept
 }

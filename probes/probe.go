@@ -62,6 +62,12 @@ type Probe interface {
 	Run(ctx context.Context, t Target, v Vantage) Observation
 }
 
+// Applier is implemented by probes that check only some targets (a
+// challenge probe: targets of its challenge). Schedulers skip the rest.
+type Applier interface {
+	Applies(t Target) bool
+}
+
 func finish(o Observation) Observation {
 	o.OK = true
 	for _, f := range o.Findings {

@@ -4,7 +4,9 @@
 //
 // ProbeOrder answers an HTTP-01 challenge without serving the token and reads
 // the result the way Let's Debug does; FullOrder serves the token and
-// completes issuance. Both time every step, keep a local budget under the
+// completes issuance; DNS01Order publishes the TXT record through one of
+// lego's DNS providers (DNSProvider builds it from the environment) and
+// completes issuance, wildcards included. Both time every step, keep a local budget under the
 // CA's rate limits, honour Retry-After within the caller's deadline, refuse
 // Let's Encrypt's production directory unless allowed, and turn a bad
 // directory (down, HTML, malformed JSON or problems, hangs) into a finding.
@@ -34,6 +36,7 @@ import (
 
 	"github.com/go-acme/lego/v5/acme"
 	"github.com/go-acme/lego/v5/acme/api"
+	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/http01"
 	"go.uber.org/zap"
 
@@ -64,6 +67,9 @@ const (
 	maxPoll   = 2 * time.Second
 	// maxDetail bounds untrusted text copied into a finding.
 	maxDetail = 512
+	// cleanupTimeout bounds a provider's CleanUp, which runs even after
+	// the run's deadline.
+	cleanupTimeout = 30 * time.Second
 )
 
 // Config says which CA to order from and how.
@@ -74,8 +80,15 @@ type Config struct {
 	AccountKeyFile  string // created when missing (ECDSA P-256 PEM), reused after; "" = ephemeral
 	Email           string
 	Budget          *Budget // local rate budget; nil = a default (staging) one per call
-	Logger          *zap.Logger
-	Clock           func() time.Time // nil = time.Now
+	// DNS01Propagation, when set, is waited on between publishing the TXT
+	// record and answering a dns-01 challenge (DNS01Order); nil answers at
+	// once, trusting the provider.
+	DNS01Propagation PropagationCheck
+	// wrapTransport, set by this package's tests only, wraps the HTTP
+	// transport (the benchmark adds the Retry-After a CA may send).
+	wrapTransport func(http.RoundTripper) http.RoundTripper
+	Logger        *zap.Logger
+	Clock         func() time.Time // nil = time.Now
 }
 
 // Step is one timed stage of an order.
@@ -106,7 +119,7 @@ type Outcome struct {
 // without serving the token, reads the CA's verdict and deactivates the
 // authorization.
 func ProbeOrder(ctx context.Context, cfg Config, name string) Outcome {
-	return run(ctx, cfg, name, "")
+	return run(ctx, cfg, name, solver{chalType: http01Type})
 }
 
 // FullOrder serves the HTTP-01 token on serveAddr (lego's http01 provider
@@ -116,7 +129,29 @@ func FullOrder(ctx context.Context, cfg Config, name, serveAddr string) Outcome 
 	if serveAddr == "" {
 		return Outcome{Err: errors.New("canary: full order needs a serve address")}
 	}
-	return run(ctx, cfg, name, serveAddr)
+	srv, err := provider(serveAddr)
+	if err != nil {
+		return Outcome{Err: fmt.Errorf("canary %s: serve address %s: %w", name, serveAddr, err)}
+	}
+	return run(ctx, cfg, name, solver{chalType: http01Type, step: "serve_token", provider: srv, local: "serve token on " + serveAddr})
+}
+
+// Challenge types the canary answers.
+const (
+	http01Type = "http-01"
+	dns01Type  = "dns-01"
+)
+
+// solver is how one run answers its challenge. A nil provider is a probe
+// order: the challenge is answered without placing anything.
+type solver struct {
+	chalType string
+	step     string // name of the timed Present step
+	provider challenge.Provider
+	// local, when set, says what Present does on this machine (serve a
+	// token on a port): its failure is ours, not a DNS provider's, and
+	// becomes Outcome.Err.
+	local string
 }
 
 // order is the state of one run.
@@ -124,7 +159,8 @@ type order struct {
 	cfg   Config
 	log   *zap.Logger
 	now   func() time.Time
-	name  string
+	name  string // as ordered: "*.example.com" for a wildcard
+	sol   solver
 	out   Outcome
 	core  *api.Core
 	hc    *http.Client
@@ -133,8 +169,11 @@ type order struct {
 	authz string // authorization URL, for deactivation
 }
 
-func run(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
-	o := &order{cfg: cfg, name: name, now: cfg.Clock, bud: cfg.Budget}
+func run(ctx context.Context, cfg Config, name string, sol solver) (out Outcome) {
+	o := &order{cfg: cfg, name: name, now: cfg.Clock, bud: cfg.Budget, sol: sol}
+	// Registered first, so it runs last: what the deferred cleanup records
+	// reaches the caller.
+	defer func() { out = o.out }()
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -142,7 +181,7 @@ func run(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
 	if o.log == nil {
 		o.log = zap.NewNop()
 	}
-	o.log = o.log.Named("canary").With(zap.String("name", name), zap.String("directory", cfg.DirectoryURL))
+	o.log = o.log.Named("canary").With(zap.String("name", name), zap.String("directory", cfg.DirectoryURL), zap.String("challenge", sol.chalType))
 	if o.bud == nil {
 		o.bud = NewBudget(Limits{})
 	}
@@ -176,26 +215,35 @@ func run(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
 		return o.out
 	}
 	o.log.Debug("order created", zap.String("order", ord.Location))
-	chal, err := o.challenge(ctx, ord)
-	if err != nil || o.out.Valid {
+	chal, domain, err := o.challenge(ctx, ord)
+	if err != nil {
 		return o.out
 	}
-	if serveAddr != "" {
+	if o.out.Valid {
+		// A reused valid authorization: nothing to publish.
+		if sol.provider != nil {
+			o.finish(ctx, ord)
+		}
+		return o.out
+	}
+	if sol.provider != nil {
 		keyAuth, err := o.core.GetKeyAuthorization(chal.Token)
 		if err != nil {
 			o.out.Err = fmt.Errorf("canary %s: key authorization: %w", name, err)
-			return o.out
-		}
-		srv, err := provider(serveAddr)
-		if err == nil {
-			err = o.step("serve_token", func() error { return srv.Present(ctx, name, chal.Token, keyAuth) })
-		}
-		if err != nil {
-			o.out.Err = fmt.Errorf("canary %s: serve token on %s: %w", name, serveAddr, err)
 			o.deactivate(ctx)
 			return o.out
 		}
-		defer func() { _ = srv.CleanUp(context.WithoutCancel(ctx), name, chal.Token, keyAuth) }()
+		if err := o.step(sol.step, func() error { return sol.provider.Present(ctx, domain, chal.Token, keyAuth) }); err != nil {
+			o.presentFailed(domain, err)
+			o.deactivate(ctx)
+			return o.out
+		}
+		// lego's contract: CleanUp only after a successful Present; it
+		// runs even when the run's ctx is done, briefly.
+		defer o.cleanup(ctx, domain, chal.Token, keyAuth)
+		if sol.chalType == dns01Type {
+			o.waitPropagation(ctx, domain, keyAuth)
+		}
 	}
 	if err := o.step("challenge", func() error { _, err := o.core.Challenges.New(ctx, chal.URL); return o.caErr(err) }); err != nil {
 		o.deactivate(ctx)
@@ -207,7 +255,7 @@ func run(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
 		return o.out
 	}
 	o.verdict(final)
-	if serveAddr == "" || !o.out.Valid {
+	if sol.provider == nil || !o.out.Valid {
 		if final.Status != acme.StatusInvalid {
 			o.deactivate(ctx)
 		}
@@ -215,6 +263,32 @@ func run(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
 	}
 	o.finish(ctx, ord)
 	return o.out
+}
+
+// presentFailed records a failed Present: a local serving problem is a
+// configuration error, a DNS provider's refusal is dns01.provider_error
+// carrying the provider's own message.
+func (o *order) presentFailed(domain string, err error) {
+	if o.sol.local != "" {
+		o.out.Err = fmt.Errorf("canary %s: %s: %w", o.name, o.sol.local, err)
+		return
+	}
+	o.out.Findings = append(o.out.Findings, reports.New(reports.CodeDNS01ProviderError, o.name,
+		"the DNS provider failed to publish the TXT record for "+challengeFQDN(domain)+": "+truncate(err.Error())).
+		With("provider_error", truncate(err.Error())).With("stage", "present"))
+}
+
+// cleanup removes what Present placed. A DNS provider's failure here
+// leaves a stale TXT behind: a warning, the certificate is not at stake.
+func (o *order) cleanup(ctx context.Context, domain, token, keyAuth string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	err := o.step("cleanup", func() error { return o.sol.provider.CleanUp(cctx, domain, token, keyAuth) })
+	if err != nil && o.sol.local == "" {
+		o.out.Findings = append(o.out.Findings, reports.New(reports.CodeDNS01ProviderError, o.name,
+			"the DNS provider failed to remove the TXT record at "+challengeFQDN(domain)+" (it stays behind): "+truncate(err.Error())).
+			WithSeverity(reports.Warning).With("provider_error", truncate(err.Error())).With("stage", "cleanup"))
+	}
 }
 
 // checkConfig refuses production and non-HTTPS directories.
@@ -225,6 +299,9 @@ func (o *order) checkConfig() error {
 	}
 	if o.name == "" {
 		return errors.New("canary: no name to order")
+	}
+	if strings.HasPrefix(o.name, "*.") && o.sol.chalType != dns01Type {
+		return fmt.Errorf("canary: %s: a wildcard can only be validated with dns-01", o.name)
 	}
 	if IsProduction(o.cfg.DirectoryURL) && !o.cfg.AllowProduction {
 		return fmt.Errorf("canary: %s: %w", o.cfg.DirectoryURL, ErrProductionRefused)
@@ -265,7 +342,7 @@ func (o *order) step(name string, fn func() error) error {
 // directory fetches and checks the directory itself (to say exactly what is
 // wrong with it), then builds lego's core client on it.
 func (o *order) directory(ctx context.Context, key crypto.Signer) error {
-	hc, hdr, err := newHTTPClient(ctx, o.cfg.CACertFile)
+	hc, hdr, err := newHTTPClient(ctx, o.cfg.CACertFile, o.cfg.wrapTransport)
 	if err != nil {
 		o.out.Err = fmt.Errorf("canary: %w", err)
 		return o.out.Err
@@ -293,6 +370,11 @@ func (o *order) fetchDirectory(ctx context.Context) error {
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := o.hc.Do(req)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		// The client's timeout and ctx's deadline race (both end at the
+		// deadline); say the same thing whichever wins.
+		return fmt.Errorf("directory %s: Timeout: no answer before the deadline: %w", o.cfg.DirectoryURL, err)
+	}
 	if err != nil {
 		return fmt.Errorf("directory %s: %w", o.cfg.DirectoryURL, err)
 	}
@@ -332,9 +414,12 @@ func (o *order) account(ctx context.Context) error {
 	return nil
 }
 
-// challenge fetches the order's authorization and picks its http-01 challenge.
-func (o *order) challenge(ctx context.Context, ord acme.ExtendedOrder) (acme.Challenge, error) {
+// challenge fetches the order's authorization and picks the challenge of
+// the solver's type. domain is the authorization's identifier (the base
+// name of a wildcard), which is what a provider publishes under.
+func (o *order) challenge(ctx context.Context, ord acme.ExtendedOrder) (acme.Challenge, string, error) {
 	var chal acme.Challenge
+	var domain string
 	err := o.step("authorization", func() error {
 		if len(ord.Authorizations) != 1 {
 			err := fmt.Errorf("order for one name has %d authorizations", len(ord.Authorizations))
@@ -346,27 +431,40 @@ func (o *order) challenge(ctx context.Context, ord acme.ExtendedOrder) (acme.Cha
 		if err != nil {
 			return o.caErr(err)
 		}
+		domain = az.Identifier.Value
+		if want := strings.TrimPrefix(o.name, "*."); !strings.EqualFold(domain, want) {
+			err := fmt.Errorf("authorization %s is for %q, not %q", o.authz, truncate(domain), want)
+			o.unreachable(err.Error())
+			return err
+		}
 		if az.Status == acme.StatusValid {
 			// Reused authorization: the CA did not validate anything now.
 			o.out.Valid = true
 			return nil
 		}
 		for _, c := range az.Challenges {
-			if c.Type == "http-01" {
+			if c.Type == o.sol.chalType {
 				chal = c
 				return nil
 			}
 		}
-		err = fmt.Errorf("authorization %s (status %s) offers no http-01 challenge", o.authz, az.Status)
+		err = fmt.Errorf("authorization %s (status %s) offers no %s challenge", o.authz, truncate(az.Status), o.sol.chalType)
 		o.unreachable(err.Error())
 		return err
 	})
-	return chal, err
+	return chal, domain, err
 }
 
 // pollChallenge polls the challenge until it leaves pending/processing,
 // honouring Retry-After (capped, and never past the deadline).
 func (o *order) pollChallenge(ctx context.Context, chalURL string) (acme.ExtendedChallenge, error) {
+	// A Retry-After on the challenge's own response is the CA's advice for
+	// the first poll too (RFC 8555 §7.5.1).
+	if _, ok := parseRetryAfter(o.hdr.get(), time.Now()); ok {
+		if err := o.sleep(ctx, 0, "waiting the Retry-After of the challenge response"); err != nil {
+			return acme.ExtendedChallenge{}, err
+		}
+	}
 	wait := firstPoll
 	for i := range maxPolls {
 		c, err := o.core.Challenges.Get(ctx, chalURL)
@@ -428,6 +526,11 @@ func (o *order) verdict(c acme.ExtendedChallenge) {
 	}
 	p := reports.Problem{Type: c.Error.Type, Detail: c.Error.Detail}
 	o.out.Problem = &p
+	if o.sol.chalType == dns01Type {
+		// Nothing counts as "reached" for dns-01: the record was published.
+		o.out.Findings = append(o.out.Findings, failed(o.name, p)...)
+		return
+	}
 	v, fs := classify(o.name, p)
 	o.out.Reached = v == Reached
 	o.out.Findings = append(o.out.Findings, fs...)
@@ -471,7 +574,10 @@ func (o *order) finish(ctx context.Context, ord acme.ExtendedOrder) {
 			return err
 		}
 		cert, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil || cert.VerifyHostname(o.name) != nil {
+		if err == nil && !covers(cert, o.name) {
+			err = errors.New("name not in the certificate")
+		}
+		if err != nil {
 			err := fmt.Errorf("certificate at %s does not cover %s (%v)", done.Certificate, o.name, err)
 			o.unreachable(err.Error())
 			return err
@@ -559,6 +665,20 @@ func (o *order) unreachable(detail string) {
 	o.out.Findings = append(o.out.Findings, reports.New(reports.CodeACMEDirectoryUnreachable, o.name, truncate(detail)).With("directory", o.cfg.DirectoryURL))
 }
 
+// covers reports whether cert is valid for name; a wildcard must be
+// listed as such (VerifyHostname takes only concrete host names).
+func covers(cert *x509.Certificate, name string) bool {
+	if !strings.HasPrefix(name, "*.") {
+		return cert.VerifyHostname(name) == nil
+	}
+	for _, n := range cert.DNSNames {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // provider returns lego's http01 provider server for host:port.
 func provider(addr string) (*http01.ProviderServer, error) {
 	host, port, err := net.SplitHostPort(addr)
@@ -570,7 +690,7 @@ func provider(addr string) (*http01.ProviderServer, error) {
 
 // newHTTPClient trusts the system roots plus caFile, caps bodies, bounds
 // every exchange by the deadline and remembers the last Retry-After.
-func newHTTPClient(ctx context.Context, caFile string) (*http.Client, *lastHeader, error) {
+func newHTTPClient(ctx context.Context, caFile string, wrap func(http.RoundTripper) http.RoundTripper) (*http.Client, *lastHeader, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -599,7 +719,11 @@ func newHTTPClient(ctx context.Context, caFile string) (*http.Client, *lastHeade
 	}
 	// Timeout matters beyond ctx: lego's api.New fetches the directory with
 	// context.Background, so only the client bounds that request.
-	return &http.Client{Timeout: timeout, Transport: &capped{rt: tr, hdr: hdr}}, hdr, nil
+	var rt http.RoundTripper = tr
+	if wrap != nil {
+		rt = wrap(rt)
+	}
+	return &http.Client{Timeout: timeout, Transport: &capped{rt: rt, hdr: hdr}}, hdr, nil
 }
 
 // capped limits response bodies to maxBody and records Retry-After.

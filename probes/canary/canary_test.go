@@ -55,13 +55,22 @@ func startDNS(tb testing.TB) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	// The UDP port the kernel picks may be taken for TCP: try again.
+	var pc net.PacketConn
+	var l net.Listener
+	for range 20 {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		pc = nil
 	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		tb.Fatal(err)
+	if pc == nil {
+		tb.Fatal("no port free for both UDP and TCP")
 	}
 	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
 		go func() { _ = s.ActivateAndServe() }()
@@ -99,6 +108,13 @@ func freePort(tb testing.TB) int {
 
 func startUniverse(tb testing.TB, log *zap.Logger) *universe {
 	tb.Helper()
+	return startUniverseRetry(tb, log, 0)
+}
+
+// startUniverseRetry is startUniverse with Pebble sending Retry-After:
+// retryAfter seconds while authorizations and orders are processing.
+func startUniverseRetry(tb testing.TB, log *zap.Logger, retryAfter int) *universe {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	bin, err := pebble.Build(ctx, "")
@@ -106,7 +122,8 @@ func startUniverse(tb testing.TB, log *zap.Logger) *universe {
 		tb.Fatal(err)
 	}
 	u := &universe{httpPort: freePort(tb)}
-	u.peb, err = pebble.Start(ctx, pebble.Config{Bin: bin, HTTPPort: u.httpPort, DNSServer: startDNS(tb), WorkDir: tb.TempDir(), Logger: log})
+	u.peb, err = pebble.Start(ctx, pebble.Config{Bin: bin, HTTPPort: u.httpPort, DNSServer: startDNS(tb), WorkDir: tb.TempDir(), Logger: log,
+		RetryAfterAuthz: retryAfter, RetryAfterOrder: retryAfter})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -35,6 +35,14 @@ type rule struct {
 // from va/http.go and va/va.go detailedError, bdns problem text; Pebble's
 // from va/va.go (Go error strings behind a connection problem).
 var rules = []rule{
+	// DNS-01 (Boulder va/dns.go; Pebble va/va.go validateDNS01).
+	{"unauthorized", "no txt record", reports.CodeDNS01TXTMissing},
+	{"unauthorized", "incorrect txt record", reports.CodeDNS01TXTWrongValue},
+	{"unauthorized", "correct value not found for dns challenge", reports.CodeDNS01TXTWrongValue},
+	{"dns", "nxdomain looking up txt", reports.CodeDNS01TXTMissing},
+	// Pebble quotes the resolver's rcode: 3 NXDOMAIN, 2 SERVFAIL.
+	{"unauthorized", "unsuccessful response: 3", reports.CodeDNS01TXTMissing},
+	{"unauthorized", "unsuccessful response: 2", reports.CodeDNSServFail},
 	{"dns", "nxdomain", reports.CodeDNSNXDomain},
 	{"dns", "servfail looking up caa", reports.CodeCAALookupFailed},
 	{"dns", "looking up caa", reports.CodeCAALookupFailed},
@@ -95,6 +103,15 @@ func classify(name string, p reports.Problem) (Verdict, []reports.Finding) {
 			}
 		}
 	}
+	return Failed, failed(name, p)
+}
+
+// failed is the findings of a problem that is a real failure: the
+// specific code its detail matches (when one does), acme.rate_limited for
+// a rate limit, and acme.order_failed carrying the problem verbatim.
+func failed(name string, p reports.Problem) []reports.Finding {
+	typ := strings.TrimPrefix(p.Type, "urn:ietf:params:acme:error:")
+	d := strings.ToLower(p.Detail)
 	var out []reports.Finding
 	if typ == "rateLimited" {
 		out = append(out, rateLimited(name, p))
@@ -106,7 +123,7 @@ func classify(name string, p reports.Problem) (Verdict, []reports.Finding) {
 		}
 	}
 	out = append(out, reports.New(reports.CodeACMEOrderFailed, name, p.Type+": "+p.Detail).WithProblem(p.Type, p.Detail))
-	return Failed, out
+	return out
 }
 
 // rateLimitRE picks the limit name from Boulder's rateLimited details, e.g.

@@ -3,7 +3,9 @@
 // answers and DNSSEC (ECDSA P-256 keys, NSEC), over UDP and TCP, with a
 // fault middleware (drop, delay, SERVFAIL, lame, truncation, broken 0x20,
 // garbage, …) so tests can reproduce what breaks ACME validation in the wild.
-// It never recurses.
+// It never recurses. A server can be the primary of a zone and accept
+// TSIG-signed RFC 2136 UPDATEs of TXT RRsets, passing each change on to
+// the zone's other copies (secondaries), at once or after a lag.
 package dnsserver
 
 import (
@@ -42,10 +44,12 @@ type Server struct {
 	log  *zap.Logger
 	done chan struct{}
 
-	mu      sync.RWMutex
-	zones   map[string]*Zone
-	servers []*dns.Server
-	closed  bool
+	mu       sync.RWMutex
+	zones    map[string]*Zone
+	servers  []*dns.Server
+	closed   bool
+	tsigKeys map[string]TSIGKey     // canonical key name → key (UPDATE)
+	updates  map[string]*updateZone // origins this server is the primary of
 }
 
 // New returns a server that is not listening yet.
@@ -55,10 +59,12 @@ func New(cfg Config) *Server {
 		log = zap.NewNop()
 	}
 	return &Server{
-		cfg:   cfg,
-		log:   log.Named("dns").With(zap.String("server", cfg.Name)),
-		done:  make(chan struct{}),
-		zones: map[string]*Zone{},
+		cfg:      cfg,
+		log:      log.Named("dns").With(zap.String("server", cfg.Name)),
+		done:     make(chan struct{}),
+		zones:    map[string]*Zone{},
+		tsigKeys: map[string]TSIGKey{},
+		updates:  map[string]*updateZone{},
 	}
 }
 
@@ -137,6 +143,8 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) serve(srv *dns.Server) {
 	srv.Handler = s
+	srv.TsigProvider = tsigProvider{s}
+	srv.MsgAcceptFunc = acceptMsg
 	srv.ReadTimeout = 2 * time.Second
 	srv.WriteTimeout = 2 * time.Second
 	srv.IdleTimeout = func() time.Duration { return 5 * time.Second }
@@ -255,6 +263,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		default:
 			post = append(post, f)
 		}
+	}
+	if r.Opcode == dns.OpcodeUpdate {
+		s.serveUpdate(w, r)
+		return
 	}
 	m := s.answer(w, r, q, udp)
 	for _, f := range post {

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acmediag/acmediag/probes"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseConfig("config.yaml", []byte(`
+dns:
+  resolvers: [127.0.0.1:5353]
+targets:
+  - name: WWW.Example.com
+  - name: "*.example.com"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		desc      string
+		got, want any
+	}{
+		{"listen", cfg.Listen, defaultListen},
+		{"one vantage local", len(cfg.Vantages) == 1 && cfg.Vantages[0].Name == "local" && cfg.Vantages[0].Kind == probes.KindExternal, true},
+		{"name folded to lower case", cfg.Targets[0].Name, "www.example.com"},
+		{"http-01 by default", cfg.Targets[0].Challenge, "http-01"},
+		{"dns-01 for a wildcard", cfg.Targets[1].Challenge, "dns-01"},
+		{"dns port", cfg.Checker.Port, uint16(53)},
+		{"resolver", cfg.Checker.Resolvers[0], netip.MustParseAddrPort("127.0.0.1:5353")},
+		{"IANA roots", len(cfg.Checker.Roots), len(ianaRoots)},
+		{"root trust anchors", len(cfg.Checker.TrustAnchors) > 0, true},
+		{"ca identity", strings.Join(cfg.Checker.CAIdentities, ","), "letsencrypt.org"},
+		{"http ports", [2]int{cfg.HTTPPort, cfg.HTTPSPort}, [2]int{80, 443}},
+		{"dns interval", cfg.Schedule.Intervals["dns"], time.Minute},
+		{"tls-alpn-01 interval", cfg.Schedule.Intervals["tls-alpn-01"], time.Minute},
+		{"jitter", cfg.Schedule.Jitter, 0.1},
+		{"concurrency", cfg.Schedule.Concurrency, 32},
+		{"timeout", cfg.Schedule.Timeout, 30 * time.Second},
+		{"max backoff", cfg.Schedule.MaxBackoff, 10 * time.Minute},
+		{"store", cfg.Store, storeSettings{PerKey: 32, MaxBytes: 64 << 20}},
+		{"api", cfg.API, apiSettings{MaxConcurrent: 16, MaxObservations: 1000}},
+		{"no canary", cfg.Canary == nil, true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.desc, c.got, c.want)
+		}
+	}
+}
+
+// A full configuration: every key, relative paths anchored at the file.
+func TestConfigFull(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	anchor := ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n"
+	if err := os.WriteFile(filepath.Join(dir, "root.ds"), []byte(anchor), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pebble.pem"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	data := `
+listen: 127.0.0.1:0
+vantages:
+  - {name: us, source: 127.10.0.1, resolver: "127.53.255.10:10653", rir: arin, region: us-east}
+  - {name: k8s, source: 127.10.0.9, kind: cluster}
+dns:
+  roots: [127.53.0.1]
+  resolvers: [127.53.255.1:10653]
+  trust_anchor: root.ds
+  dns_port: 10653
+  allow_addresses: [127.0.0.0/8, "::1"]
+  query_timeout: 500ms
+  resolver_timeout: 3s
+  ca_identities: [letsencrypt.org, example-ca.test]
+  account_uri: https://acme.example/acct/1
+http: {http_port: 10680, https_port: 11043}
+targets:
+  - {name: a.example.com, challenge: http-01, token: tok, key_auth: tok.thumb}
+  - {name: b.example.com, challenge: dns-01, expect_txt: value}
+  - {name: c.example.com, challenge: tls-alpn-01}
+schedule:
+  intervals: {dns: 5s, http-01: 7s}
+  jitter: 0
+  concurrency: 4
+  timeout: 10s
+  max_backoff: 1m
+store: {per_key: 8, max_bytes: 2MiB}
+api: {max_concurrent: 3, max_observations: 50}
+canary:
+  directory: https://127.0.0.1:14000/dir
+  ca_cert: pebble.pem
+  account_key: acct.key
+  interval: 2m
+`
+	cfg, err := parseConfig(path, []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := cfg.Vantages[0]
+	if us.RIR != "ARIN" || us.SourceAddr != netip.MustParseAddr("127.10.0.1") || us.Resolvers[0].Port() != 10653 || us.Kind != probes.KindExternal {
+		t.Errorf("vantage us: %+v", us)
+	}
+	if cfg.Vantages[1].External() {
+		t.Error("vantage k8s counts as external")
+	}
+	if cfg.Checker.Port != 10653 || len(cfg.Checker.Allow) != 2 || cfg.Checker.Allow[1] != netip.MustParsePrefix("::1/128") ||
+		cfg.Checker.QueryTimeout != 500*time.Millisecond || len(cfg.Checker.TrustAnchors) != 1 {
+		t.Errorf("checker: %+v", cfg.Checker)
+	}
+	if cfg.Schedule.Jitter != 0 || cfg.Schedule.Intervals["dns"] != 5*time.Second || cfg.Schedule.Intervals["tls-alpn-01"] != time.Minute {
+		t.Errorf("schedule: %+v", cfg.Schedule)
+	}
+	if cfg.Store.MaxBytes != 2<<20 || cfg.API.MaxObservations != 50 {
+		t.Errorf("store %+v api %+v", cfg.Store, cfg.API)
+	}
+	c := cfg.Canary
+	if c == nil || c.Config.CACertFile != filepath.Join(dir, "pebble.pem") || c.Config.AccountKeyFile != filepath.Join(dir, "acct.key") ||
+		c.Interval != 2*time.Minute || strings.Join(c.Names, ",") != "a.example.com" {
+		t.Errorf("canary: %+v", c)
+	}
+}
+
+// Every bad configuration gets exactly these messages: file, line, key, and
+// what is wrong.
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	const base = "dns:\n  resolvers: [127.0.0.1]\n"
+	cases := []struct {
+		desc string
+		yaml string
+		want string
+	}{
+		{desc: "empty file", yaml: "", want: "config.yaml: the file is empty: want at least a list of targets"},
+		{desc: "only a comment", yaml: "# nothing\n", want: "config.yaml: the file is empty: want at least a list of targets"},
+		{desc: "no targets", yaml: base, want: "config.yaml: targets: at least one target is required"},
+		{desc: "YAML syntax", yaml: "listen: :80\ntargets:\n\t- name: a.com\n",
+			want: "config.yaml:3: found character that cannot start any token"},
+		{desc: "a second document", yaml: base + "targets: [{name: a.com}]\n---\nlisten: x\n",
+			want: "config.yaml:4: only one YAML document is allowed (found a second one)"},
+		{desc: "unknown top-level key", yaml: base + "targets: [{name: a.com}]\nlistne: :80\n",
+			want: `config.yaml:4: listne: unknown key (did you mean "listen"?)`},
+		{desc: "unknown key far from any", yaml: base + "targets: [{name: a.com}]\nfrobnicate: 1\n",
+			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, dns, http, targets, schedule, store, api, canary)"},
+		{desc: "unknown nested key", yaml: base + "targets:\n  - name: a.com\n    chalenge: dns-01\n",
+			want: `config.yaml:5: targets[0].chalenge: unknown key (did you mean "challenge"?)`},
+		{desc: "bad challenge", yaml: base + "targets:\n  - name: a.com\n  - name: b.com\n  - name: c.com\n  - name: d.com\n    challenge: http-02\n",
+			want: `config.yaml:8: targets[3].challenge: "http-02" is not http-01, dns-01 or tls-alpn-01`},
+		{desc: "duplicate key", yaml: base + "targets: [{name: a.com}]\nhttp:\n  http_port: 80\n  http_port: 81\n",
+			want: "config.yaml:6: http.http_port: duplicate key (first set on line 5)"},
+		{desc: "not an integer", yaml: base + "targets: [{name: a.com}]\nhttp: {http_port: eighty}\n",
+			want: `config.yaml:4: http.http_port: "eighty" is not an integer`},
+		{desc: "port out of range", yaml: base + "targets: [{name: a.com}]\nhttp: {https_port: 70000}\n",
+			want: "config.yaml:4: http.https_port: 70000: want 1-65535"},
+		{desc: "explicit zero is judged, not defaulted", yaml: "dns:\n  resolvers: [127.0.0.1]\n  dns_port: 0\ntargets: [{name: a.com}]\n",
+			want: "config.yaml:3: dns.dns_port: 0: want 1-65535"},
+		{desc: "not a duration", yaml: base + "targets: [{name: a.com}]\nschedule:\n  timeout: 30\n",
+			want: `config.yaml:5: schedule.timeout: "30" is not a duration such as 30s or 5m`},
+		{desc: "not a size", yaml: base + "targets: [{name: a.com}]\nstore: {max_bytes: lots}\n",
+			want: `config.yaml:4: store.max_bytes: "lots" is not a size such as 67108864, 512KiB or 64MiB`},
+		{desc: "a mapping where a list belongs", yaml: base + "targets:\n  name: a.com\n",
+			want: "config.yaml:4: targets: want a list, got a mapping"},
+		{desc: "a scalar where a mapping belongs", yaml: base + "targets: [{name: a.com}]\nschedule: fast\n",
+			want: `config.yaml:4: schedule: want a mapping, got "fast"`},
+		{desc: "missing name", yaml: base + "targets:\n  - challenge: dns-01\n",
+			want: "config.yaml:4: targets[0].name: missing: every target needs a name"},
+		{desc: "invalid name", yaml: base + "targets:\n  - name: exa mple.com\n",
+			want: `config.yaml:4: targets[0].name: "exa mple.com": Domain name contains an invalid character`},
+		{desc: "duplicate target", yaml: base + "targets:\n  - name: a.com\n  - name: A.com\n",
+			want: `config.yaml:5: targets[1].name: "A.com" is already the name of targets[0]`},
+		{desc: "wildcard with http-01", yaml: base + "targets:\n  - name: '*.a.com'\n    challenge: http-01\n",
+			want: "config.yaml:5: targets[0].challenge: http-01: a wildcard can only be validated with dns-01"},
+		{desc: "token without key_auth", yaml: base + "targets:\n  - name: a.com\n    token: t\n",
+			want: "config.yaml:4: targets[0]: token and key_auth go together"},
+		{desc: "expect_txt on http-01", yaml: base + "targets:\n  - name: a.com\n    expect_txt: v\n",
+			want: "config.yaml:5: targets[0].expect_txt: only a dns-01 target has a TXT value (this one is http-01)"},
+		{desc: "vantage problems, all at once", yaml: base + "targets: [{name: a.com}]\nvantages:\n  - name: us\n    source: 10.0.0.300\n    rir: NORAD\n  - name: us\n    kind: satellite\n",
+			want: "config.yaml:6: vantages[0].source: \"10.0.0.300\" is not an IP address\n" +
+				"config.yaml:7: vantages[0].rir: \"NORAD\" is not one of ARIN, RIPE, APNIC, LACNIC, AFRINIC\n" +
+				"config.yaml:8: vantages[1].name: \"us\" is already the name of vantages[0]\n" +
+				"config.yaml:9: vantages[1].kind: \"satellite\" is not external or cluster"},
+		{desc: "unknown probe kind in intervals", yaml: base + "targets: [{name: a.com}]\nschedule:\n  intervals: {htp-01: 10s}\n",
+			want: "config.yaml:5: schedule.intervals.htp-01: unknown probe kind (want dns, http-01, tls-alpn-01)"},
+		{desc: "interval too short", yaml: base + "targets: [{name: a.com}]\nschedule:\n  intervals: {dns: 10ms}\n",
+			want: "config.yaml:5: schedule.intervals.dns: 10ms: want at least 1s"},
+		{desc: "jitter out of range", yaml: base + "targets: [{name: a.com}]\nschedule: {jitter: 1.5}\n",
+			want: "config.yaml:4: schedule.jitter: 1.5: want a fraction of the interval, 0 or more and below 1"},
+		{desc: "bad allow address and root", yaml: "dns:\n  resolvers: [127.0.0.1]\n  roots: [a.root]\n  allow_addresses: [loopback]\ntargets: [{name: a.com}]\n",
+			want: "config.yaml:3: dns.roots[0]: \"a.root\" is not an IP address\n" +
+				"config.yaml:4: dns.allow_addresses[0]: \"loopback\" is not a CIDR prefix such as 127.0.0.0/8"},
+		{desc: "missing trust anchor file", yaml: "dns:\n  resolvers: [127.0.0.1]\n  trust_anchor: /nonexistent/root.ds\ntargets: [{name: a.com}]\n",
+			want: "config.yaml:3: dns.trust_anchor: open /nonexistent/root.ds: no such file or directory"},
+		{desc: "listen not host:port", yaml: base + "targets: [{name: a.com}]\nlisten: 9464\n",
+			want: `config.yaml:4: listen: "9464" is not HOST:PORT (such as :9464 or 127.0.0.1:9464)`},
+		{desc: "production canary refused", yaml: base + "targets: [{name: a.com}]\ncanary:\n  directory: https://acme-v02.api.letsencrypt.org/directory\n",
+			want: "config.yaml:5: canary.directory: https://acme-v02.api.letsencrypt.org/directory is Let's Encrypt production: use https://acme-staging-v02.api.letsencrypt.org/directory, or set canary.allow_production: true"},
+		{desc: "canary without directory", yaml: base + "targets: [{name: a.com}]\ncanary:\n  interval: 1h\n",
+			want: "config.yaml:4: canary.directory: missing: the canary needs an ACME directory URL (a staging one)"},
+		{desc: "canary name that is no target", yaml: base + "targets: [{name: a.com}]\ncanary:\n  directory: https://x.test/dir\n  names: [b.com]\n",
+			want: `config.yaml:6: canary.names[0]: "b.com" is not one of the targets`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseConfig("config.yaml", []byte(tc.yaml))
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *configError", err)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("message:\n got: %s\nwant: %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// Hostile files end in an error, never a hang, a panic or unbounded work.
+func TestConfigHostile(t *testing.T) {
+	t.Parallel()
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for i := range 8 {
+		name := string(rune('b' + i))
+		laughs += name + ": &" + name + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+		prev = name
+	}
+	cases := []struct {
+		desc string
+		data string
+		want string
+	}{
+		{desc: "billion laughs", data: laughs + "targets: *" + prev + "\n", want: "config.yaml:"},
+		{desc: "too big", data: strings.Repeat("#", maxConfigBytes+1), want: "config.yaml: the file is larger than 16 MiB"},
+		{desc: "too many vantages", data: "vantages:\n" + strings.Repeat("  - {name: v}\n", maxVantages+1) + "targets: [{name: a.com}]\n",
+			want: "vantages: 65 vantages; at most 64 are allowed"},
+		{desc: "binary junk", data: "\x00\x01\x02\xff\xfe", want: "config.yaml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			done := make(chan error, 1)
+			go func() { _, err := parseConfig("config.yaml", []byte(tc.data)); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("err = %v, want one containing %q", err, tc.want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("parseConfig did not return")
+			}
+		})
+	}
+}

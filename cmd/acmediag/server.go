@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
+
+	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/canary"
+	"github.com/acmediag/acmediag/reports"
+)
+
+// The daemon's HTTP side: /metrics, /healthz, /readyz, the JSON API and the
+// report page, on its own ServeMux. A flood must not take the daemon down:
+// connections are capped at the listener, the server has read, write and
+// idle timeouts, and the API and page (which assemble reports) run at most
+// api.max_concurrent at once; the rest are refused with 429 at once instead
+// of queueing. /healthz and /readyz stay outside that limit so a flood of
+// API requests never makes the kubelet restart a healthy pod.
+
+// Server limits that are not configuration.
+const (
+	maxConnections     = 512
+	maxMetricsInFlight = 4
+	pageRefreshSeconds = 30
+)
+
+// daemonState is what the handlers read: the configuration in force,
+// swapped whole on reload.
+type daemonState struct {
+	targets  []probes.Target
+	vantages []probes.Vantage
+	canary   *canarySettings
+	api      apiSettings
+}
+
+// observationSource is the part of probes.Store the API reads.
+type observationSource interface {
+	Query(name string, since time.Time) []probes.Observation
+	Latest() []probes.Observation
+}
+
+// apiServer serves the daemon's HTTP endpoints.
+type apiServer struct {
+	log      *zap.Logger
+	gatherer prometheus.Gatherer
+	source   observationSource
+	ready    func() bool
+	state    func() *daemonState
+	version  string
+	now      func() time.Time
+	sem      chan struct{} // one slot per API or page request in flight
+}
+
+// newAPIServer builds the handlers; maxConcurrent bounds API and page
+// requests served at once.
+func newAPIServer(log *zap.Logger, g prometheus.Gatherer, src observationSource, ready func() bool,
+	state func() *daemonState, version string, maxConcurrent int) *apiServer {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &apiServer{log: log.Named("http"), gatherer: g, source: src, ready: ready, state: state, version: version,
+		now: time.Now, sem: make(chan struct{}, max(maxConcurrent, 1))}
+}
+
+// handler routes every endpoint.
+func (s *apiServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
+		ErrorLog: zap.NewStdLog(s.log), MaxRequestsInFlight: maxMetricsInFlight, Timeout: 10 * time.Second}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.ready() {
+			writeText(w, http.StatusOK, "ready\n")
+			return
+		}
+		writeText(w, http.StatusServiceUnavailable, "not ready: some probes have not completed a first run\n")
+	})
+	mux.Handle("GET /api/v1/observations", s.limit(s.observations))
+	mux.Handle("GET /api/v1/report", s.limit(s.report))
+	mux.Handle("GET /{$}", s.limit(s.page))
+	return mux
+}
+
+// limit serves h only while a slot is free; otherwise it refuses at once
+// with 429 and Retry-After, so a flood costs little and queues nothing.
+func (s *apiServer) limit(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
+			h(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeJSONError(w, http.StatusTooManyRequests, "too many requests in flight; retry shortly")
+		}
+	})
+}
+
+// newHTTPServer is the daemon's http.Server: timeouts on every phase.
+func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+}
+
+// limitListener caps open connections: past the cap, new ones wait in the
+// kernel's accept queue instead of costing a goroutine each.
+func limitListener(ln net.Listener) net.Listener { return netutil.LimitListener(ln, maxConnections) }
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "encoding the response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// apiError is the body of every API error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(apiError{Error: msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// observationJSON is one observation in the API. The probe's own trace is
+// left out: it is internal, unbounded and not a contract.
+type observationJSON struct {
+	Name       string            `json:"name"`
+	Challenge  string            `json:"challenge"`
+	Vantage    string            `json:"vantage"`
+	Kind       string            `json:"kind"`
+	Start      time.Time         `json:"start"`
+	DurationMS int64             `json:"duration_ms"`
+	OK         bool              `json:"ok"`
+	Findings   []reports.Finding `json:"findings"`
+	Checks     []reports.Check   `json:"checks"`
+}
+
+func toObservationJSON(o probes.Observation) observationJSON {
+	out := observationJSON{Name: o.Target.Name, Challenge: o.Target.Challenge, Vantage: o.Vantage.Name, Kind: o.Kind,
+		Start: o.Start.UTC(), DurationMS: max(o.Duration.Milliseconds(), 0), OK: o.OK, Findings: o.Findings, Checks: o.Checks}
+	if out.Findings == nil {
+		out.Findings = []reports.Finding{}
+	}
+	if out.Checks == nil {
+		out.Checks = []reports.Check{}
+	}
+	return out
+}
+
+// targetName checks the name query parameter: "" (every name) or one of
+// the configured targets, in canonical form.
+func targetName(st *daemonState, raw string) (string, int, error) {
+	if raw == "" {
+		return "", 0, nil
+	}
+	if len(raw) > 300 {
+		return "", http.StatusBadRequest, errors.New("name: too long")
+	}
+	n, err := dnscheck.NormalizeName(raw)
+	if err != nil {
+		return "", http.StatusBadRequest, fmt.Errorf("name %q: %w", raw, err)
+	}
+	for _, t := range st.targets {
+		if t.Name == n.ASCII {
+			return n.ASCII, 0, nil
+		}
+	}
+	return "", http.StatusNotFound, fmt.Errorf("name %q is not a target of this daemon", n.ASCII)
+}
+
+// observations serves GET /api/v1/observations?name=&since=&limit=: the
+// newest observations (at most api.max_observations, oldest first), of one
+// name or all, since an RFC 3339 time. X-Acmediag-Truncated says whether
+// older ones matched too.
+func (s *apiServer) observations(w http.ResponseWriter, r *http.Request) {
+	st := s.state()
+	q := r.URL.Query()
+	name, code, err := targetName(st, q.Get("name"))
+	if err != nil {
+		writeJSONError(w, code, err.Error())
+		return
+	}
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339, v); err != nil {
+			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("since %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", truncate(v, 60)))
+			return
+		}
+	}
+	limit := st.api.MaxObservations
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a positive integer", truncate(v, 20)))
+			return
+		}
+		limit = min(n, limit)
+	}
+	obs := slices.DeleteFunc(s.source.Query(name, since), func(o probes.Observation) bool { return !relevant(o) })
+	truncated := len(obs) > limit
+	if truncated {
+		obs = obs[len(obs)-limit:]
+	}
+	out := make([]observationJSON, len(obs))
+	for i, o := range obs {
+		out[i] = toObservationJSON(o)
+	}
+	w.Header().Set("X-Acmediag-Truncated", strconv.FormatBool(truncated))
+	writeJSON(w, http.StatusOK, out)
+}
+
+// relevant drops a challenge probe's empty run for a target of another
+// challenge (a scheduler that cannot tell may schedule one).
+func relevant(o probes.Observation) bool {
+	return o.Kind == "dns" || o.Kind == "acme" || o.Kind == o.Target.Challenge
+}
+
+// snapshot is the latest state of some names: the report diagnose would
+// print, built from the newest observation of each (name, vantage, kind),
+// and what the page shows besides.
+type snapshot struct {
+	report *reports.Report
+	names  []reports.NameStatus
+	canary []reports.CanaryRun
+}
+
+// snapshot assembles the report over the latest observations of name (or
+// every target) from the vantages in force. A name no probe has finished
+// yet gets a skipped "probe.pending" check, so an empty report never reads
+// as a pass by omission.
+func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
+	var targets []probes.Target
+	for _, t := range st.targets {
+		if name == "" || t.Name == name {
+			targets = append(targets, t)
+		}
+	}
+	want := make(map[string]probes.Target, len(targets))
+	for _, t := range targets {
+		want[t.Name] = t
+	}
+	vantageSet := map[string]bool{}
+	for _, v := range st.vantages {
+		vantageSet[v.Name] = true
+	}
+	type cellKey struct{ name, vantage string }
+	cells := map[cellKey]*reports.VantageCell{}
+	latestCanary := map[string]probes.Observation{}
+	var outcomes []reports.Outcome
+	var longest time.Duration
+	seen := map[string]bool{}
+	for _, o := range s.source.Latest() {
+		n := strings.ToLower(strings.TrimSuffix(o.Target.Name, "."))
+		if _, ok := want[n]; !ok || !relevant(o) {
+			continue
+		}
+		if o.Kind == "acme" {
+			// The CA's verdict: shown once per name, not per vantage.
+			if st.canary == nil {
+				continue
+			}
+			if prev, ok := latestCanary[n]; !ok || o.Start.After(prev.Start) {
+				latestCanary[n] = o
+			}
+		} else if !vantageSet[o.Vantage.Name] {
+			continue // a vantage removed by a reload
+		} else {
+			c := cells[cellKey{n, o.Vantage.Name}]
+			if c == nil {
+				c = &reports.VantageCell{Vantage: o.Vantage.Name, Status: reports.CheckOK}
+				cells[cellKey{n, o.Vantage.Name}] = c
+			}
+			c.Kinds = append(c.Kinds, o.Kind)
+			if o.Start.After(c.Observed) {
+				c.Observed = o.Start
+			}
+			switch {
+			case !o.OK:
+				c.Status = reports.CheckFail
+			case c.Status == reports.CheckOK && slices.ContainsFunc(o.Findings, func(f reports.Finding) bool { return f.Severity == reports.Warning }):
+				c.Status = reports.CheckWarn
+			}
+		}
+		seen[n] = true
+		longest = max(longest, o.Duration)
+		outcomes = append(outcomes, reports.Outcome{Vantage: o.Vantage.Name, Name: n, Findings: o.Findings, Checks: o.Checks})
+	}
+	names := make([]string, len(targets))
+	challenge := ""
+	for i, t := range targets {
+		names[i] = t.Name
+		if i == 0 {
+			challenge = t.Challenge
+		} else if t.Challenge != challenge {
+			challenge = "mixed"
+		}
+		if !seen[t.Name] {
+			outcomes = append(outcomes, reports.Outcome{Vantage: st.vantages[0].Name, Name: t.Name, Checks: []reports.Check{{
+				Name: "probe.pending", Target: t.Name, Status: reports.CheckSkipped, Note: "no probe of this name has finished yet"}}})
+		}
+	}
+	infos := make([]reports.VantageInfo, len(st.vantages))
+	for i, v := range st.vantages {
+		infos[i] = reports.VantageInfo{Name: v.Name, RIR: v.RIR, Region: v.Region, External: v.External()}
+	}
+	snap := snapshot{report: reports.Assemble(names, challenge, infos, outcomes, longest)}
+	for _, t := range targets {
+		ns := reports.NameStatus{Name: t.Name, Challenge: t.Challenge}
+		for _, v := range st.vantages {
+			c := cells[cellKey{t.Name, v.Name}]
+			if c == nil {
+				c = &reports.VantageCell{Vantage: v.Name, Status: reports.CheckSkipped}
+			}
+			slices.Sort(c.Kinds)
+			ns.Vantages = append(ns.Vantages, *c)
+		}
+		snap.names = append(snap.names, ns)
+		if o, ok := latestCanary[t.Name]; ok {
+			run := reports.CanaryRun{Name: t.Name, Start: o.Start, OK: o.OK, Steps: o.Checks}
+			if out, ok := o.Trace.(canary.Outcome); ok {
+				run.Problem = out.Problem
+			}
+			snap.canary = append(snap.canary, run)
+		}
+	}
+	return snap
+}
+
+// report serves GET /api/v1/report?name=: diagnose's JSON over the latest
+// observations of one name or of every target.
+func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
+	st := s.state()
+	name, code, err := targetName(st, r.URL.Query().Get("name"))
+	if err != nil {
+		writeJSONError(w, code, err.Error())
+		return
+	}
+	var buf bytes.Buffer
+	if err := reports.RenderJSON(&buf, s.snapshot(st, name).report); err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// page serves GET /: the HTML report page. The page runs no script, and
+// the Content-Security-Policy says so to the browser.
+func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
+	st := s.state()
+	snap := s.snapshot(st, "")
+	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
+		Names: snap.names, CanaryConfigured: st.canary != nil, Canary: snap.canary}
+	var buf bytes.Buffer
+	if err := reports.RenderHTML(&buf, snap.report, info); err != nil {
+		s.log.Error("rendering the page", zap.Error(err))
+		writeText(w, http.StatusInternalServerError, "rendering the page failed\n")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf.Bytes())
+}

@@ -1,0 +1,450 @@
+//go:build linux
+
+package probes
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/reports"
+	"github.com/acmediag/acmediag/testenv"
+)
+
+// The benchmarks' universe runs in a child process (this test binary
+// re-executed into TestBenchUniverseChild), so that the authoritative
+// servers' CPU is in neither side's measurement: ours is RUSAGE_SELF, the
+// exporter's its /proc/PID/stat.
+const (
+	benchUniverseEnv  = "ACMEDIAG_PROBES_BENCH_UNIVERSE"
+	benchUniversePort = 10553
+	benchZone         = "healthy-unsigned.com."
+	benchBlackboxBin  = "prometheus-blackbox-exporter"
+	clkTck            = 100 // USER_HZ, the unit of /proc/PID/stat times
+)
+
+// TestBenchUniverseChild is the benchmark universe's process: it starts
+// the hermetic universe, prints the authoritative addresses of benchZone
+// and serves until its stdin closes. It does nothing in a normal test run.
+func TestBenchUniverseChild(t *testing.T) {
+	if os.Getenv(benchUniverseEnv) != "1" {
+		t.Skip("the benchmarks' universe process; runs only when they start it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	u, err := testenv.Start(ctx, testenv.Options{Port: benchUniversePort})
+	cancel()
+	if err != nil {
+		fmt.Println("ERROR", err)
+		t.Fatal(err)
+	}
+	defer u.Close()
+	var addrs []string
+	for _, s := range u.Servers() {
+		for _, z := range s.Zones() {
+			if dns.Fqdn(z) == benchZone {
+				addrs = append(addrs, s.Addrs()...)
+			}
+		}
+	}
+	fmt.Println("READY", strings.Join(addrs, " "))
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// startBenchUniverse runs the universe process and returns the zone's
+// authoritative server addresses (IPv4 only: blackbox is told ip4).
+func startBenchUniverse(b *testing.B) []netip.AddrPort {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchUniverseChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), benchUniverseEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "READY") || strings.HasPrefix(l, "ERROR") {
+				lines <- l
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(3 * time.Minute):
+		b.Fatal("the universe process did not start within 3 minutes")
+	}
+	if strings.HasPrefix(line, "ERROR") {
+		b.Fatalf("universe: %s", line)
+	}
+	var servers []netip.AddrPort
+	for _, f := range strings.Fields(line)[1:] {
+		a, err := netip.ParseAddr(f)
+		if err != nil || !a.Is4() {
+			continue
+		}
+		servers = append(servers, netip.AddrPortFrom(a, benchUniversePort))
+	}
+	if len(servers) == 0 {
+		b.Fatalf("no IPv4 authoritative address for %s in %q", benchZone, line)
+	}
+	return servers
+}
+
+// queryProbe costs what a DNS probe's smallest unit costs: one real
+// question, RD=0, to one authoritative address of the universe through a
+// dnscheck.Querier (a new one per run, as a probe round has), turned into
+// an observation with a check. The universe has no zone with 10,000
+// names, so each target t<i>.healthy-unsigned.com gets an authoritative
+// NXDOMAIN: a real answer, the same work as a positive one.
+type queryProbe struct {
+	servers []netip.AddrPort
+}
+
+func (p *queryProbe) Kind() string { return "dns" }
+
+func (p *queryProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
+	start := time.Now()
+	q := dnscheck.NewQuerier(2*time.Second, v.SourceAddr, nil)
+	// Each vantage asks its own address of the zone.
+	i, _ := strconv.Atoi(strings.TrimPrefix(v.Name, "v"))
+	server := p.servers[i%len(p.servers)]
+	resp := q.Query(ctx, server, t.Name, dns.TypeA, dnscheck.QueryOptions{})
+	c := reports.Check{Name: "dns.authoritative", Target: t.Name, Status: reports.CheckOK, Duration: time.Since(start)}
+	o := Observation{Target: t, Vantage: v, Kind: "dns", Start: start, Checks: []reports.Check{c}}
+	if resp.Msg == nil || resp.Msg.Rcode != dns.RcodeNameError {
+		o.Checks[0].Status = reports.CheckFail
+		o.Findings = []reports.Finding{reports.New(reports.CodeDNSTimeout, t.Name, fmt.Sprintf("%s: %v", server, resp.Err))}
+	}
+	o.Duration = time.Since(start)
+	return finish(o)
+}
+
+// fillStore adds observations shaped like queryProbe's, each its own
+// allocation, dated before the measurement, until the store is at its byte
+// bound.
+func fillStore(store *Store, ts []Target, vs []Vantage) {
+	old := time.Now().Add(-time.Hour)
+	for i := 0; i < 10_000_000; i++ { // bounded; the store fills long before
+		t, v := ts[i%len(ts)], vs[(i/len(ts))%len(vs)]
+		o := Observation{Target: t, Vantage: v, Kind: "dns", Start: old, Duration: time.Millisecond, OK: true,
+			Checks: []reports.Check{{Name: "dns.authoritative", Target: t.Name, Status: reports.CheckOK, Duration: time.Millisecond}}}
+		store.Add(o)
+		if st := store.Stats(); st.Dropped > 0 {
+			return
+		}
+	}
+}
+
+func benchWork(names, vantages int) ([]Target, []Vantage) {
+	ts := make([]Target, names)
+	for i := range ts {
+		ts[i] = Target{Name: fmt.Sprintf("t%d.%s", i, strings.TrimSuffix(benchZone, ".")), Challenge: "http-01"}
+	}
+	vs := make([]Vantage, vantages)
+	for i := range vs {
+		vs[i] = Vantage{Name: fmt.Sprintf("v%d", i), Kind: KindExternal}
+	}
+	return ts, vs
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// selfRSS is this process's resident set size now, from /proc/self/statm.
+func selfRSS(tb testing.TB) int64 {
+	tb.Helper()
+	raw, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 2 {
+		tb.Fatalf("unparsable /proc/self/statm %q", raw)
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// procCPU is a process's user+system CPU time from /proc/PID/stat.
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')') // the command name may contain spaces
+	f := strings.Fields(s[i+1:])
+	if i < 0 || len(f) < 13 {
+		tb.Fatalf("unparsable /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		tb.Fatalf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * time.Second / clkTck
+}
+
+const mib = 1 << 20
+
+// BenchmarkSchedulerDNS10k runs the scheduler as the daemon would with
+// 10,000 names × 4 vantages every 60 s on the real clock, each run one
+// authoritative question to the universe (queryProbe), the store at its
+// default bound and the metrics counting. The first runs are spread over
+// one interval, so the load is steady from the start: one op is one second
+// of that steady state. Reported: our CPU as a share of one core and per
+// run, RSS and heap at the end; then, side by side, blackbox_exporter's DNS
+// probe CPU per probe against the same server.
+func BenchmarkSchedulerDNS10k(b *testing.B) {
+	b.Run("probe=dns-query", func(b *testing.B) {
+		servers := startBenchUniverse(b)
+		probe := &queryProbe{servers: servers}
+		// One question outside the measurement: the universe must answer.
+		if o := probe.Run(b.Context(), Target{Name: "t0.healthy-unsigned.com"}, Vantage{Name: "v0"}); !o.OK {
+			b.Fatalf("the universe does not answer: %+v", o.Findings)
+		}
+		cpuPerRun := steadyScheduler(b, probe)
+		// blackbox_exporter's DNS probe, same question shape, same server.
+		bbPath, err := exec.LookPath(benchBlackboxBin)
+		if err != nil {
+			b.Logf("%s is not installed (Debian prometheus-blackbox-exporter): no side-by-side number", benchBlackboxBin)
+			return
+		}
+		bbPerProbe := blackboxDNSCPU(b, bbPath, servers[0], "t1.healthy-unsigned.com", 2000)
+		b.ReportMetric(float64(bbPerProbe.Microseconds()), "blackbox-cpu-µs/probe")
+		if cpuPerRun > 0 {
+			b.ReportMetric(float64(bbPerProbe)/float64(cpuPerRun), "x-less-cpu")
+		}
+	})
+	// The same load with a probe that does nothing: what the scheduler,
+	// store and metrics cost by themselves.
+	b.Run("probe=none", func(b *testing.B) { steadyScheduler(b, idleProbe("dns")) })
+}
+
+// steadyScheduler runs 10,000 names × 4 vantages × probe every 60 s on the
+// real clock for b.N seconds and reports CPU, memory and goroutines; it
+// returns the CPU per run.
+func steadyScheduler(b *testing.B, probe Probe) time.Duration {
+	ts, vs := benchWork(10_000, 4)
+	store := NewStore(StoreLimits{})
+	// The daemon's store fills to its bound within hours; start there, so
+	// that RSS is the steady state's, not the first minute's.
+	fillStore(store, ts, vs)
+	metrics := NewMetrics(nil, store, "bench")
+	s := NewScheduler(Schedule{}, []Probe{probe}, store, nil, RealClock())
+	s.SetMetrics(metrics)
+	s.SetWork(ts, vs)
+	ctx, cancel := context.WithCancel(b.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	time.Sleep(2 * time.Second) // past the first burst of allocation
+	runs0 := store.Stats().Observations + int(store.Stats().Dropped)
+	b.ResetTimer()
+	cpu0, wall0 := selfCPU(b), time.Now()
+	for range b.N {
+		time.Sleep(time.Second)
+	}
+	cpu, wall := selfCPU(b)-cpu0, time.Since(wall0)
+	b.StopTimer()
+	st := store.Stats()
+	runs := st.Observations + int(st.Dropped) - runs0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if runs <= 0 {
+		b.Fatal("no run completed")
+	}
+	fails := 0
+	for _, o := range store.Latest() {
+		if !o.OK {
+			fails++
+		}
+	}
+	if fails > 0 {
+		b.Errorf("%d of the latest observations failed: the measurement would mix failure paths in", fails)
+	}
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%core")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(runs), "cpu-µs/run")
+	b.ReportMetric(float64(runs)/wall.Seconds(), "runs/s")
+	b.ReportMetric(float64(selfRSS(b))/mib, "rss-MiB")
+	b.ReportMetric(float64(ms.HeapInuse)/mib, "heap-MiB")
+	b.ReportMetric(float64(st.Bytes)/mib, "store-MiB")
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/mib, "live-heap-MiB")
+	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+	return cpu / time.Duration(runs)
+}
+
+// blackboxDNSCPU runs n blackbox DNS probes of name at server and returns
+// the exporter's CPU per probe (the driving client's CPU is not in it).
+func blackboxDNSCPU(b *testing.B, bin string, server netip.AddrPort, name string, n int) time.Duration {
+	b.Helper()
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "blackbox.yml")
+	conf := fmt.Sprintf(`modules:
+  dns_nx:
+    prober: dns
+    timeout: 5s
+    dns:
+      query_name: %q
+      query_type: A
+      transport_protocol: udp
+      preferred_ip_protocol: ip4
+      recursion_desired: false
+      valid_rcodes: [NXDOMAIN]
+`, name)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	port := freePort(b)
+	cmd := exec.Command(bin, "--config.file="+cfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	client := &http.Client{Timeout: 10 * time.Second}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	up := false
+	for range 100 {
+		if resp, err := client.Get(base + "/-/healthy"); err == nil {
+			_ = resp.Body.Close()
+			up = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !up {
+		b.Fatal("blackbox_exporter did not come up within 10 s")
+	}
+	probeURL := base + "/probe?module=dns_nx&target=" + url.QueryEscape(server.String())
+	probe := func() {
+		resp, err := client.Get(probeURL)
+		if err != nil {
+			b.Fatalf("blackbox probe: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if !strings.Contains(string(body), "\nprobe_success 1") {
+			b.Fatalf("blackbox probe of %s did not succeed:\n%s", server, body)
+		}
+	}
+	probe()
+	cpu0 := procCPU(b, cmd.Process.Pid)
+	for range n {
+		probe()
+	}
+	return (procCPU(b, cmd.Process.Pid) - cpu0) / time.Duration(n)
+}
+
+// freePort asks the kernel for an unused loopback port for a child.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// idleProbe passes at once: the idle benchmark measures the scheduler.
+type idleProbe string
+
+func (p idleProbe) Kind() string { return string(p) }
+func (p idleProbe) Run(_ context.Context, t Target, v Vantage) Observation {
+	return finish(Observation{Target: t, Vantage: v, Kind: string(p)})
+}
+
+// BenchmarkIdleRSS1k configures 1,000 names × 4 vantages × 2 probe kinds
+// and measures heap and RSS while the scheduler waits for the first runs
+// (the interval is long enough that none is due): the daemon's idle cost.
+func BenchmarkIdleRSS1k(b *testing.B) {
+	ts, vs := benchWork(1000, 4)
+	store := NewStore(StoreLimits{})
+	day := 24 * time.Hour
+	probes := []Probe{idleProbe("dns"), idleProbe("http-01")}
+	s := NewScheduler(Schedule{Interval: map[string]time.Duration{"dns": day, "http-01": day}}, probes, store, nil, RealClock())
+	s.SetMetrics(NewMetrics(nil, store, "bench"))
+	ctx, cancel := context.WithCancel(b.Context())
+	done := make(chan error, 1)
+	runtime.GC()
+	rss0 := selfRSS(b)
+	b.ResetTimer()
+	for range b.N {
+		s.SetWork(ts, vs)
+	}
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(100 * time.Millisecond)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.StopTimer()
+	rss := selfRSS(b)
+	b.ReportMetric(float64(rss)/mib, "rss-MiB")
+	b.ReportMetric(float64(rss-rss0)/mib, "rss-added-MiB")
+	b.ReportMetric(float64(ms.HeapInuse)/mib, "heap-MiB")
+	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+}

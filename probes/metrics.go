@@ -1,0 +1,221 @@
+package probes
+
+import (
+	"runtime"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acmediag/acmediag/reports"
+)
+
+// Metrics exports the probes to Prometheus: run counters and durations,
+// updated by the scheduler through Observe, and gauges computed from the
+// Store's latest observations at scrape time (so a removed target's series
+// disappear with it).
+//
+// Cardinality is bounded by the configuration: kind by the probe kinds,
+// vantage by the vantages, name by the targets (the scheduler removes a
+// target's observations when it leaves the work), code and severity by the
+// catalogue (a code outside it is exported as "unknown").
+type Metrics struct {
+	store *Store
+	codes map[reports.Code]struct{} // the catalogue: the code label's values
+
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	findings     *prometheus.Desc
+	consistent   *prometheus.Desc
+	quorumOK     *prometheus.Desc
+	passing      *prometheus.Desc
+	observations *prometheus.Desc
+	bytes        *prometheus.Desc
+	evicted      *prometheus.Desc
+	buildInfo    *prometheus.Desc
+	version      string
+}
+
+// unknownCode is the code label of a finding whose code is not in the
+// catalogue: never a free-form label value.
+const unknownCode = "unknown"
+
+// inconsistencyCodes are the findings that mean the authoritative servers
+// of a name do not all give the same answer.
+var inconsistencyCodes = []reports.Code{reports.CodeDNSSerialMismatch, reports.CodeDNS01TXTNotPropagated}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, for a caller that registers m itself). Registering twice
+// with the same registry panics, as prometheus.MustRegister does: that is a
+// wiring mistake, not input.
+func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metrics {
+	m := &Metrics{
+		store:   store,
+		version: version,
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "acmediag_probe_runs_total",
+			Help: "Probe runs by probe kind, vantage and result (success: no error or fatal finding).",
+		}, []string{"kind", "vantage", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "acmediag_probe_duration_seconds",
+			Help:    "Duration of probe runs by probe kind and vantage.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"kind", "vantage"}),
+		findings: prometheus.NewDesc("acmediag_findings",
+			"Active findings in the latest observations, by code, severity and name (one per vantage and probe kind reporting it).",
+			[]string{"code", "severity", "name"}, nil),
+		consistent: prometheus.NewDesc("acmediag_authoritative_consistent",
+			"1 when every authoritative server of the name gives the same answer in the latest DNS observations, else 0.",
+			[]string{"name"}, nil),
+		quorumOK: prometheus.NewDesc("acmediag_mpic_quorum_ok",
+			"1 when the external vantages' latest observations of the name meet the MPIC quorum (CA/B BR 3.2.2.9), else 0; absent with fewer than 2 external vantages.",
+			[]string{"name"}, nil),
+		passing: prometheus.NewDesc("acmediag_mpic_perspectives_passing",
+			"External vantages whose latest observations of the name all pass.",
+			[]string{"name"}, nil),
+		observations: prometheus.NewDesc("acmediag_store_observations",
+			"Observations held in the store.", nil, nil),
+		bytes: prometheus.NewDesc("acmediag_store_bytes",
+			"Estimated bytes of the observations held in the store.", nil, nil),
+		evicted: prometheus.NewDesc("acmediag_store_evicted_observations_total",
+			"Observations evicted from the store by its byte bound.", nil, nil),
+		buildInfo: prometheus.NewDesc("acmediag_build_info",
+			"Build information; the value is always 1.", []string{"version", "goversion"}, nil),
+	}
+	m.codes = map[reports.Code]struct{}{}
+	for _, e := range reports.Catalogue() {
+		m.codes[e.Code] = struct{}{}
+	}
+	if reg != nil {
+		reg.MustRegister(m)
+	}
+	return m
+}
+
+// Observe counts one run. The scheduler calls it after each run.
+func (m *Metrics) Observe(o Observation) {
+	result := "success"
+	if !o.OK {
+		result = "failure"
+	}
+	m.runs.WithLabelValues(o.Kind, o.Vantage.Name, result).Inc()
+	m.duration.WithLabelValues(o.Kind, o.Vantage.Name).Observe(o.Duration.Seconds())
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.runs.Describe(ch)
+	m.duration.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: the counters, then the gauges
+// computed from the store now.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.runs.Collect(ch)
+	m.duration.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(m.buildInfo, prometheus.GaugeValue, 1, m.version, runtime.Version())
+	if m.store == nil {
+		return
+	}
+	st := m.store.Stats()
+	ch <- prometheus.MustNewConstMetric(m.observations, prometheus.GaugeValue, float64(st.Observations))
+	ch <- prometheus.MustNewConstMetric(m.bytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(m.evicted, prometheus.CounterValue, float64(st.Dropped))
+
+	// Latest is sorted by name, so each name's observations are adjacent.
+	latest := m.store.Latest()
+	for i := 0; i < len(latest); {
+		j := i
+		for j < len(latest) && normName(latest[j].Target.Name) == normName(latest[i].Target.Name) {
+			j++
+		}
+		m.collectName(ch, normName(latest[i].Target.Name), latest[i:j])
+		i = j
+	}
+}
+
+type findingKey struct {
+	code     string
+	severity string
+}
+
+// collectName exports the gauges of one name from its latest observations
+// (one per vantage and kind).
+func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []Observation) {
+	counts := map[findingKey]int{}
+	var order []findingKey
+	dnsSeen, consistent := false, true
+	type vantageState struct {
+		v  Vantage
+		ok bool
+	}
+	var vantages []*vantageState
+	for _, o := range obs {
+		for _, f := range o.Findings {
+			k := findingKey{code: m.codeLabel(f.Code), severity: f.Severity.String()}
+			if f.Severity < reports.Info || f.Severity > reports.Fatal {
+				k.severity = reports.Error.String()
+			}
+			if counts[k] == 0 {
+				order = append(order, k)
+			}
+			counts[k]++
+		}
+		if o.Kind == "dns" {
+			dnsSeen = true
+			if slices.ContainsFunc(o.Findings, func(f reports.Finding) bool { return slices.Contains(inconsistencyCodes, f.Code) }) {
+				consistent = false
+			}
+		}
+		// The CA's own verdict does not depend on our vantage: it is not a
+		// perspective.
+		if o.Kind == "acme" || !o.Vantage.External() {
+			continue
+		}
+		i := slices.IndexFunc(vantages, func(s *vantageState) bool { return s.v.Name == o.Vantage.Name })
+		if i < 0 {
+			vantages = append(vantages, &vantageState{v: o.Vantage, ok: true})
+			i = len(vantages) - 1
+		}
+		vantages[i].ok = vantages[i].ok && o.OK
+	}
+	for _, k := range order {
+		ch <- prometheus.MustNewConstMetric(m.findings, prometheus.GaugeValue, float64(counts[k]), k.code, k.severity, name)
+	}
+	if dnsSeen {
+		ch <- prometheus.MustNewConstMetric(m.consistent, prometheus.GaugeValue, boolValue(consistent), name)
+	}
+	if len(vantages) == 0 {
+		return
+	}
+	perspectives := make([]reports.Perspective, 0, len(vantages))
+	passing := 0
+	for _, s := range vantages {
+		perspectives = append(perspectives, reports.Perspective{Name: s.v.Name, RIR: s.v.RIR, External: true, OK: s.ok})
+		if s.ok {
+			passing++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(m.passing, prometheus.GaugeValue, float64(passing), name)
+	if q := reports.ComputeQuorum(perspectives); q != nil {
+		ch <- prometheus.MustNewConstMetric(m.quorumOK, prometheus.GaugeValue, boolValue(q.OK), name)
+	}
+}
+
+// codeLabel keeps the code label within the catalogue.
+func (m *Metrics) codeLabel(c reports.Code) string {
+	if _, ok := m.codes[c]; ok {
+		return string(c)
+	}
+	return unknownCode
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,278 @@
+package reports
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"html/template"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// PageInfo is what the daemon's report page shows besides the Report: the
+// per-vantage state of each name, the canary orders and propagation times
+// when there are any, and where the page came from. Sections without data
+// say so; the page never makes numbers up.
+type PageInfo struct {
+	Title     string    // "" → "acmediag"
+	Version   string    // the daemon's build
+	Generated time.Time // when the page was rendered
+	Ready     bool      // every probe has run once
+	// Refresh reloads the page every so many seconds (a meta refresh, no
+	// script); 0 leaves it alone.
+	Refresh int
+	// Names holds each name's status per vantage, in display order; names
+	// of the report missing here are shown without a vantage table.
+	Names []NameStatus
+	// CanaryConfigured says whether the daemon places canary orders at all;
+	// Canary lists the latest order per name (empty: none has finished yet).
+	CanaryConfigured bool
+	Canary           []CanaryRun
+	// Propagation lists measured DNS propagation times; nil until a
+	// propagation watcher measures some.
+	Propagation []PropagationTime
+	// MaxNames bounds the names rendered (worst first); 0 → 500. The API
+	// has the rest.
+	MaxNames int
+}
+
+// NameStatus is one name's latest state from each vantage.
+type NameStatus struct {
+	Name      string
+	Challenge string
+	Vantages  []VantageCell
+}
+
+// VantageCell is one name as one vantage last saw it, over every probe kind.
+type VantageCell struct {
+	Vantage  string
+	Status   CheckStatus // ok, warn, fail; skipped while no probe has finished
+	Observed time.Time   // start of the newest observation; zero when none
+	Kinds    []string    // probe kinds that have reported
+}
+
+// CanaryRun is the latest canary order for a name.
+type CanaryRun struct {
+	Name    string
+	Start   time.Time
+	OK      bool
+	Steps   []Check
+	Problem *Problem
+}
+
+// PropagationTime is how long one authoritative server address took to
+// serve an expected DNS-01 value.
+type PropagationTime struct {
+	Name    string
+	Server  string
+	Seconds float64
+}
+
+const defaultMaxPageNames = 500
+
+var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
+	"status":   statusWord,
+	"join":     strings.Join,
+	"clean":    func(s string) string { return cleanField(s, false) },
+	"cleanNL":  func(s string) string { return cleanField(s, true) },
+	"severity": func(s Severity) string { return s.String() },
+	"since": func(now, t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return now.Sub(t).Round(time.Second).String() + " ago"
+	},
+	"rfc3339": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	},
+	"ms": func(d time.Duration) string { return fmt.Sprintf("%d ms", toMillis(d)) },
+}).Parse(pageHTML))
+
+// pageName is one name's section of the page.
+type pageName struct {
+	Name      string
+	Challenge string
+	Verdict   Verdict
+	Vantages  []VantageCell
+	Findings  []Finding
+	Checks    []Check
+}
+
+type pageData struct {
+	Title       string
+	Info        PageInfo
+	Report      *Report
+	Names       []pageName
+	Hidden      int
+	Canary      []CanaryRun
+	Propagation []PropagationTime
+}
+
+// RenderHTML writes r as a self-contained HTML page: each name with its
+// status per vantage and its active findings (what was observed, the fix,
+// the problem Let's Encrypt would return), the MPIC quorum, the latest
+// canary orders and propagation times. Every value is escaped by
+// html/template, and text from the network is cleaned of control and bidi
+// characters first; the page has no script.
+func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
+	if r == nil {
+		return fmt.Errorf("reports: render html: nil report")
+	}
+	d := pageData{Title: cmp.Or(p.Title, "acmediag"), Info: p, Report: r, Canary: p.Canary, Propagation: p.Propagation}
+	status := map[string]NameStatus{}
+	for _, s := range p.Names {
+		status[s.Name] = s
+	}
+	byName := map[string][]Finding{}
+	for _, f := range r.Findings {
+		byName[f.Name] = append(byName[f.Name], f)
+	}
+	checks := map[string][]Check{}
+	for _, c := range r.Checks {
+		checks[c.Target] = append(checks[c.Target], c)
+	}
+	for _, n := range r.Names {
+		pn := pageName{Name: n, Challenge: cmp.Or(status[n].Challenge, r.Challenge), Vantages: status[n].Vantages,
+			Findings: byName[n], Checks: checks[n], Verdict: VerdictPass}
+		for _, f := range pn.Findings {
+			switch {
+			case f.Severity >= Error:
+				pn.Verdict = VerdictFail
+			case f.Severity == Warning && pn.Verdict == VerdictPass:
+				pn.Verdict = VerdictWarn
+			}
+		}
+		d.Names = append(d.Names, pn)
+	}
+	// Worst first, so a cut keeps what needs attention.
+	rank := map[Verdict]int{VerdictFail: 0, VerdictWarn: 1, VerdictPass: 2}
+	slices.SortStableFunc(d.Names, func(a, b pageName) int { return cmp.Compare(rank[a.Verdict], rank[b.Verdict]) })
+	limit := p.MaxNames
+	if limit <= 0 {
+		limit = defaultMaxPageNames
+	}
+	if len(d.Names) > limit {
+		d.Hidden = len(d.Names) - limit
+		d.Names = d.Names[:limit]
+	}
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, d); err != nil {
+		return fmt.Errorf("reports: render html: %w", err)
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("reports: write html: %w", err)
+	}
+	return nil
+}
+
+// statusWord is how the page names a check status.
+func statusWord(s CheckStatus) string {
+	switch s {
+	case CheckOK:
+		return "pass"
+	case CheckWarn:
+		return "warn"
+	case CheckFail:
+		return "fail"
+	}
+	return "pending"
+}
+
+// pageHTML is the page. html/template escapes every value by context; the
+// only style is inline CSS (the daemon's Content-Security-Policy allows
+// inline style and no script at all).
+const pageHTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{{if gt .Info.Refresh 0}}<meta http-equiv="refresh" content="{{.Info.Refresh}}">{{end}}
+<title>{{.Title}} — {{.Report.Verdict}}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#1b1b1b;max-width:80em}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}
+.meta{color:#555;font-size:.9em}
+table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+.pass,.ok{background:#e3f6e3} .warn,.warning{background:#fff4d6} .fail,.error,.fatal{background:#fde2e2} .pending,.info{background:#eef}
+.finding{border-left:.4em solid #ccc;padding:.3em .8em;margin:.6em 0} .finding.error,.finding.fatal{border-color:#c62828}
+.finding.warning{border-color:#e0a000} .finding.info{border-color:#5c6bc0}
+.code{font-family:monospace} dt{font-weight:600} dd{margin:0 0 .3em 1.2em;white-space:pre-wrap}
+.todo{color:#666;font-style:italic}
+</style>
+</head>
+<body>
+<h1>{{.Title}}: <span class="{{.Report.Verdict}}" id="verdict">{{.Report.Verdict}}</span></h1>
+<p class="meta">{{len .Report.Names}} names · generated {{rfc3339 .Info.Generated}}{{if .Info.Version}} · version {{.Info.Version}}{{end}} ·
+{{if .Info.Ready}}every probe has run{{else}}<strong>warming up: some probes have not run yet</strong>{{end}}</p>
+
+<h2>Names</h2>
+<table id="summary">
+<tr><th>name</th><th>challenge</th><th>verdict</th><th>findings</th></tr>
+{{range .Names}}<tr><td><a href="#name-{{.Name}}">{{.Name}}</a></td><td>{{.Challenge}}</td><td class="{{.Verdict}}">{{.Verdict}}</td><td>{{len .Findings}}</td></tr>
+{{end}}</table>
+{{if .Hidden}}<p class="meta">{{.Hidden}} more names are not shown here (the best ones); /api/v1/report has every name.</p>{{end}}
+
+{{$now := .Info.Generated}}
+{{range .Names}}
+<section class="name" id="name-{{.Name}}">
+<h2>{{.Name}} <span class="{{.Verdict}}">{{.Verdict}}</span></h2>
+<p class="meta">challenge {{.Challenge}}</p>
+{{if .Vantages}}
+<table class="vantages">
+<tr><th>vantage</th><th>status</th><th>last observed</th><th>probes</th></tr>
+{{range .Vantages}}<tr><td>{{.Vantage}}</td><td class="{{status .Status}}">{{status .Status}}</td><td title="{{rfc3339 .Observed}}">{{since $now .Observed}}</td><td>{{join .Kinds ", "}}</td></tr>
+{{end}}</table>
+{{end}}
+{{if .Findings}}
+{{range .Findings}}
+<div class="finding {{severity .Severity}}">
+<p><strong class="{{severity .Severity}}">{{severity .Severity}}</strong> <span class="code">{{.Code}}</span>{{if .Vantage}} from {{.Vantage}}{{end}}: {{clean .Summary}}</p>
+<dl>
+{{if .Detail}}<dt>observed</dt><dd>{{cleanNL .Detail}}</dd>{{end}}
+{{if .Fix}}<dt>fix</dt><dd>{{cleanNL .Fix}}</dd>{{end}}
+{{with .Problem}}<dt>Let's Encrypt would return</dt><dd><span class="code">{{clean .Type}}</span>: {{cleanNL .Detail}}</dd>{{end}}
+</dl>
+</div>
+{{end}}
+{{else}}<p class="pass">No problems found.</p>{{end}}
+{{if .Checks}}
+<details><summary>{{len .Checks}} checks</summary>
+<table><tr><th>check</th><th>vantage</th><th>status</th><th>duration</th><th>note</th></tr>
+{{range .Checks}}<tr><td class="code">{{.Name}}</td><td>{{.Vantage}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{ms .Duration}}</td><td>{{clean .Note}}</td></tr>
+{{end}}</table>
+</details>
+{{end}}
+</section>
+{{end}}
+
+{{with .Report.Quorum}}
+<h2>Multi-perspective quorum</h2>
+<p id="quorum" class="{{if .OK}}pass{{else}}fail{{end}}">{{.Passed}} of {{.Perspectives}} remote perspectives pass; {{.AllowedFailures}} may fail{{if .PassedRIRs}}; passing RIRs: {{join .PassedRIRs ", "}}{{end}} — quorum {{if .OK}}holds{{else}}fails{{end}}.</p>
+{{end}}
+
+<h2>Canary orders</h2>
+{{if not .Info.CanaryConfigured}}<p class="todo" id="canary-none">No canary is configured (canary.directory): no orders are placed.</p>
+{{else if not .Canary}}<p class="todo" id="canary-none">No canary order has finished yet.</p>
+{{else}}
+<table id="canary">
+<tr><th>name</th><th>started</th><th>result</th><th>steps</th><th>the CA's problem</th></tr>
+{{range .Canary}}<tr><td>{{.Name}}</td><td title="{{rfc3339 .Start}}">{{since $now .Start}}</td><td class="{{if .OK}}pass{{else}}fail{{end}}">{{if .OK}}pass{{else}}fail{{end}}</td>
+<td>{{range .Steps}}<span class="{{.Status}}">{{.Name}} {{ms .Duration}}</span> {{end}}</td>
+<td>{{with .Problem}}<span class="code">{{clean .Type}}</span>: {{clean .Detail}}{{end}}</td></tr>
+{{end}}</table>
+{{end}}
+
+<h2>DNS propagation</h2>
+{{if .Propagation}}
+<table id="propagation"><tr><th>name</th><th>server address</th><th>seconds until it served the value</th></tr>
+{{range .Propagation}}<tr><td>{{.Name}}</td><td>{{.Server}}</td><td>{{printf "%.1f" .Seconds}}</td></tr>
+{{end}}</table>
+{{else}}<p class="todo" id="propagation-none">No propagation times measured yet.</p>{{end}}
+</body>
+</html>
+`
