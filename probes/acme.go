@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/go-acme/lego/v5/challenge"
+
 	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 )
@@ -16,14 +18,19 @@ import (
 type ACMEProbe struct {
 	Config    canary.Config
 	ServeAddr string
+	// DNSProvider publishes dns-01 TXT records (a lego provider); with it,
+	// dns-01 targets get full orders too.
+	DNSProvider challenge.Provider
 }
 
 // Kind implements Probe.
 func (p *ACMEProbe) Kind() string { return "acme" }
 
-// Applies implements Applier: orders are placed for http-01 targets
-// (dns-01 needs a DNS provider).
-func (p *ACMEProbe) Applies(t Target) bool { return t.Challenge == "http-01" }
+// Applies implements Applier: orders are placed for http-01 targets, and
+// for dns-01 targets when a DNS provider can publish the record.
+func (p *ACMEProbe) Applies(t Target) bool {
+	return t.Challenge == "http-01" || t.Challenge == "dns-01" && p.DNSProvider != nil
+}
 
 // Run implements Probe. The vantage does not matter: the CA validates from
 // its own places.
@@ -31,9 +38,12 @@ func (p *ACMEProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
 	start := time.Now()
 	obs := Observation{Target: t, Vantage: v, Kind: p.Kind(), Start: start}
 	var out canary.Outcome
-	if p.ServeAddr != "" {
+	switch {
+	case t.Challenge == "dns-01":
+		out = canary.DNS01Order(ctx, p.Config, t.Name, p.DNSProvider)
+	case p.ServeAddr != "":
 		out = canary.FullOrder(ctx, p.Config, t.Name, p.ServeAddr)
-	} else {
+	default:
 		out = canary.ProbeOrder(ctx, p.Config, t.Name)
 	}
 	for _, s := range out.Steps {

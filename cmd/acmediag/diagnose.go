@@ -21,6 +21,7 @@ import (
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
+	"github.com/go-acme/lego/v5/challenge/dns01"
 )
 
 // ianaRoots are the root servers' addresses (IANA root hints, named.root).
@@ -66,6 +67,7 @@ type diagnoseFlags struct {
 	acmeKey      string
 	allowProd    bool
 	serveToken   string
+	dnsProvider  string
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -134,6 +136,7 @@ configuration error.`,
 	fl.StringVar(&f.acmeKey, "acme-account-key", "", "ACME account key file, created when missing (default one per directory in the user cache dir)")
 	fl.BoolVar(&f.allowProd, "allow-production", false, "permit a production ACME directory (refused otherwise: it counts against real rate limits)")
 	fl.StringVar(&f.serveToken, "serve-token", "", "serve the HTTP-01 token on ADDR (when NAME routes here) and complete the order")
+	fl.StringVar(&f.dnsProvider, "dns-provider", "", "dns-01: publish the TXT record through this lego DNS provider (credentials from the environment, as lego reads them) and complete the order; one of "+strings.Join(canary.DNSProviders(), ", "))
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
 	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
 	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
@@ -187,7 +190,7 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		}
 	}
 
-	acme, err := f.acmeProbe(logger)
+	acme, err := f.acmeProbe(checker, logger)
 	if err != nil {
 		return err
 	}
@@ -251,10 +254,10 @@ func assemble(targets []probes.Target, vantages []probes.Vantage, obs []probes.O
 }
 
 // acmeProbe builds the CA-order probe from the --acme-* flags, or nil.
-func (f *diagnoseFlags) acmeProbe(logger *zap.Logger) (*probes.ACMEProbe, error) {
+func (f *diagnoseFlags) acmeProbe(checker *dnscheck.Checker, logger *zap.Logger) (*probes.ACMEProbe, error) {
 	if f.acmeDir == "" || f.acmeDir == "none" {
-		if f.serveToken != "" {
-			return nil, usagef("--serve-token needs --acme-directory")
+		if f.serveToken != "" || f.dnsProvider != "" {
+			return nil, usagef("--serve-token and --dns-provider need --acme-directory")
 		}
 		return nil, nil
 	}
@@ -281,8 +284,24 @@ func (f *diagnoseFlags) acmeProbe(logger *zap.Logger) (*probes.ACMEProbe, error)
 			return nil, fmt.Errorf("account key directory: %w", err)
 		}
 	}
-	return &probes.ACMEProbe{ServeAddr: f.serveToken, Config: canary.Config{DirectoryURL: f.acmeDir,
-		AllowProduction: f.allowProd, CACertFile: f.acmeCACert, AccountKeyFile: key, Logger: logger}}, nil
+	p := &probes.ACMEProbe{ServeAddr: f.serveToken, Config: canary.Config{DirectoryURL: f.acmeDir,
+		AllowProduction: f.allowProd, CACertFile: f.acmeCACert, AccountKeyFile: key, Logger: logger}}
+	if f.dnsProvider != "" {
+		if p.DNSProvider, err = canary.DNSProvider(f.dnsProvider); err != nil {
+			return nil, usagef("--dns-provider %s: %v", f.dnsProvider, err)
+		}
+		// Before publishing, lego follows _acme-challenge CNAMEs through its
+		// own process-wide client: make it ask our resolvers, not the
+		// machine's. Then wait until every authoritative server serves the
+		// value before answering the challenge.
+		var ns []string
+		for _, r := range checker.Resolvers {
+			ns = append(ns, r.String())
+		}
+		dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: ns, Timeout: checker.QueryTimeout}))
+		p.Config.DNS01Propagation = probes.AuthoritativePropagation(*checker)
+	}
+	return p, nil
 }
 
 // challengeFor applies the default: http-01, but dns-01 for a wildcard

@@ -287,3 +287,35 @@ func TestACMEServeTokenIssues(t *testing.T) {
 		}
 	}
 }
+
+// --dns-provider: a dns-01 order published through lego's RFC 2136
+// provider into the universe's authoritative servers (TSIG-signed UPDATE),
+// awaited until every server serves it, validated and issued by Pebble.
+func TestACMEDNS01ThroughRFC2136(t *testing.T) {
+	needUniverse(t)
+	name, alg, secret := universe.TSIG()
+	t.Setenv("RFC2136_NAMESERVER", universe.UpdatePrimary("healthy-signed.com."))
+	t.Setenv("RFC2136_TSIG_KEY", name)
+	t.Setenv("RFC2136_TSIG_ALGORITHM", alg)
+	t.Setenv("RFC2136_TSIG_SECRET", secret)
+	args := append([]string{"diagnose", "-o", "json", "--log-level", "error", "--challenge", "dns-01", "--dns-provider", "rfc2136"}, universe.ACMEArgs()...)
+	args = append(args, "--roots", strings.Join(universe.Roots(), ","), "--dns-port", strconv.Itoa(universe.Port()),
+		"--trust-anchor", universe.TrustAnchorFile(), "--resolver", universe.ClusterResolver(), "--allow-address", "127.0.0.0/8,::1/128",
+		"canary-dns01.healthy-signed.com")
+	stdout, stderr, code := runBinary(t, args...)
+	var rep reports.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	steps := map[string]reports.CheckStatus{}
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.Name, "acme.") {
+			steps[c.Name] = c.Status
+		}
+	}
+	for _, s := range []string{"acme.present_txt", "acme.propagation", "acme.challenge", "acme.finalize", "acme.download", "acme.cleanup"} {
+		if steps[s] != reports.CheckOK {
+			t.Errorf("step %s: %q, want ok (steps %v)\n%s", s, steps[s], steps, stdout)
+		}
+	}
+}
