@@ -179,7 +179,7 @@ func TestHTTP01(t *testing.T) {
 	chain := func(n int) http.HandlerFunc { // /r/0 → /r/1 → ... → /r/n → key auth
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/.well-known/acme-challenge/"+tok {
-				http.Redirect(w, r, "/r/1", 302)
+				http.Redirect(w, r, "/r/1", http.StatusFound)
 				return
 			}
 			i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/r/"))
@@ -187,7 +187,7 @@ func TestHTTP01(t *testing.T) {
 				fmt.Fprint(w, ka)
 				return
 			}
-			http.Redirect(w, r, "/r/"+strconv.Itoa(i+1), 302)
+			http.Redirect(w, r, "/r/"+strconv.Itoa(i+1), http.StatusFound)
 		}
 	}
 	url0 := "http://" + name + "/.well-known/acme-challenge/" + tok
@@ -299,7 +299,7 @@ func TestHTTP01(t *testing.T) {
 					fmt.Fprint(w, ka)
 					return
 				}
-				http.Redirect(w, r, "http://dual.example.com/x", 302)
+				http.Redirect(w, r, "http://dual.example.com/x", http.StatusFound)
 			}))
 			return Request{}
 		}, ok: true, code: reports.CodeHTTP01IPv6Unreachable, sev: reports.Warning, hops: 3},

@@ -87,9 +87,6 @@ var reachedPatterns = []string{
 	"did not match this challenge",
 }
 
-// statusRE finds the HTTP status a reached server answered.
-var statusRE = regexp.MustCompile(`(?:invalid response from [^ ]+:? |returned )(\d{3})`)
-
 // classify reads the CA's problem for name. It returns the verdict and the
 // findings: for Failed, acme.order_failed carrying the problem verbatim plus
 // the specific code the detail matches (when one does).
