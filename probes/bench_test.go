@@ -29,7 +29,7 @@ import (
 )
 
 // The benchmarks' universe runs in a child process (this test binary
-// re-executed into TestBenchUniverseChild), so that the authoritative
+// re-executed, see TestMain), so that the authoritative
 // servers' CPU is in neither side's measurement: ours is RUSAGE_SELF, the
 // exporter's its /proc/PID/stat.
 const (
@@ -40,19 +40,24 @@ const (
 	clkTck            = 100 // USER_HZ, the unit of /proc/PID/stat times
 )
 
-// TestBenchUniverseChild is the benchmark universe's process: it starts
-// the hermetic universe, prints the authoritative addresses of benchZone
-// and serves until its stdin closes. It does nothing in a normal test run.
-func TestBenchUniverseChild(t *testing.T) {
-	if os.Getenv(benchUniverseEnv) != "1" {
-		t.Skip("the benchmarks' universe process; runs only when they start it")
+// TestMain turns the test binary into the benchmarks' universe process
+// when they start it (benchUniverseEnv set): it starts the hermetic
+// universe, prints the authoritative addresses of benchZone and serves
+// until its stdin closes.
+func TestMain(m *testing.M) {
+	if os.Getenv(benchUniverseEnv) == "1" {
+		os.Exit(benchUniverseProcess())
 	}
+	os.Exit(m.Run())
+}
+
+func benchUniverseProcess() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	u, err := testenv.Start(ctx, testenv.Options{Port: benchUniversePort})
 	cancel()
 	if err != nil {
 		fmt.Println("ERROR", err)
-		t.Fatal(err)
+		return 1
 	}
 	defer u.Close()
 	var addrs []string
@@ -65,13 +70,14 @@ func TestBenchUniverseChild(t *testing.T) {
 	}
 	fmt.Println("READY", strings.Join(addrs, " "))
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
 }
 
 // startBenchUniverse runs the universe process and returns the zone's
 // authoritative server addresses (IPv4 only: blackbox is told ip4).
 func startBenchUniverse(b *testing.B) []netip.AddrPort {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchUniverseChild$", "-test.v=false")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), benchUniverseEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
