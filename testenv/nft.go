@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/acmediag/acmediag/testenv/internal/proc"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -52,7 +53,7 @@ func ensureNft(ctx context.Context, log *zap.Logger) (string, error) {
 	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "nftables")
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get install -y nftables: %w: %s", err, tail(out, 2000))
+		return "", fmt.Errorf("apt-get install -y nftables: %w: %s", err, proc.Tail(out, 2000))
 	}
 	return nftPath, nil
 }
@@ -119,7 +120,7 @@ func (fw *firewall) run(ctx context.Context, stdin string, args ...string) error
 		cmd.Stdin = strings.NewReader(stdin)
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, tail(out, 2000))
+		return fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, proc.Tail(out, 2000))
 	}
 	return nil
 }

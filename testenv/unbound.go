@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/acmediag/acmediag/testenv/internal/proc"
 	"io"
 	"net"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -38,43 +38,10 @@ func ensureUnbound(ctx context.Context, log *zap.Logger) (string, error) {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, tail(out, 2000))
+			return "", fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, proc.Tail(out, 2000))
 		}
 	}
 	return unboundPath, nil
-}
-
-// tailBuffer keeps the last max bytes written to it: Unbound's stderr, for
-// error messages.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-// Write keeps p, dropping the oldest bytes beyond max.
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// String is the kept tail.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // resolverConfig is what differs between the public and the cluster
@@ -96,7 +63,7 @@ type unbound struct {
 	name   string
 	addr   string // host:port
 	cmd    *exec.Cmd
-	stderr *tailBuffer
+	stderr *proc.TailBuffer
 	exited chan struct{}
 	err    error // set before exited is closed
 }
@@ -205,7 +172,7 @@ func (u *Universe) startUnbound(ctx context.Context, bin string, rc resolverConf
 	ub := &unbound{
 		name:   rc.name,
 		addr:   net.JoinHostPort(rc.addr, strconv.Itoa(u.port)),
-		stderr: &tailBuffer{max: 16 << 10},
+		stderr: &proc.TailBuffer{Max: 16 << 10},
 		exited: make(chan struct{}),
 	}
 	ub.cmd = exec.Command(bin, "-d", "-c", conf)
@@ -228,7 +195,7 @@ func (u *Universe) startUnbound(ctx context.Context, bin string, rc resolverConf
 	}()
 	if err := ub.waitReady(ctx); err != nil {
 		ub.stop()
-		return nil, fmt.Errorf("unbound %s (%s, config %s): %w; stderr:\n%s", rc.name, ub.addr, conf, err, tail([]byte(ub.stderr.String()), 3000))
+		return nil, fmt.Errorf("unbound %s (%s, config %s): %w; stderr:\n%s", rc.name, ub.addr, conf, err, proc.Tail([]byte(ub.stderr.String()), 3000))
 	}
 	u.log.Info("unbound ready", zap.String("resolver", rc.name), zap.String("addr", ub.addr))
 	return ub, nil

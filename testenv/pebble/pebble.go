@@ -12,7 +12,6 @@ package pebble
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,6 +19,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/acmediag/acmediag/testenv/internal/proc"
 	"io"
 	"net"
 	"net/http"
@@ -112,7 +112,7 @@ func Build(ctx context.Context, cacheDir string) (binPath string, err error) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("build pebble: go build: %w: %s", err, tail(out, 2048))
+		return "", fmt.Errorf("build pebble: go build: %w: %s", err, strconv.Quote(proc.Tail(out, 2048)))
 	}
 	if err := os.Rename(tmp, binPath); err != nil {
 		return "", fmt.Errorf("build pebble: %w", err)
@@ -151,7 +151,7 @@ type Pebble struct {
 	exited chan struct{}
 	// waitErr is written once before exited is closed.
 	waitErr error
-	out     *tailBuffer
+	out     *proc.TailBuffer
 	caFile  string
 	root    string
 	once    sync.Once
@@ -257,7 +257,7 @@ func Start(ctx context.Context, cfg Config) (*Pebble, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	p := &Pebble{cfg: cfg, log: log, cmd: cmd, exited: make(chan struct{}), out: &tailBuffer{max: 8192}, caFile: caFile}
+	p := &Pebble{cfg: cfg, log: log, cmd: cmd, exited: make(chan struct{}), out: &proc.TailBuffer{Max: 8192}, caFile: caFile}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start pebble %s: %w", cfg.Bin, err)
 	}
@@ -402,35 +402,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, b...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(b), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
-}
-
-// tail returns at most n trailing bytes of b as a string.
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strconv.Quote(string(bytes.TrimSpace(b)))
 }
