@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/acmediag/acmediag/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -126,24 +127,14 @@ func selfCPU(tb testing.TB) time.Duration {
 // when root; without it the benchmark skips (fails under CI=true).
 func ensureBlackbox(b *testing.B) string {
 	b.Helper()
-	if p, err := exec.LookPath(blackboxBin); err == nil {
+	p, err := testenv.EnsureCommand(b.Context(), blackboxBin, "prometheus-blackbox-exporter")
+	if err == nil {
 		return p
 	}
-	if os.Geteuid() == 0 {
-		ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "apt-get", "install", "-y", "prometheus-blackbox-exporter").CombinedOutput()
-		if err != nil {
-			b.Logf("apt-get install prometheus-blackbox-exporter: %v\n%s", err, out)
-		}
-		if p, err := exec.LookPath(blackboxBin); err == nil {
-			return p
-		}
-	}
 	if os.Getenv("CI") == "true" {
-		b.Fatalf("%s is not installed and could not be installed (Debian package prometheus-blackbox-exporter)", blackboxBin)
+		b.Fatal(err)
 	}
-	b.Skipf("%s is not installed (Debian package prometheus-blackbox-exporter; root installs it)", blackboxBin)
+	b.Skip(err)
 	return ""
 }
 

@@ -263,9 +263,9 @@ func BenchmarkSchedulerDNS10k(b *testing.B) {
 		}
 		cpuPerRun := steadyScheduler(b, probe)
 		// blackbox_exporter's DNS probe, same question shape, same server.
-		bbPath, err := exec.LookPath(benchBlackboxBin)
+		bbPath, err := testenv.EnsureCommand(b.Context(), benchBlackboxBin, "prometheus-blackbox-exporter")
 		if err != nil {
-			b.Logf("%s is not installed (Debian prometheus-blackbox-exporter): no side-by-side number", benchBlackboxBin)
+			b.Logf("no side-by-side number: %v", err)
 			return
 		}
 		bbPerProbe := blackboxDNSCPU(b, bbPath, servers[0], "t1.healthy-unsigned.com", 2000)

@@ -3,7 +3,6 @@ package testenv
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"github.com/acmediag/acmediag/testenv/internal/proc"
 	"net/netip"
@@ -15,7 +14,6 @@ import (
 	"go.uber.org/zap"
 )
 
-const nftPath = "/usr/sbin/nft"
 
 // dropSpec is one packet-drop fault: TCP to addr on the universe's HTTP (or
 // HTTPS) port from the given source addresses (none: from everywhere) is
@@ -38,25 +36,6 @@ type firewall struct {
 	log   *zap.Logger
 }
 
-// ensureNft finds nft, installing the Debian package when root and missing.
-func ensureNft(ctx context.Context, log *zap.Logger) (string, error) {
-	if p, err := exec.LookPath("nft"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat(nftPath); err == nil {
-		return nftPath, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("nft is not installed: install the Debian package `nftables` or run as root so testenv installs it")
-	}
-	log.Info("installing nftables with apt-get")
-	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "nftables")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get install -y nftables: %w: %s", err, proc.Tail(out, 2000))
-	}
-	return nftPath, nil
-}
 
 // nftRules renders the drop rules; ports are the universe's.
 func nftRules(table string, drops []dropSpec, httpPort, httpsPort int) (string, error) {
@@ -94,7 +73,7 @@ func nftRules(table string, drops []dropSpec, httpPort, httpsPort int) (string, 
 // startFirewall removes tables left by crashed runs, then installs this
 // universe's drop rules in a table of its own.
 func startFirewall(ctx context.Context, log *zap.Logger, port int, drops []dropSpec, httpPort, httpsPort int) (*firewall, error) {
-	bin, err := ensureNft(ctx, log)
+	bin, err := EnsureCommand(ctx, "nft", "nftables")
 	if err != nil {
 		return nil, err
 	}

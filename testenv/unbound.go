@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/acmediag/acmediag/testenv/internal/proc"
 	"io"
@@ -18,31 +17,6 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 )
-
-const unboundPath = "/usr/sbin/unbound"
-
-// ensureUnbound finds unbound, installing the Debian package when running as
-// root and it is missing.
-func ensureUnbound(ctx context.Context, log *zap.Logger) (string, error) {
-	if p, err := exec.LookPath("unbound"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat(unboundPath); err == nil {
-		return unboundPath, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("unbound is not installed: install the Debian package `unbound` (apt-get install -y unbound) or run as root so testenv installs it")
-	}
-	log.Info("installing unbound with apt-get")
-	for _, args := range [][]string{{"update"}, {"install", "-y", "unbound"}} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, proc.Tail(out, 2000))
-		}
-	}
-	return unboundPath, nil
-}
 
 // resolverConfig is what differs between the public and the cluster
 // resolver.

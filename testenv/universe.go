@@ -145,7 +145,7 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 	if err := u.writeAnchors(); err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	bin, err := ensureUnbound(ctx, u.log)
+	bin, err := EnsureCommand(ctx, "unbound", "unbound")
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}

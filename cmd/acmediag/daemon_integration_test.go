@@ -565,28 +565,18 @@ func TestDaemon(t *testing.T) {
 // CI is not "true".
 func findChromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	if p, err := exec.LookPath("chromium-browser"); err == nil {
+		return p
 	}
-	if os.Geteuid() == 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "apt-get", "install", "-y", "chromium").CombinedOutput()
-		if err == nil {
-			if p, err := exec.LookPath("chromium"); err == nil {
-				return p
-			}
-		}
-		t.Logf("apt-get install chromium: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	p, err := testenv.EnsureCommand(ctx, "chromium", "chromium")
+	switch {
+	case err == nil:
+		return p
+	case os.Getenv("CI") == "true" || os.Geteuid() == 0:
+		t.Fatalf("chromium is required: %v", err)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is required under CI=true")
-	}
-	if os.Geteuid() == 0 {
-		t.Fatal("chromium is missing and could not be installed")
-	}
-	t.Skip("chromium is not installed (and not root to install it)")
+	t.Skipf("chromium: %v", err)
 	return ""
 }
