@@ -205,6 +205,8 @@ func TestACMEProbeOrders(t *testing.T) {
 		{scenario: "web-refused", ownCode: reports.CodeHTTP01ConnectionRefused, caFails: true},
 		{scenario: "nxdomain", ownCode: reports.CodeDNSNXDomain, caFails: true},
 		{scenario: "web-redirect-chain-12", ownCode: reports.CodeHTTP01TooManyRedirects, caFails: true},
+		{scenario: "web-dropped", ownCode: reports.CodeHTTP01ConnectTimeout, caFails: true},
+		{scenario: "web-wrong-keyauth", ownCode: reports.CodeHTTP01WrongBody},
 	}
 	for _, tc := range cases {
 		t.Run(tc.scenario, func(t *testing.T) {
