@@ -31,8 +31,12 @@ test: deps build lint
 test-short:
 	$(GO) test -short ./...
 
+# demo runs the universe and the daemon (three vantages, canary orders at
+# Pebble) for DEMO_SECONDS, printing the page and metrics URLs, progress
+# every 10 s and every name's report at the end.
+DEMO_SECONDS ?= 60
 demo: deps build
-	$(BIN)/acmediag testenv demo
+	$(BIN)/acmediag testenv demo --seconds $(DEMO_SECONDS)
 
 lint: $(TOOLS)/staticcheck
 	$(GO) vet ./...

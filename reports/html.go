@@ -33,6 +33,9 @@ type PageInfo struct {
 	// Propagation lists measured DNS propagation times; nil until a
 	// propagation watcher measures some.
 	Propagation []PropagationTime
+	// Correlations are the latest failed canary attempts with their ranked
+	// root causes (Correlate).
+	Correlations []CorrelatedAttempt
 	// MaxNames bounds the names rendered (worst first); 0 → 500. The API
 	// has the rest.
 	MaxNames int
@@ -111,6 +114,7 @@ type pageData struct {
 	Hidden      int
 	Canary      []CanaryRun
 	Propagation []PropagationTime
+	Correlation template.HTML // the rendered correlation section (its own template escapes it)
 }
 
 // RenderHTML writes r as a self-contained HTML page: each name with its
@@ -160,6 +164,11 @@ func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
 		d.Hidden = len(d.Names) - limit
 		d.Names = d.Names[:limit]
 	}
+	var corr bytes.Buffer
+	if err := RenderCorrelationHTML(&corr, p.Correlations); err != nil {
+		return err
+	}
+	d.Correlation = template.HTML(corr.String()) // #nosec: produced by html/template
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, d); err != nil {
 		return fmt.Errorf("reports: render html: %w", err)
@@ -255,6 +264,7 @@ table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;paddin
 <p id="quorum" class="{{if .OK}}pass{{else}}fail{{end}}">{{.Passed}} of {{.Perspectives}} remote perspectives pass; {{.AllowedFailures}} may fail{{if .PassedRIRs}}; passing RIRs: {{join .PassedRIRs ", "}}{{end}} — quorum {{if .OK}}holds{{else}}fails{{end}}.</p>
 {{end}}
 
+{{.Correlation}}
 <h2>Canary orders</h2>
 {{if not .Info.CanaryConfigured}}<p class="todo" id="canary-none">No canary is configured (canary.directory): no orders are placed.</p>
 {{else if not .Canary}}<p class="todo" id="canary-none">No canary order has finished yet.</p>

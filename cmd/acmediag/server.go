@@ -263,6 +263,9 @@ type snapshot struct {
 	report *reports.Report
 	names  []reports.NameStatus
 	canary []reports.CanaryRun
+	// correlations explain the latest canary order of each name that
+	// failed validation, from what every vantage saw around it.
+	correlations []reports.CorrelatedAttempt
 }
 
 // snapshot assembles the report over the latest observations of name (or
@@ -288,6 +291,7 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 	cells := map[cellKey]*reports.VantageCell{}
 	latestCanary := map[string]probes.Observation{}
 	var outcomes []reports.Outcome
+	var correlations []reports.CorrelatedAttempt
 	var longest time.Duration
 	seen := map[string]bool{}
 	for _, o := range s.source.Latest() {
@@ -302,6 +306,12 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 			}
 			if prev, ok := latestCanary[n]; !ok || o.Start.After(prev.Start) {
 				latestCanary[n] = o
+			}
+			if !o.OK {
+				if ca, ok := s.correlate(n, o, vantageSet); ok {
+					o.Findings = ca.findings
+					correlations = append(correlations, ca.attempt)
+				}
 			}
 		} else if !vantageSet[o.Vantage.Name] {
 			continue // a vantage removed by a reload
@@ -344,7 +354,7 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 	for i, v := range st.vantages {
 		infos[i] = reports.VantageInfo{Name: v.Name, RIR: v.RIR, Region: v.Region, External: v.External()}
 	}
-	snap := snapshot{report: reports.Assemble(names, challenge, infos, outcomes, longest)}
+	snap := snapshot{report: reports.Assemble(names, challenge, infos, outcomes, longest), correlations: correlations}
 	for _, t := range targets {
 		ns := reports.NameStatus{Name: t.Name, Challenge: t.Challenge}
 		for _, v := range st.vantages {
@@ -365,6 +375,43 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 		}
 	}
 	return snap
+}
+
+// correlated is a failed canary order explained: its findings with
+// acme.order_failed extended by the ranked causes, and the attempt with
+// its causes for the page.
+type correlated struct {
+	findings []reports.Finding
+	attempt  reports.CorrelatedAttempt
+}
+
+// correlate ranks the likely root causes of a failed canary order o of
+// name from the observations every vantage in force made of the name
+// around it (reports.Correlate). Only an order the CA refused in
+// validation (acme.order_failed) is correlated: a directory that is down
+// or a rate limit says nothing about the name.
+func (s *apiServer) correlate(name string, o probes.Observation, vantages map[string]bool) (correlated, bool) {
+	i := slices.IndexFunc(o.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeACMEOrderFailed })
+	if i < 0 {
+		return correlated{}, false
+	}
+	a := reports.Attempt{Name: name, Start: o.Start, End: o.Start.Add(max(o.Duration, 0)), Problem: o.Findings[i].Problem}
+	if out, ok := o.Trace.(canary.Outcome); ok && out.Problem != nil {
+		a.Problem = out.Problem
+	}
+	since := a.Start.Add(-reports.DefaultCorrelationMargin - reports.DefaultCorrelationLookback)
+	var sightings []reports.Sighting
+	for _, ob := range s.source.Query(name, since) {
+		if ob.Kind == "acme" || !relevant(ob) || !vantages[ob.Vantage.Name] {
+			continue
+		}
+		sightings = append(sightings, reports.Sighting{Vantage: ob.Vantage.Name, Kind: ob.Kind, Start: ob.Start,
+			Duration: ob.Duration, Findings: ob.Findings})
+	}
+	causes := reports.Correlate(a, sightings, reports.CorrelateOptions{})
+	fs := slices.Clone(o.Findings)
+	fs[i] = reports.ExplainFinding(fs[i], causes)
+	return correlated{findings: fs, attempt: reports.CorrelatedAttempt{Attempt: a, Causes: causes}}, true
 }
 
 // report serves GET /api/v1/report?name=: diagnose's JSON over the latest
@@ -393,17 +440,18 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	st := s.state()
 	snap := s.snapshot(st, "")
 	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
-		Names: snap.names, CanaryConfigured: st.canary != nil, Canary: snap.canary}
+		Names: snap.names, CanaryConfigured: st.canary != nil, Canary: snap.canary, Correlations: snap.correlations}
 	var buf bytes.Buffer
 	if err := reports.RenderHTML(&buf, snap.report, info); err != nil {
 		s.log.Error("rendering the page", zap.Error(err))
 		writeText(w, http.StatusInternalServerError, "rendering the page failed\n")
 		return
 	}
+	page := buf.Bytes()
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(page)
 }

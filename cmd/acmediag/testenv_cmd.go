@@ -1,12 +1,23 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
+	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/reports"
 	"github.com/acmediag/acmediag/testenv"
 )
 
@@ -44,9 +55,9 @@ interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 	}
 	cmd.PersistentFlags().IntVar(&port, "port", 0, "DNS port of every server (default 53 as root, else 10053; web ports follow it)")
 	cmd.PersistentFlags().BoolVar(&acme, "acme", true, "also run Pebble, Let's Encrypt's ACME test server, validating against the universe")
-	demo := &cobra.Command{
-		Use:   "demo",
-		Short: "Start the universe and diagnose every scenario in it, printing each report",
+	scenarios := &cobra.Command{
+		Use:   "scenarios",
+		Short: "Start the universe and diagnose every scenario in it once, printing each report",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port, ACME: acme})
@@ -54,10 +65,10 @@ interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 				return err
 			}
 			defer u.Close()
-			return runDemo(cmd, u)
+			return runScenarios(cmd, u)
 		},
 	}
-	cmd.AddCommand(demo)
+	cmd.AddCommand(scenarios, newDemoCmd(&port, &acme))
 	return cmd
 }
 
@@ -72,7 +83,8 @@ func universeFlags(u *testenv.Universe) []string {
 	return out
 }
 
-func runDemo(cmd *cobra.Command, u *testenv.Universe) error {
+// runScenarios walks the whole catalogue once through diagnose.
+func runScenarios(cmd *cobra.Command, u *testenv.Universe) error {
 	w := cmd.OutOrStdout()
 	scenarios := testenv.Catalogue()
 	var failing, passing int
@@ -94,7 +106,7 @@ func runDemo(cmd *cobra.Command, u *testenv.Universe) error {
 			passing++
 		}
 	}
-	fmt.Fprintf(w, "\ndemo: %d scenarios, %d would pass, %d would fail at Let's Encrypt\n", len(scenarios), passing, failing)
+	fmt.Fprintf(w, "\nscenarios: %d, %d would pass, %d would fail at Let's Encrypt\n", len(scenarios), passing, failing)
 	return nil
 }
 
@@ -107,4 +119,500 @@ func shellJoin(args []string) string {
 		out[i] = a
 	}
 	return strings.Join(out, " ")
+}
+
+// ---- the daemon demo ----
+
+// demoFlags are `acmediag testenv demo`'s own flags.
+type demoFlags struct {
+	seconds  int
+	listen   string
+	logLevel string
+}
+
+// Demo timing: probes often enough that a minute shows change, a progress
+// line every progressEvery.
+const (
+	demoProbeInterval  = 5 * time.Second
+	demoCanaryInterval = 20 * time.Second
+	demoProgressEvery  = 10 * time.Second
+	demoMaxSeconds     = 24 * 60 * 60
+	// The dns-01 zone whose secondary lags in the demo, and the record.
+	demoLagZone  = "dns01-ok.com."
+	demoLagName  = "www.dns01-ok.com"
+	demoLagOwner = "_acme-challenge.www.dns01-ok.com."
+)
+
+func newDemoCmd(port *int, acme *bool) *cobra.Command {
+	f := &demoFlags{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the universe and the daemon (three vantages, canary orders at Pebble) for a while, then print every report",
+		Long: `demo starts the whole universe on loopback — DNS root, TLDs and authoritative
+servers, Unbound resolvers, web servers with faults, Pebble — and the acmediag
+daemon inside this process with the universe's three remote perspectives
+(us-east/ARIN, eu-west/RIPE, ap-south/APNIC) as vantages and canary orders at
+Pebble. It watches four names:
+
+  healthy    an HTTP-01 name every vantage and the CA validate
+  lag        a DNS-01 name whose TXT value reaches the secondary name server
+             only after half the demo (RFC 2136 UPDATE, replication lag)
+  partial    a name one vantage cannot reach: the quorum still holds
+  failing    an HTTP-01 name nothing listens for: the canary order fails and
+             the daemon ranks the root causes from every vantage's observations
+
+While it runs it prints the page, metrics and API URLs and a progress line
+every 10 s; at the end (or on Ctrl-C) it prints the report of every name.`,
+		Example: `  acmediag testenv demo --seconds 60
+  make demo DEMO_SECONDS=120`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.seconds < 1 || f.seconds > demoMaxSeconds {
+				return usagef("--seconds %d: want 1-%d", f.seconds, demoMaxSeconds)
+			}
+			return runDaemonDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), *port, *acme, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.seconds, "seconds", 60, "how long the daemon runs before the final reports")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:0", "the daemon's HTTP address (port 0: a free port)")
+	fl.StringVar(&f.logLevel, "log-level", "error", "the daemon's log level on stderr: debug, info, warn or error")
+	return cmd
+}
+
+// demoName is one name the demo watches and why.
+type demoName struct {
+	role   string // healthy, lag, partial, failing
+	target probes.Target
+	what   string
+	canary bool
+}
+
+// demoNames picks the demo's names from the universe's catalogue. The
+// one-vantage failure is a firewall drop (mpic-partial) when nftables
+// rules can be staged (root), else a DNS view only one perspective has
+// (mpic-dns-partial).
+func demoNames(lagValue string) ([]demoName, error) {
+	byName := map[string]testenv.Scenario{}
+	for _, sc := range testenv.Catalogue() {
+		byName[sc.Name] = sc
+	}
+	web := func(role, scenario, what string) (demoName, error) {
+		sc, ok := byName[scenario]
+		if !ok {
+			return demoName{}, fmt.Errorf("demo: the universe has no scenario %q", scenario)
+		}
+		return demoName{role: role, what: what, canary: true, target: probes.Target{Name: sc.Domain, Challenge: "http-01",
+			Token: testenv.Token(scenario), KeyAuth: testenv.KeyAuth(scenario)}}, nil
+	}
+	partial := "mpic-partial"
+	partialWhat := "a firewall drops us-east's packets to the web server; eu-west and ap-south pass, so the quorum holds"
+	if _, ok := byName[partial]; !ok {
+		partial = "mpic-dns-partial"
+		partialWhat = "the name's servers answer SERVFAIL to ap-south's resolver only; the quorum holds"
+	}
+	var out []demoName
+	for _, c := range []struct{ role, scenario, what string }{
+		{"healthy", "web-ipv4-only", "HTTP-01 served on the only address: every vantage and the CA pass"},
+		{"partial", partial, partialWhat},
+		{"failing", "web-refused", "nothing listens on the name's address: every vantage and the CA fail"},
+	} {
+		n, err := web(c.role, c.scenario, c.what)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	lag := demoName{role: "lag", what: "DNS-01: the TXT value is UPDATEd at the primary; the secondary serves it only after the replication lag",
+		target: probes.Target{Name: demoLagName, Challenge: "dns-01", ExpectTXT: lagValue}}
+	return slices.Insert(out, 1, lag), nil
+}
+
+// demoConfigYAML is the daemon's configuration for the universe: the
+// same file a user would write, so the demo shows one.
+func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# acmediag daemon configuration written by `acmediag testenv demo`\nlisten: %q\nvantages:\n", listen)
+	for _, v := range u.Vantages() {
+		if v.Kind != testenv.VantageExternal {
+			continue
+		}
+		fmt.Fprintf(&b, "  - {name: %s, source: %s, resolver: %q, rir: %s, region: %s, kind: %s}\n", v.Name, v.Addr, v.Resolver, v.RIR, v.Region, v.Kind)
+	}
+	fmt.Fprintf(&b, "dns:\n  roots: [%s]\n  resolvers: [%q]\n  trust_anchor: %s\n  dns_port: %d\n  allow_addresses: [127.0.0.0/8, \"::1/128\"]\n  query_timeout: 1s\n  resolver_timeout: 5s\n",
+		strings.Join(u.Roots(), ", "), u.Resolver(), u.TrustAnchorFile(), u.Port())
+	fmt.Fprintf(&b, "http: {http_port: %d, https_port: %d}\n", u.HTTPPort(), u.HTTPSPort())
+	iv := demoProbeInterval.String()
+	fmt.Fprintf(&b, "schedule:\n  intervals: {dns: %s, http-01: %s, tls-alpn-01: %s}\n  jitter: 0.1\n  concurrency: 16\n  timeout: 20s\n  max_backoff: 10s\n", iv, iv, iv)
+	b.WriteString("store: {per_key: 64, max_bytes: 64MiB}\napi: {max_concurrent: 8, max_observations: 1000}\ntargets:\n")
+	for _, n := range names {
+		t := n.target
+		fmt.Fprintf(&b, "  - name: %s\n    challenge: %s\n", t.Name, t.Challenge)
+		if t.Token != "" {
+			fmt.Fprintf(&b, "    token: %q\n    key_auth: %q\n", t.Token, t.KeyAuth)
+		}
+		if t.ExpectTXT != "" {
+			fmt.Fprintf(&b, "    expect_txt: %q\n", t.ExpectTXT)
+		}
+	}
+	if dir := u.ACMEDirectory(); dir != "" {
+		fmt.Fprintf(&b, "canary:\n  directory: %s\n  ca_cert: %s\n  account_key: %s\n  interval: %s\n  names:\n",
+			dir, u.ACMECACert(), filepath.Join(u.WorkDir(), "pebble", "demo-account.key"), demoCanaryInterval)
+		for _, n := range names {
+			if n.canary {
+				fmt.Fprintf(&b, "    - %s\n", n.target.Name)
+			}
+		}
+	}
+	return b.String()
+}
+
+// runDaemonDemo is `acmediag testenv demo`: the universe, the daemon in
+// this process, progress while it runs and every name's report at the end.
+// Ctrl-C ends the run early and still prints the reports.
+func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, f *demoFlags) error {
+	logger, err := newLogger(errw, f.logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+	listen, err := resolveListen(f.listen)
+	if err != nil {
+		return err
+	}
+	duration := time.Duration(f.seconds) * time.Second
+
+	fmt.Fprintf(w, "starting the universe on loopback (DNS root, TLDs, authoritative servers, Unbound, web servers%s)…\n",
+		map[bool]string{true: ", Pebble", false: ""}[acme])
+	started := time.Now()
+	u, err := testenv.Start(ctx, testenv.Options{Port: port, ACME: acme, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	fmt.Fprintf(w, "universe ready in %s (DNS port %d, HTTP %d, HTTPS %d)\n", time.Since(started).Round(time.Millisecond), u.Port(), u.HTTPPort(), u.HTTPSPort())
+
+	lagValue := testenv.Token("demo-lag-" + time.Now().UTC().Format(time.RFC3339Nano))
+	names, err := demoNames(lagValue)
+	if err != nil {
+		return err
+	}
+	// The secondary gets the UPDATE after half the demo: the first half
+	// shows dns01.txt_not_propagated, the second half the value everywhere.
+	lag := max(duration/2, 3*time.Second)
+	if err := stageLag(ctx, u, lagValue, lag); err != nil {
+		return fmt.Errorf("demo: staging the lagging secondary: %w", err)
+	}
+	lagStaged := time.Now()
+
+	cfgPath := filepath.Join(u.WorkDir(), "daemon.yaml")
+	cfgText := demoConfigYAML(u, listen, names)
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return fmt.Errorf("demo: the generated configuration: %w", err)
+	}
+	d := newDaemon(cfg, logger)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- d.run(runCtx) }()
+	base := "http://" + listen
+	if err := waitHealthy(ctx, base, done); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nthe daemon runs for %s with 3 vantages (us-east/ARIN, eu-west/RIPE, ap-south/APNIC)%s; configuration: %s\n",
+		duration, map[bool]string{true: " and canary orders at Pebble every " + demoCanaryInterval.String(), false: ""}[acme], cfgPath)
+	fmt.Fprintf(w, "  report page   %s/\n  metrics       %s/metrics\n  report API    %s/api/v1/report?name=NAME\n  observations  %s/api/v1/observations?name=NAME\n  health        %s/healthz  %s/readyz\n",
+		base, base, base, base, base, base)
+	fmt.Fprintf(w, "names:\n")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %-36s %s\n", n.role, n.target.Name, n.what)
+	}
+	fmt.Fprintf(w, "(the secondary of %s gets the new TXT value %s after the start)\nCtrl-C ends the demo early and prints the reports.\n\n", demoLagZone, lag)
+
+	api := newAPIServer(logger, d.reg, d.store, d.ready, d.state.Load, version, 1)
+	begin := time.Now()
+	deadline := time.NewTimer(duration)
+	defer deadline.Stop()
+	tick := time.NewTicker(demoProgressEvery)
+	defer tick.Stop()
+	var runErr error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(w, "interrupted: stopping early")
+			break wait
+		case <-deadline.C:
+			break wait
+		case runErr = <-done:
+			done = nil
+			break wait
+		case <-tick.C:
+			fmt.Fprintln(w, progressLine(d, api, names, time.Since(begin), duration))
+		}
+	}
+	stop()
+	if done != nil {
+		runErr = <-done
+	}
+	if runErr != nil {
+		return fmt.Errorf("demo: the daemon: %w", runErr)
+	}
+	fmt.Fprintln(w, progressLine(d, api, names, time.Since(begin), duration))
+	printDemoReports(w, d, api, names, lagStaged)
+	return nil
+}
+
+// resolveListen turns port 0 into a free port now, so the URLs can be
+// printed before the daemon listens.
+func resolveListen(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", usagef("--listen %q: want HOST:PORT", listen)
+	}
+	if port != "0" {
+		return listen, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("demo: finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitHealthy waits until the daemon answers /healthz.
+func waitHealthy(ctx context.Context, base string, done <-chan error) error {
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.NewTimer(10 * time.Second)
+	defer limit.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-done:
+			return fmt.Errorf("demo: the daemon stopped at start: %w", err)
+		case <-limit.C:
+			return errors.New("demo: the daemon did not answer /healthz within 10s")
+		case <-tick.C:
+		}
+	}
+}
+
+// stageLag makes the zone's secondaries apply UPDATEs only after lag, then
+// replaces the dns-01 TXT value at the primary with a TSIG-signed RFC 2136
+// UPDATE, as lego's rfc2136 provider or external-dns would.
+func stageLag(ctx context.Context, u *testenv.Universe, value string, lag time.Duration) error {
+	if err := u.SetReplicationLag(demoLagZone, lag); err != nil {
+		return err
+	}
+	keyName, alg, secret := u.TSIG()
+	if keyName == "" {
+		return errors.New("the universe has no TSIG key")
+	}
+	primary := u.UpdatePrimary(demoLagZone)
+	if primary == "" {
+		return fmt.Errorf("no primary for %s", demoLagZone)
+	}
+	m := new(dns.Msg)
+	m.SetUpdate(demoLagZone)
+	// A short TTL: the vantages' resolvers must not pin the old value for
+	// the whole demo.
+	rr := &dns.TXT{Hdr: dns.RR_Header{Name: demoLagOwner, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 5}, Txt: []string{value}}
+	m.RemoveRRset([]dns.RR{rr})
+	m.Insert([]dns.RR{rr})
+	m.SetTsig(keyName, alg, 300, time.Now().Unix())
+	c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{keyName: secret}}
+	resp, _, err := c.ExchangeContext(ctx, m, primary)
+	if err != nil {
+		return fmt.Errorf("UPDATE to %s: %w", primary, err)
+	}
+	if resp.Rcode != dns.RcodeSuccess {
+		return fmt.Errorf("UPDATE to %s: %s", primary, dns.RcodeToString[resp.Rcode])
+	}
+	return nil
+}
+
+// runCounts sums acmediag_probe_runs_total from the daemon's registry.
+func runCounts(d *daemon) (total, failed int, byKind map[string]int) {
+	byKind = map[string]int{}
+	mfs, err := d.reg.Gather()
+	if err != nil {
+		return 0, 0, byKind
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "acmediag_probe_runs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			n := int(m.GetCounter().GetValue())
+			var kind, result string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "kind":
+					kind = l.GetValue()
+				case "result":
+					result = l.GetValue()
+				}
+			}
+			total += n
+			byKind[kind] += n
+			if result == "failure" {
+				failed += n
+			}
+		}
+	}
+	return total, failed, byKind
+}
+
+// progressLine is one line of progress: runs so far and each name's
+// verdict with its worst findings.
+func progressLine(d *daemon, api *apiServer, names []demoName, elapsed, total time.Duration) string {
+	runs, failed, byKind := runCounts(d)
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	var parts []string
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%s %d", k, byKind[k]))
+	}
+	line := fmt.Sprintf("[%3ds/%ds] %d probe runs (%s), %d failed", int(elapsed.Round(time.Second).Seconds()), int(total.Seconds()),
+		runs, strings.Join(parts, ", "), failed)
+	st := d.state.Load()
+	for _, n := range names {
+		r := api.snapshot(st, n.target.Name).report
+		codes := worstCodes(r, 2)
+		line += fmt.Sprintf(" · %s %s", n.role, r.Verdict)
+		if len(codes) > 0 {
+			line += " (" + strings.Join(codes, ", ") + ")"
+		}
+	}
+	return line
+}
+
+// worstCodes are the distinct codes of r's Warning-or-worse findings, worst first.
+func worstCodes(r *reports.Report, n int) []string {
+	fs := slices.Clone(r.Findings)
+	slices.SortStableFunc(fs, func(a, b reports.Finding) int { return int(b.Severity) - int(a.Severity) })
+	var out []string
+	for _, f := range fs {
+		if f.Severity < reports.Warning || slices.Contains(out, string(f.Code)) {
+			continue
+		}
+		if len(out) == n {
+			break
+		}
+		out = append(out, string(f.Code))
+	}
+	return out
+}
+
+// printDemoReports prints every name's report as diagnose would, the
+// ranked causes of its last failed canary order, and for the lagging name
+// when each vantage first saw the value everywhere.
+func printDemoReports(w io.Writer, d *daemon, api *apiServer, names []demoName, lagStaged time.Time) {
+	st := d.state.Load()
+	var pass, fail int
+	for i, n := range names {
+		snap := api.snapshot(st, n.target.Name)
+		fmt.Fprintf(w, "\n━━ %d/%d %s: %s (%s)\n%s\n\n", i+1, len(names), n.role, n.target.Name, n.target.Challenge, n.what)
+		if err := reports.RenderText(w, snap.report, reports.TextOptions{}); err != nil {
+			fmt.Fprintf(w, "rendering the report: %v\n", err)
+		}
+		for _, c := range snap.canary {
+			at := c.Start.UTC().Format(time.TimeOnly)
+			switch {
+			case c.OK && c.Problem != nil:
+				// A probe order serves no token: the CA reaching the server
+				// and being told 404 is the pass.
+				fmt.Fprintf(w, "last canary order at Pebble (%s): pass — the CA reached the server (%s)\n", at, c.Problem.Detail)
+			case c.OK:
+				fmt.Fprintf(w, "last canary order at Pebble (%s): pass\n", at)
+			case c.Problem != nil:
+				fmt.Fprintf(w, "last canary order at Pebble (%s): FAILED — %s: %s\n", at, c.Problem.Type, c.Problem.Detail)
+			default:
+				fmt.Fprintf(w, "last canary order at Pebble (%s): FAILED\n", at)
+			}
+		}
+		for _, ca := range snap.correlations {
+			fmt.Fprintf(w, "root causes of that failure, ranked from every vantage's observations around it:\n")
+			if len(ca.Causes) == 0 {
+				fmt.Fprintf(w, "  none: %s\n", reports.CorrelationDetail(nil))
+			}
+			for j, c := range ca.Causes {
+				fmt.Fprintf(w, "  %d. %-32s score %.2f  seen from %s%s\n", j+1, c.Code, c.Score, strings.Join(c.Vantages, ", "),
+					map[bool]string{true: "  (matches the CA's problem)", false: ""}[c.MatchesProblem])
+				if len(c.Evidence) > 0 {
+					fmt.Fprintf(w, "     %s\n", c.Evidence[0])
+				}
+			}
+		}
+		if n.role == "lag" {
+			printPropagation(w, d, st, n.target.Name, lagStaged)
+		}
+		if snap.report.Verdict == reports.VerdictFail {
+			fail++
+		} else {
+			pass++
+		}
+	}
+	total, failed, _ := runCounts(d)
+	fmt.Fprintf(w, "\ndemo: %d names, %d would pass and %d would fail at Let's Encrypt now; %d probe runs, %d of them failed\n", len(names), pass, fail, total, failed)
+}
+
+// printPropagation says, per vantage, when its DNS probe first saw the
+// expected TXT value on every authoritative server after the UPDATE.
+func printPropagation(w io.Writer, d *daemon, st *daemonState, name string, staged time.Time) {
+	lagging := func(o probes.Observation) bool {
+		return slices.ContainsFunc(o.Findings, func(f reports.Finding) bool {
+			switch f.Code {
+			case reports.CodeDNS01TXTNotPropagated, reports.CodeDNS01TXTMissing, reports.CodeDNS01TXTWrongValue:
+				return true
+			}
+			return false
+		})
+	}
+	fmt.Fprintf(w, "propagation of the UPDATE (%s) as each vantage's DNS probe saw it:\n", staged.UTC().Format(time.TimeOnly))
+	obs := d.store.Query(name, staged)
+	for _, v := range st.vantages {
+		var lagged int
+		everywhere := time.Time{}
+		for _, o := range obs {
+			if o.Kind != "dns" || o.Vantage.Name != v.Name {
+				continue
+			}
+			if lagging(o) {
+				lagged++
+				everywhere = time.Time{}
+			} else if everywhere.IsZero() {
+				everywhere = o.Start
+			}
+		}
+		switch {
+		case everywhere.IsZero():
+			fmt.Fprintf(w, "  %-9s not everywhere yet (%d runs saw a server without it)\n", v.Name, lagged)
+		default:
+			fmt.Fprintf(w, "  %-9s everywhere %s after the UPDATE (%d earlier runs saw a server without it)\n", v.Name,
+				everywhere.Sub(staged).Round(time.Second), lagged)
+		}
+	}
 }
