@@ -56,6 +56,11 @@ type Observation struct {
 	Trace    any // the probe kind's own record (dnscheck.Result, http01.Result)
 }
 
+// Outcome is what the report needs of the observation.
+func (o Observation) Outcome() reports.Outcome {
+	return reports.Outcome{Vantage: o.Vantage.Name, Name: o.Target.Name, Findings: o.Findings, Checks: o.Checks, Failed: !o.OK}
+}
+
 // Probe is one kind of check.
 type Probe interface {
 	Kind() string

@@ -21,6 +21,10 @@ type Outcome struct {
 	Name     string
 	Findings []Finding
 	Checks   []Check
+	// Failed marks a run that could not judge the name (an agent that did
+	// not answer, no address to connect to): the vantage does not pass,
+	// even without a finding of its own.
+	Failed bool
 }
 
 // Assemble builds the report from every vantage's outcomes: a finding seen
@@ -45,6 +49,9 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 	var order []key
 	first := map[key]Finding{}
 	for _, o := range outcomes {
+		if o.Failed {
+			pass[[2]string{o.Vantage, o.Name}] = false
+		}
 		for _, c := range o.Checks {
 			if multi {
 				c.Vantage = o.Vantage

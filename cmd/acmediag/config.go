@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,7 @@ var scheduleKinds = []string{"dns", dnscheck.HTTP01, dnscheck.TLSALPN01}
 type fileConfig struct {
 	Listen   string          `yaml:"listen"`
 	Vantages []vantageConfig `yaml:"vantages"`
+	Agents   []agentConfig   `yaml:"agents"`
 	DNS      dnsConfig       `yaml:"dns"`
 	HTTP     httpConfig      `yaml:"http"`
 	Targets  []targetConfig  `yaml:"targets"`
@@ -71,6 +73,19 @@ type vantageConfig struct {
 	RIR      string `yaml:"rir"`
 	Region   string `yaml:"region"`
 	Kind     string `yaml:"kind"` // external (default) or cluster
+}
+
+// agentConfig is a remote vantage: an `acmediag agent` reached over
+// mutual TLS, whose probes run where it is.
+type agentConfig struct {
+	Name       string `yaml:"name"`
+	URL        string `yaml:"url"` // https://HOST:PORT
+	Region     string `yaml:"region"`
+	RIR        string `yaml:"rir"`
+	Kind       string `yaml:"kind"`        // external (default) or cluster
+	ClientCert string `yaml:"client_cert"` // the daemon's client certificate (PEM)
+	ClientKey  string `yaml:"client_key"`
+	CAFile     string `yaml:"ca_file"` // the CA the agent's certificate must chain to; nothing else is trusted
 }
 
 type dnsConfig struct {
@@ -174,7 +189,7 @@ func m2(m []string) string {
 type daemonConfig struct {
 	Path      string
 	Listen    string
-	Vantages  []probes.Vantage
+	Vantages  []probes.Vantage // local vantages, then agents
 	Targets   []probes.Target
 	Checker   dnscheck.Checker // without Logger; the daemon sets it
 	HTTPPort  int
@@ -183,6 +198,8 @@ type daemonConfig struct {
 	Store     storeSettings
 	API       apiSettings
 	Canary    *canarySettings // nil: no canary
+	// Agents are the vantages whose probes run remotely, by vantage name.
+	Agents map[string]*probes.AgentClient
 }
 
 // scheduleSettings mirror probes.Schedule.
@@ -618,6 +635,9 @@ func (l *loader) applyDefaults(c *fileConfig) {
 	for i := range c.Vantages {
 		def(fmt.Sprintf("vantages[%d].kind", i), func() { c.Vantages[i].Kind = probes.KindExternal })
 	}
+	for i := range c.Agents {
+		def(fmt.Sprintf("agents[%d].kind", i), func() { c.Agents[i].Kind = probes.KindExternal })
+	}
 	def("dns.roots", func() { c.DNS.Roots = slices.Clone(ianaRoots) })
 	// dns.resolvers defaults to /etc/resolv.conf, read in validate.
 	def("dns.dns_port", func() { c.DNS.DNSPort = 53 })
@@ -679,6 +699,7 @@ func (l *loader) validate(c *fileConfig) *daemonConfig {
 	cfg.HTTPSPort = l.port("http.https_port", c.HTTP.HTTPSPort)
 	cfg.Targets = l.targets(c.Targets)
 	cfg.Schedule = l.schedule(&c.Schedule)
+	cfg.Agents, cfg.Vantages = l.agents(c.Agents, cfg.Vantages, cfg.Schedule.Timeout)
 
 	if c.Store.PerKey < 1 || c.Store.PerKey > 10_000 {
 		l.errf("store.per_key", "%d: want 1-10000 observations per (name, vantage, kind)", c.Store.PerKey)
@@ -757,6 +778,70 @@ func (l *loader) vantages(vs []vantageConfig) []probes.Vantage {
 		out = append(out, v)
 	}
 	return out
+}
+
+// agents validates the agents section and returns a client per agent and
+// the vantages with the agents' appended: an agent is a vantage like a
+// local one, its probes run remotely.
+func (l *loader) agents(as []agentConfig, local []probes.Vantage, timeout time.Duration) (map[string]*probes.AgentClient, []probes.Vantage) {
+	if len(as) == 0 {
+		return nil, local
+	}
+	if len(as)+len(local) > maxVantages {
+		l.errf("agents", "%d vantages and %d agents; at most %d in all are allowed", len(local), len(as), maxVantages)
+		return nil, local
+	}
+	taken := map[string]string{}
+	for i, v := range local {
+		taken[v.Name] = fmt.Sprintf("vantages[%d]", i)
+	}
+	clients := map[string]*probes.AgentClient{}
+	out := slices.Clone(local)
+	for i, ac := range as {
+		p := fmt.Sprintf("agents[%d]", i)
+		v := probes.Vantage{Name: ac.Name, Region: ac.Region, Kind: ac.Kind}
+		switch other, dup := taken[ac.Name]; {
+		case ac.Name == "":
+			l.errf(p+".name", "missing: every agent needs a name")
+		case !vantageNameRE.MatchString(ac.Name):
+			l.errf(p+".name", "%q: want letters, digits, '.', '_' or '-' (at most 63)", truncate(ac.Name, 70))
+		case dup:
+			l.errf(p+".name", "%q is already the name of %s", ac.Name, other)
+		default:
+			taken[ac.Name] = p
+		}
+		if ac.RIR != "" {
+			v.RIR = strings.ToUpper(ac.RIR)
+			if !slices.Contains(rirs, v.RIR) {
+				l.errf(p+".rir", "%q is not one of %s", truncate(ac.RIR, 40), strings.Join(rirs, ", "))
+			}
+		}
+		if ac.Kind != probes.KindExternal && ac.Kind != probes.KindCluster {
+			l.errf(p+".kind", "%q is not external or cluster", truncate(ac.Kind, 40))
+		}
+		missing := false
+		for _, f := range []struct{ key, v string }{{"url", ac.URL}, {"client_cert", ac.ClientCert}, {"client_key", ac.ClientKey}, {"ca_file", ac.CAFile}} {
+			if f.v == "" {
+				l.errf(p+"."+f.key, "missing: an agent is reached over mutual TLS at an https URL, with a client certificate and key, trusting only ca_file")
+				missing = true
+			}
+		}
+		if !missing {
+			cert, key := l.resolvePath(ac.ClientCert), l.resolvePath(ac.ClientKey)
+			if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+				l.errf(p+".client_cert", "%v", err)
+			} else if tlsCfg, err := probes.AgentClientTLS(cert, key, l.resolvePath(ac.CAFile)); err != nil {
+				// The key pair loaded: what is left wrong is the CA file.
+				l.errf(p+".ca_file", "%v", err)
+			} else if c, err := probes.NewAgentClient(ac.URL, tlsCfg, timeout+5*time.Second); err != nil {
+				l.errf(p+".url", "%q is not https://HOST:PORT", truncate(ac.URL, 80))
+			} else {
+				clients[ac.Name] = c
+			}
+		}
+		out = append(out, v)
+	}
+	return clients, out
 }
 
 func (l *loader) checker(d *dnsConfig) dnscheck.Checker {

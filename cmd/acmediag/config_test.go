@@ -150,7 +150,7 @@ func TestConfigErrors(t *testing.T) {
 		{desc: "unknown top-level key", yaml: base + "targets: [{name: a.com}]\nlistne: :80\n",
 			want: `config.yaml:4: listne: unknown key (did you mean "listen"?)`},
 		{desc: "unknown key far from any", yaml: base + "targets: [{name: a.com}]\nfrobnicate: 1\n",
-			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, dns, http, targets, schedule, store, api, canary)"},
+			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary)"},
 		{desc: "unknown nested key", yaml: base + "targets:\n  - name: a.com\n    chalenge: dns-01\n",
 			want: `config.yaml:5: targets[0].chalenge: unknown key (did you mean "challenge"?)`},
 		{desc: "bad challenge", yaml: base + "targets:\n  - name: a.com\n  - name: b.com\n  - name: c.com\n  - name: d.com\n    challenge: http-02\n",

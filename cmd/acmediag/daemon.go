@@ -47,6 +47,10 @@ a timeout per run and backoff after failures. It serves
   /api/v1/report           diagnose's JSON over the latest observations (?name=)
   /                        the report page
 
+Agents (the agents: section) are vantages in other places: the daemon asks
+each "acmediag agent" over mutual TLS to run the probes there, and its
+results count like a local vantage's, in the MPIC quorum too.
+
 The configuration is one YAML file, decoded strictly: an unknown key is an
 error, and every error names the file line and the key. SIGHUP reloads it;
 a configuration with errors is logged and counted
@@ -100,6 +104,8 @@ type probeConfig struct {
 	checker   dnscheck.Checker
 	validator http01.Validator
 	canary    *canary.Config // nil: no canary
+	// agents are the vantages whose probes an agent runs, by vantage name.
+	agents map[string]*probes.AgentClient
 }
 
 // liveProbe is one probe kind whose configuration follows reloads. Each run
@@ -129,6 +135,9 @@ func (p *liveProbe) Applies(t probes.Target) bool {
 // Run implements probes.Probe.
 func (p *liveProbe) Run(ctx context.Context, t probes.Target, v probes.Vantage) probes.Observation {
 	pc := p.cfg.Load()
+	if c, ok := pc.agents[v.Name]; ok && p.kind != "acme" {
+		return (&probes.RemoteProbe{ProbeKind: p.kind, Client: c}).Run(ctx, t, v)
+	}
 	sessions := &probes.Sessions{Checker: pc.checker}
 	switch p.kind {
 	case "dns":
@@ -203,7 +212,7 @@ func (d *daemon) apply(cfg *daemonConfig) {
 	checker := cfg.Checker
 	checker.Logger = d.log.Named("dnscheck")
 	pc := &probeConfig{checker: checker, validator: http01.Validator{HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}}
+		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}, agents: cfg.Agents}
 	var canaryTargets []probes.Target
 	if cfg.Canary != nil {
 		c := cfg.Canary.Config
@@ -217,7 +226,12 @@ func (d *daemon) apply(cfg *daemonConfig) {
 			}
 		}
 	}
-	d.probes.Store(pc)
+	if old := d.probes.Swap(pc); old != nil {
+		// Runs in flight keep the old clients; new runs take the new ones.
+		for _, c := range old.agents {
+			c.CloseIdleConnections()
+		}
+	}
 	d.state.Store(&daemonState{targets: cfg.Targets, vantages: cfg.Vantages, canary: cfg.Canary, api: cfg.API})
 	d.sched.SetWork(cfg.Targets, cfg.Vantages)
 	// The CA validates from its own perspectives: one run per name, under
@@ -289,7 +303,8 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { _ = d.sched.Run(ctx) })
 	wg.Go(func() { _ = d.canary.Run(ctx) })
 	d.log.Info("daemon started", zap.String("listen", ln.Addr().String()), zap.String("config", d.cfg.Path),
-		zap.Int("targets", len(d.cfg.Targets)), zap.Int("vantages", len(d.cfg.Vantages)), zap.String("version", version))
+		zap.Int("targets", len(d.cfg.Targets)), zap.Int("vantages", len(d.cfg.Vantages)), zap.Int("agents", len(d.cfg.Agents)),
+		zap.String("version", version))
 
 	var runErr error
 loop:

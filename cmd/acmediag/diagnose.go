@@ -248,7 +248,7 @@ func assemble(targets []probes.Target, vantages []probes.Vantage, obs []probes.O
 	}
 	outcomes := make([]reports.Outcome, len(obs))
 	for i, o := range obs {
-		outcomes[i] = reports.Outcome{Vantage: o.Vantage.Name, Name: o.Target.Name, Findings: o.Findings, Checks: o.Checks}
+		outcomes[i] = o.Outcome()
 	}
 	return reports.Assemble(names, targets[0].Challenge, infos, outcomes, d)
 }

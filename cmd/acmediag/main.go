@@ -87,7 +87,7 @@ record — the way Let's Encrypt's own validation meets it, and says what to fix
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newDiagnoseCmd(), newVersionCmd())
-	root.AddCommand(newDaemonCmd())
+	root.AddCommand(newDaemonCmd(), newAgentCmd())
 	if c := newTestenvCmd(); c != nil {
 		root.AddCommand(c)
 	}

@@ -334,7 +334,9 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 		}
 		seen[n] = true
 		longest = max(longest, o.Duration)
-		outcomes = append(outcomes, reports.Outcome{Vantage: o.Vantage.Name, Name: n, Findings: o.Findings, Checks: o.Checks})
+		out := o.Outcome()
+		out.Name = n
+		outcomes = append(outcomes, out)
 	}
 	names := make([]string, len(targets))
 	challenge := ""

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/http01"
+	"github.com/acmediag/acmediag/probes"
+)
+
+type agentFlags struct {
+	listen       string
+	cert, key    string
+	clientCA     string
+	name         string
+	region       string
+	rir          string
+	kind         string
+	source       string
+	resolvers    []string
+	rate         string
+	burst        int
+	maxInFlight  int
+	probeTimeout time.Duration
+	roots        []string
+	trustAnchor  string
+	dnsPort      int
+	allow        []string
+	caIdentities []string
+	httpPort     int
+	httpsPort    int
+	queryTimeout time.Duration
+	resolverTime time.Duration
+	logLevel     string
+}
+
+func newAgentCmd() *cobra.Command {
+	f := &agentFlags{}
+	cmd := &cobra.Command{
+		Use:   "agent --listen ADDR --cert FILE --key FILE --client-ca FILE",
+		Short: "Serve as a remote vantage point: run probes for a daemon over mutual TLS",
+		Long: `agent makes this machine a vantage point for an acmediag daemon (or
+diagnose --agent) somewhere else: it serves one endpoint, POST /v1/probe,
+over HTTPS that requires a client certificate from --client-ca (TLS 1.3),
+and answers with the findings of one probe run from here.
+
+It runs only the probe kinds dns, http-01 and tls-alpn-01, for a target that
+is a DNS name; the ports (53/80/443 unless set below), the source address and
+the resolvers are this command's flags, never the caller's, so the agent is
+not a proxy to arbitrary hosts or ports. Requests are rate-limited (a token
+bucket; 429 beyond it) and bodies are bounded.
+
+Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure, 2 for a usage
+error.`,
+		Example: `  # An agent in Frankfurt, probing from its public address
+  acmediag agent --listen :9465 --cert agent.pem --key agent-key.pem \
+    --client-ca daemon-ca.pem --name eu-central --rir RIPE --region eu-central-1 \
+    --vantage-source 192.0.2.10 --resolver 192.0.2.53`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("agent takes no arguments (got %q): the daemon names the targets in each request", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd.Context(), cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", ":9465", "address to serve HTTPS on")
+	fl.StringVar(&f.cert, "cert", "", "the agent's TLS certificate (PEM; required)")
+	fl.StringVar(&f.key, "key", "", "the agent's TLS private key (PEM; required)")
+	fl.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) a client certificate must chain to; nothing else is trusted (required)")
+	fl.StringVar(&f.name, "name", "", "this vantage's name, reported with every result (default the host name)")
+	fl.StringVar(&f.region, "region", "", "this vantage's region, reported with every result")
+	fl.StringVar(&f.rir, "rir", "", "this vantage's RIR: ARIN, RIPE, APNIC, LACNIC or AFRINIC")
+	fl.StringVar(&f.kind, "kind", probes.KindExternal, "external (a remote perspective) or cluster")
+	fl.StringVar(&f.source, "vantage-source", "", "source address of every probe packet (default: the system's choice)")
+	fl.StringSliceVar(&f.resolvers, "resolver", nil, "recursive resolvers ADDR[:PORT] of this vantage (default /etc/resolv.conf)")
+	fl.StringVar(&f.rate, "rate", "5/s", "probe requests admitted per second (N/s or N/m), a token bucket")
+	fl.IntVar(&f.burst, "burst", probes.DefaultAgentBurst, "token bucket size: requests admitted at once")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", probes.DefaultAgentMaxInFlight, "probes running at once; more are refused with 429")
+	fl.DurationVar(&f.probeTimeout, "probe-timeout", probes.DefaultAgentTimeout, "deadline of one probe run")
+	fl.StringSliceVar(&f.roots, "roots", ianaRoots, "root server addresses for the delegation walk")
+	fl.StringVar(&f.trustAnchor, "trust-anchor", "", "DNSSEC root trust anchor file (default the IANA root KSKs)")
+	fl.IntVar(&f.dnsPort, "dns-port", 53, "port used for every authoritative query")
+	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public (a test universe on loopback)")
+	fl.StringArrayVar(&f.caIdentities, "ca-identity", []string{"letsencrypt.org"}, "CAA issuer domain of the CA; repeatable")
+	fl.IntVar(&f.httpPort, "http-port", 80, "port HTTP-01 uses; takes the place of 80 everywhere")
+	fl.IntVar(&f.httpsPort, "https-port", 443, "port TLS-ALPN-01 and HTTPS redirects use; takes the place of 443 everywhere")
+	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
+	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fl.Lookup("roots").DefValue = "the 13 IANA root servers, IPv4 and IPv6"
+	fl.SortFlags = false
+	return cmd
+}
+
+// parseRate reads N/s, N/m or N (per second).
+func parseRate(s string) (float64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, usagef("--rate %q: want a positive rate such as 5/s or 30/m", s)
+	}
+	switch unit {
+	case "", "s":
+		return v, nil
+	case "m":
+		return v / 60, nil
+	}
+	return 0, usagef("--rate %q: the unit is /s or /m", s)
+}
+
+// config turns the flags into the agent's configuration.
+func (f *agentFlags) config(logger *zap.Logger) (probes.AgentConfig, error) {
+	var cfg probes.AgentConfig
+	for _, r := range []struct{ flag, v string }{{"--cert", f.cert}, {"--key", f.key}, {"--client-ca", f.clientCA}} {
+		if r.v == "" {
+			return cfg, usagef("agent needs %s FILE", r.flag)
+		}
+	}
+	rate, err := parseRate(f.rate)
+	if err != nil {
+		return cfg, err
+	}
+	if f.burst < 1 || f.maxInFlight < 1 || f.probeTimeout <= 0 {
+		return cfg, usagef("--burst and --max-in-flight must be at least 1, --probe-timeout positive")
+	}
+	// The DNS settings are diagnose's, checked the same way.
+	df := &diagnoseFlags{caIdentities: f.caIdentities, roots: f.roots, trustAnchor: f.trustAnchor, resolvers: f.resolvers,
+		dnsPort: f.dnsPort, allow: f.allow, timeout: f.probeTimeout, queryTimeout: f.queryTimeout, resolverTime: f.resolverTime,
+		httpPort: f.httpPort, httpsPort: f.httpsPort}
+	checker, err := df.checker()
+	if err != nil {
+		return cfg, err
+	}
+	v := probes.Vantage{Name: f.name, Region: f.region, RIR: strings.ToUpper(f.rir), Kind: f.kind}
+	if v.Name == "" {
+		if v.Name, err = os.Hostname(); err != nil || v.Name == "" {
+			return cfg, usagef("--name not given and the host name is unknown")
+		}
+	}
+	if !vantageNameRE.MatchString(v.Name) {
+		return cfg, usagef("--name %q: want letters, digits, '.', '_' or '-' (at most 63)", v.Name)
+	}
+	if v.RIR != "" && !slices.Contains(rirs, v.RIR) {
+		return cfg, usagef("--rir %q: want one of %s", f.rir, strings.Join(rirs, " "))
+	}
+	if v.Kind != probes.KindExternal && v.Kind != probes.KindCluster {
+		return cfg, usagef("--kind %q: want external or cluster", f.kind)
+	}
+	if f.source != "" {
+		if v.SourceAddr, err = netip.ParseAddr(f.source); err != nil {
+			return cfg, usagef("--vantage-source %q: not an IP address", f.source)
+		}
+	}
+	checker.Logger = logger.Named("dnscheck")
+	cfg = probes.AgentConfig{Vantage: v, Checker: *checker,
+		Validator: http01.Validator{HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, Allow: checker.Allow, Logger: logger.Named("http01")},
+		Limits:    probes.AgentLimits{Rate: rate, Burst: f.burst, MaxInFlight: f.maxInFlight, Timeout: f.probeTimeout},
+		Logger:    logger}
+	return cfg, nil
+}
+
+func runAgent(ctx context.Context, cmd *cobra.Command, f *agentFlags) error {
+	logger, err := newLogger(cmd.ErrOrStderr(), f.logLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+	cfg, err := f.config(logger)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := probes.AgentServerTLS(f.cert, f.key, f.clientCA)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("agent: listen: %w", err)
+	}
+	srv := probes.NewAgentServer(probes.NewAgentHandler(cfg), tlsCfg, cfg.Limits, logger)
+	serveErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	})
+	logger.Info("agent started", zap.String("listen", ln.Addr().String()), zap.String("vantage", cfg.Vantage.Name),
+		zap.String("kind", cfg.Vantage.Kind), zap.String("rir", cfg.Vantage.RIR), zap.String("region", cfg.Vantage.Region),
+		zap.Stringer("source", cfg.Vantage.SourceAddr), zap.Float64("rate_per_second", cfg.Limits.Rate), zap.String("version", version))
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("agent: serving: %w", err)
+	}
+	logger.Info("shutting down")
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	wg.Wait()
+	return runErr
+}

@@ -1,0 +1,578 @@
+package probes
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/reports"
+)
+
+// testPKI is a CA with a server and a client certificate, and a second CA
+// with a client certificate of its own, written as PEM files.
+type testPKI struct {
+	ca, serverCert, serverKey, clientCert, clientKey string
+	otherCA, otherCert, otherKey                     string
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	p := &testPKI{}
+	caCert, caKey := writeCA(t, dir, "ca", &p.ca)
+	writeLeaf(t, dir, "server", caCert, caKey, true, &p.serverCert, &p.serverKey)
+	writeLeaf(t, dir, "client", caCert, caKey, false, &p.clientCert, &p.clientKey)
+	otherCert, otherKey := writeCA(t, dir, "other-ca", &p.otherCA)
+	writeLeaf(t, dir, "other-client", otherCert, otherKey, false, &p.otherCert, &p.otherKey)
+	return p
+}
+
+func nextSerial() *big.Int {
+	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	return n
+}
+
+func writeCA(t *testing.T, dir, name string, file *string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	*file = writePEM(t, dir, name+".pem", "CERTIFICATE", der)
+	return cert, key
+}
+
+func writeLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool, certFile, keyFile *string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.DNSNames = []string{"localhost"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*certFile = writePEM(t, dir, name+".pem", "CERTIFICATE", der)
+	*keyFile = writePEM(t, dir, name+"-key.pem", "PRIVATE KEY", kder)
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// deadDNS is a UDP socket on loopback that reads queries and never
+// answers; received is signalled on the first query.
+type deadDNS struct {
+	addr     netip.AddrPort
+	received chan struct{}
+}
+
+func startDeadDNS(t *testing.T) *deadDNS {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	d := &deadDNS{addr: pc.LocalAddr().(*net.UDPAddr).AddrPort(), received: make(chan struct{})}
+	go func() {
+		var once sync.Once
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			once.Do(func() { close(d.received) })
+		}
+	}()
+	return d
+}
+
+// agentConfig is an agent whose DNS goes to dead, so every DNS probe ends
+// in a timeout finding after about timeout.
+func agentConfig(t *testing.T, dead *deadDNS, timeout time.Duration) AgentConfig {
+	return AgentConfig{
+		Vantage: Vantage{Name: "eu-west", Kind: KindExternal, Region: "eu-west", RIR: "RIPE"},
+		Checker: dnscheck.Checker{Roots: []netip.Addr{dead.addr.Addr()}, Port: dead.addr.Port(), Resolvers: []netip.AddrPort{dead.addr},
+			TrustAnchors: dnscheck.DefaultTrustAnchors(), Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			QueryTimeout: timeout, ResolverTimeout: timeout, CAIdentities: []string{"letsencrypt.org"}},
+		Logger: zaptest.NewLogger(t),
+	}
+}
+
+// startAgent serves an agent with cfg over mutual TLS on loopback and
+// returns its URL.
+func startAgent(t *testing.T, p *testPKI, cfg AgentConfig) string {
+	t.Helper()
+	tlsCfg, err := AgentServerTLS(p.serverCert, p.serverKey, p.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewAgentServer(NewAgentHandler(cfg), tlsCfg, cfg.Limits, cfg.Logger)
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "https://" + ln.Addr().String()
+}
+
+// rawClient is an HTTP client with the given client certificate (none
+// when certFile is "") trusting caFile.
+func rawClient(t *testing.T, certFile, keyFile, caFile string) *http.Client {
+	t.Helper()
+	var cfg *tls.Config
+	if certFile != "" {
+		var err error
+		if cfg, err = AgentClientTLS(certFile, keyFile, caFile); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		pool := x509.NewCertPool()
+		data, _ := os.ReadFile(caFile)
+		pool.AppendCertsFromPEM(data)
+		cfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	}
+	tr := &http.Transport{TLSClientConfig: cfg}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+func post(c *http.Client, url, body string) (int, http.Header, string, error) {
+	resp, err := c.Post(url+AgentProbePath, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, resp.Header, string(b), nil
+}
+
+// The agent refuses at the TLS layer whoever does not present a
+// certificate from the pinned client CA; the client refuses an agent
+// whose certificate is not from the agent CA it pins.
+func TestAgentMutualTLS(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	url := startAgent(t, p, agentConfig(t, startDeadDNS(t), 100*time.Millisecond))
+	// A forbidden kind: answered with 403 when the TLS layer lets it through.
+	const body = `{"kind":"acme","target":{"name":"www.example.com"}}`
+	cases := []struct {
+		desc           string
+		cert, key, ca  string
+		wantStatus     int
+		wantErrContain string
+	}{
+		{desc: "client certificate from the pinned CA", cert: p.clientCert, key: p.clientKey, ca: p.ca, wantStatus: http.StatusForbidden},
+		{desc: "client certificate from another CA", cert: p.otherCert, key: p.otherKey, ca: p.ca, wantErrContain: "tls: "},
+		{desc: "no client certificate", ca: p.ca, wantErrContain: "tls: certificate required"},
+		{desc: "the agent's certificate is not from the pinned agent CA", cert: p.clientCert, key: p.clientKey, ca: p.otherCA,
+			wantErrContain: "certificate signed by unknown authority"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			status, _, got, err := post(rawClient(t, tc.cert, tc.key, tc.ca), url, body)
+			if tc.wantErrContain != "" {
+				if err == nil {
+					t.Fatalf("got HTTP %d (%s), want a TLS failure", status, got)
+				}
+				if !strings.Contains(err.Error(), tc.wantErrContain) {
+					t.Errorf("error %q, want it to contain %q", err, tc.wantErrContain)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != tc.wantStatus {
+				t.Errorf("status %d, want %d: %s", status, tc.wantStatus, got)
+			}
+		})
+	}
+}
+
+// Whatever is not one known probe of one DNS name is refused, with a
+// message that says why.
+func TestAgentRefusals(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	cfg := agentConfig(t, startDeadDNS(t), 100*time.Millisecond)
+	cfg.Limits.Burst = 100 // the rate limit has its own test
+	url := startAgent(t, p, cfg)
+	c := rawClient(t, p.clientCert, p.clientKey, p.ca)
+	cases := []struct {
+		desc       string
+		method     string // default POST
+		path       string // default AgentProbePath
+		body       string
+		wantStatus int
+		wantMsg    string
+	}{
+		{desc: "unknown probe kind", body: `{"kind":"acme","target":{"name":"www.example.com"}}`,
+			wantStatus: 403, wantMsg: `kind "acme": an agent runs only the probe kinds dns, http-01, tls-alpn-01`},
+		{desc: "a port", body: `{"kind":"http-01","target":{"name":"www.example.com"},"port":8080}`,
+			wantStatus: 403, wantMsg: `"port" is not accepted: an agent probes a DNS name on ports 53, 80 and 443`},
+		{desc: "an address in the target", body: `{"kind":"http-01","target":{"name":"www.example.com","address":"10.0.0.1"}}`,
+			wantStatus: 403, wantMsg: `target."address" is not accepted`},
+		{desc: "a resolver", body: `{"kind":"dns","target":{"name":"www.example.com","resolver":"10.0.0.53"}}`,
+			wantStatus: 403, wantMsg: `target."resolver" is not accepted`},
+		{desc: "an IP address as the name", body: `{"kind":"http-01","target":{"name":"10.0.0.1"}}`,
+			wantStatus: 403, wantMsg: `target.name "10.0.0.1" is not a DNS name an ACME CA would validate`},
+		{desc: "a name with a port", body: `{"kind":"http-01","target":{"name":"www.example.com:8080"}}`,
+			wantStatus: 403, wantMsg: `target.name "www.example.com:8080" is not a DNS name`},
+		{desc: "a URL as the name", body: `{"kind":"http-01","target":{"name":"http://internal.example.com/admin"}}`,
+			wantStatus: 403, wantMsg: `is not a DNS name`},
+		{desc: "a token that is a path", body: `{"kind":"http-01","target":{"name":"www.example.com","token":"../../admin","key_auth":"a.b"}}`,
+			wantStatus: 403, wantMsg: `target.token "../../admin" is not an ACME token`},
+		{desc: "a challenge probe for another challenge", body: `{"kind":"http-01","target":{"name":"www.example.com","challenge":"dns-01"}}`,
+			wantStatus: 403, wantMsg: `a http-01 probe validates http-01 targets only`},
+		{desc: "TXT value for http-01", body: `{"kind":"dns","target":{"name":"www.example.com","expect_txt":"x"}}`,
+			wantStatus: 403, wantMsg: `only a dns-01 target has a TXT value`},
+		{desc: "no name", body: `{"kind":"dns","target":{}}`, wantStatus: 400, wantMsg: "target.name is missing"},
+		{desc: "not JSON", body: `kind=dns&name=www.example.com`, wantStatus: 400, wantMsg: "not a JSON object"},
+		{desc: "a name of the wrong type", body: `{"kind":"dns","target":{"name":42}}`, wantStatus: 400, wantMsg: "target.name: want a JSON string"},
+		{desc: "oversized body", body: `{"kind":"dns","target":{"name":"` + strings.Repeat("a", 5000) + `"}}`,
+			wantStatus: 413, wantMsg: "larger than 4096 bytes"},
+		{desc: "GET", method: http.MethodGet, wantStatus: 405, wantMsg: "the agent serves only POST /v1/probe"},
+		{desc: "another path", path: "/v1/fetch", body: `{}`, wantStatus: 404, wantMsg: "the agent serves only POST /v1/probe"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			method, path := tc.method, tc.path
+			if method == "" {
+				method = http.MethodPost
+			}
+			if path == "" {
+				path = AgentProbePath
+			}
+			req, _ := http.NewRequest(method, url+path, strings.NewReader(tc.body))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var eb agentErrorBody
+			if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+				t.Fatalf("status %d, body is not the error JSON: %v", resp.StatusCode, err)
+			}
+			if resp.StatusCode != tc.wantStatus || !strings.Contains(eb.Error, tc.wantMsg) {
+				t.Errorf("got %d %q, want %d containing %q", resp.StatusCode, eb.Error, tc.wantStatus, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// A token bucket: Burst requests at once, then one per 1/Rate, 429 with
+// Retry-After between.
+func TestAgentRateLimit(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	cfg := agentConfig(t, startDeadDNS(t), 100*time.Millisecond)
+	cfg.Limits = AgentLimits{Rate: 0.5, Burst: 2}
+	cfg.Now = clock
+	url := startAgent(t, p, cfg)
+	c := rawClient(t, p.clientCert, p.clientKey, p.ca)
+	// Refused requests are cheap and still spend a token.
+	const body = `{"kind":"acme","target":{"name":"www.example.com"}}`
+	steps := []struct {
+		desc       string
+		advance    time.Duration
+		wantStatus int
+		wantRetry  string
+	}{
+		{desc: "first of the burst", wantStatus: 403},
+		{desc: "second of the burst", wantStatus: 403},
+		{desc: "bucket empty", wantStatus: 429, wantRetry: "2"},
+		{desc: "one second later, half a token", advance: time.Second, wantStatus: 429, wantRetry: "1"},
+		{desc: "two seconds later, a token", advance: time.Second, wantStatus: 403},
+		{desc: "empty again", wantStatus: 429, wantRetry: "2"},
+	}
+	for _, s := range steps {
+		advance(s.advance)
+		status, hdr, got, err := post(c, url, body)
+		if err != nil {
+			t.Fatalf("%s: %v", s.desc, err)
+		}
+		if status != s.wantStatus {
+			t.Errorf("%s: status %d, want %d (%s)", s.desc, status, s.wantStatus, got)
+		}
+		if s.wantRetry != "" && hdr.Get("Retry-After") != s.wantRetry {
+			t.Errorf("%s: Retry-After %q, want %q", s.desc, hdr.Get("Retry-After"), s.wantRetry)
+		}
+		if status == 429 && !strings.Contains(got, "rate limit: at most 0.5 probe requests per second (burst 2)") {
+			t.Errorf("%s: message %s", s.desc, got)
+		}
+	}
+}
+
+// MaxInFlight bounds the probes running at once: with one DNS probe held
+// by a silent resolver, the next request is turned away at once.
+func TestAgentInFlight(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	dead := startDeadDNS(t)
+	cfg := agentConfig(t, dead, 2*time.Second)
+	cfg.Limits = AgentLimits{MaxInFlight: 1, Rate: 100, Burst: 100}
+	url := startAgent(t, p, cfg)
+	c := rawClient(t, p.clientCert, p.clientKey, p.ca)
+	const body = `{"kind":"dns","target":{"name":"www.example.com"}}`
+	first := make(chan int, 1)
+	go func() {
+		status, _, _, _ := post(c, url, body)
+		first <- status
+	}()
+	select {
+	case <-dead.received:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first probe never queried its resolver")
+	}
+	status, _, got, err := post(c, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusTooManyRequests || !strings.Contains(got, "busy: 1 probes are already running") {
+		t.Errorf("second request while one runs: %d %s, want 429 busy", status, got)
+	}
+	if s := <-first; s != http.StatusOK {
+		t.Errorf("the first request: status %d, want 200", s)
+	}
+}
+
+// RemoteProbe returns the agent's findings under the vantage the
+// scheduler runs it for, and a failed observation saying why when the
+// agent does not answer.
+func TestRemoteProbe(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	url := startAgent(t, p, agentConfig(t, startDeadDNS(t), 100*time.Millisecond))
+	clientTLS, err := AgentClientTLS(p.clientCert, p.clientKey, p.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := NewAgentClient(url, clientTLS, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "https://" + ln.Addr().String()
+	ln.Close()
+	deadClient, err := NewAgentClient(deadURL, clientTLS, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		desc        string
+		client      *AgentClient
+		kind        string
+		target      Target
+		vantage     Vantage
+		wantVantage string
+		wantCode    reports.Code // a finding the agent must have returned
+		wantCheck   string       // a failed check's note must contain it
+	}{
+		{desc: "configured vantage name", client: client, kind: "dns", target: Target{Name: "WWW.Example.com", Challenge: "http-01"},
+			vantage: Vantage{Name: "agent-eu", Kind: KindExternal, RIR: "RIPE"}, wantVantage: "agent-eu", wantCode: reports.CodeDNSTimeout},
+		{desc: "no configured vantage: the agent's own", client: client, kind: "dns", target: Target{Name: "www.example.com", Challenge: "http-01"},
+			wantVantage: "eu-west", wantCode: reports.CodeDNSTimeout},
+		{desc: "the agent refuses", client: client, kind: "http-01", target: Target{Name: "10.0.0.1", Challenge: "http-01"},
+			vantage: Vantage{Name: "agent-eu"}, wantVantage: "agent-eu", wantCheck: "403 Forbidden: target.name \"10.0.0.1\" is not a DNS name"},
+		{desc: "the agent is down", client: deadClient, kind: "dns", target: Target{Name: "www.example.com", Challenge: "http-01"},
+			vantage: Vantage{Name: "agent-eu"}, wantVantage: "agent-eu", wantCheck: "connection refused"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			rp := &RemoteProbe{ProbeKind: tc.kind, Client: tc.client}
+			obs := rp.Run(ctx, tc.target, tc.vantage)
+			if obs.Vantage.Name != tc.wantVantage || obs.Kind != tc.kind {
+				t.Errorf("vantage %q kind %q, want %q %q", obs.Vantage.Name, obs.Kind, tc.wantVantage, tc.kind)
+			}
+			if obs.OK {
+				t.Errorf("OK, want a failure: %+v", obs)
+			}
+			tr, ok := obs.Trace.(RemoteTrace)
+			if !ok || tr.URL != tc.client.URL() {
+				t.Errorf("trace %#v, want a RemoteTrace for %s", obs.Trace, tc.client.URL())
+			}
+			if tc.wantCode != "" {
+				found := false
+				for _, f := range obs.Findings {
+					found = found || f.Code == tc.wantCode
+					if f.Vantage != "" {
+						t.Errorf("finding %s carries vantage %q; the report assigns vantages", f.Code, f.Vantage)
+					}
+				}
+				if !found {
+					t.Errorf("no %s finding in %+v", tc.wantCode, obs.Findings)
+				}
+				if tr.Agent.Name != "eu-west" || tr.Agent.RIR != "RIPE" {
+					t.Errorf("trace agent %+v, want eu-west/RIPE", tr.Agent)
+				}
+			}
+			if tc.wantCheck != "" {
+				if len(obs.Checks) != 1 || obs.Checks[0].Name != "agent.probe" || obs.Checks[0].Status != reports.CheckFail ||
+					!strings.Contains(obs.Checks[0].Note, tc.wantCheck) {
+					t.Errorf("checks %+v, want one failed agent.probe containing %q", obs.Checks, tc.wantCheck)
+				}
+				if len(obs.Findings) != 0 {
+					t.Errorf("findings %+v, want none: the agent's trouble is not the name's", obs.Findings)
+				}
+			}
+		})
+	}
+}
+
+// The client refuses what an agent must not answer: another kind, another
+// name, an answer too large to hold.
+func TestAgentClientHostileAnswers(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	ok := AgentResult{Vantage: AgentVantage{Name: "x", Kind: KindExternal}, Kind: "dns", Target: AgentTarget{Name: "www.example.com"},
+		Findings: []reports.Finding{}, Checks: []reports.Check{}}
+	enc := func(r AgentResult) []byte { b, _ := json.Marshal(r); return b }
+	wrongKind, wrongName, tooMany := ok, ok, ok
+	wrongKind.Kind = "http-01"
+	wrongName.Target.Name = "www.other.example"
+	tooMany.Findings = make([]reports.Finding, maxAgentFindings+1)
+	for i := range tooMany.Findings {
+		tooMany.Findings[i] = reports.Finding{Code: "dns.timeout", Severity: reports.Error}
+	}
+	cases := []struct {
+		desc    string
+		status  int
+		body    []byte
+		wantErr string
+	}{
+		{desc: "a good answer", status: 200, body: enc(ok)},
+		{desc: "another kind", status: 200, body: enc(wrongKind), wantErr: `asked for a dns probe, got "http-01"`},
+		{desc: "another name", status: 200, body: enc(wrongName), wantErr: `got an answer about "www.other.example"`},
+		{desc: "too many findings", status: 200, body: enc(tooMany), wantErr: "257 findings"},
+		{desc: "too large", status: 200, body: bytes.Repeat([]byte(" "), maxAgentResponse+10), wantErr: "larger than"},
+		{desc: "not JSON", status: 200, body: []byte("<html>"), wantErr: "not a probe result"},
+		{desc: "an error with a long message", status: 500, body: []byte(strings.Repeat("x", 5000)), wantErr: "500 Internal Server Error: xxx"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			tlsCfg, err := AgentServerTLS(p.serverCert, p.serverKey, p.ca)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", tlsCfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tc.status)
+				_, _ = w.Write(tc.body)
+			})}
+			go func() { _ = srv.Serve(ln) }()
+			defer srv.Close()
+			clientTLS, _ := AgentClientTLS(p.clientCert, p.clientKey, p.ca)
+			c, err := NewAgentClient("https://"+ln.Addr().String(), clientTLS, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseIdleConnections()
+			res, err := c.Probe(context.Background(), "dns", Target{Name: "www.example.com"})
+			if tc.wantErr == "" {
+				if err != nil || res == nil {
+					t.Fatalf("error %v, want a result", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+			var ae *AgentError
+			if tc.status != 200 && (!errors.As(err, &ae) || ae.Status != tc.status || len(ae.Message) > maxAgentErrorMsg+4) {
+				t.Errorf("error %#v, want an *AgentError with status %d and a truncated message", err, tc.status)
+			}
+		})
+	}
+}
+
+func TestNewAgentClient(t *testing.T) {
+	t.Parallel()
+	p := newTestPKI(t)
+	clientTLS, err := AgentClientTLS(p.clientCert, p.clientKey, p.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		desc    string
+		url     string
+		tls     *tls.Config
+		wantErr string
+	}{
+		{desc: "https host and port", url: "https://127.0.0.1:9465", tls: clientTLS},
+		{desc: "plain http", url: "http://127.0.0.1:9465", tls: clientTLS, wantErr: "want https://HOST:PORT"},
+		{desc: "a path", url: "https://127.0.0.1:9465/other", tls: clientTLS, wantErr: "want https://HOST:PORT"},
+		{desc: "user info", url: "https://u:p@127.0.0.1:9465", tls: clientTLS, wantErr: "want https://HOST:PORT"},
+		{desc: "no client certificate", url: "https://127.0.0.1:9465", tls: &tls.Config{}, wantErr: "a client certificate is required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := NewAgentClient(tc.url, tc.tls, 0)
+			if (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := AgentClientTLS(p.clientCert, p.clientKey, p.clientKey); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("a key file as the CA: %v, want no PEM certificate", err)
+	}
+}
