@@ -3,6 +3,7 @@ package probes
 import (
 	"runtime"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,8 +23,9 @@ type Metrics struct {
 	store *Store
 	codes map[reports.Code]struct{} // the catalogue: the code label's values
 
-	runs     *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	runs        *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	propagation prometheus.Histogram
 
 	findings     *prometheus.Desc
 	consistent   *prometheus.Desc
@@ -61,6 +63,12 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 			Help:    "Duration of probe runs by probe kind and vantage.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"kind", "vantage"}),
+		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "acmediag_propagation_seconds",
+			Help: "Time from publishing a dns-01 TXT value to the last authoritative server address serving it, per completed propagation watch.",
+			// From sub-second replication to the half hour some providers take.
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800},
+		}),
 		findings: prometheus.NewDesc("acmediag_findings",
 			"Active findings in the latest observations, by code, severity and name (one per vantage and probe kind reporting it).",
 			[]string{"code", "severity", "name"}, nil),
@@ -102,10 +110,17 @@ func (m *Metrics) Observe(o Observation) {
 	m.duration.WithLabelValues(o.Kind, o.Vantage.Name).Observe(o.Duration.Seconds())
 }
 
+// ObservePropagation records one completed propagation watch: how long the
+// value took to reach every authoritative server address.
+func (m *Metrics) ObservePropagation(d time.Duration) {
+	m.propagation.Observe(d.Seconds())
+}
+
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.runs.Describe(ch)
 	m.duration.Describe(ch)
+	m.propagation.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo} {
 		ch <- d
 	}
@@ -116,6 +131,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.runs.Collect(ch)
 	m.duration.Collect(ch)
+	m.propagation.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.buildInfo, prometheus.GaugeValue, 1, m.version, runtime.Version())
 	if m.store == nil {
 		return

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -68,6 +71,10 @@ type diagnoseFlags struct {
 	allowProd    bool
 	serveToken   string
 	dnsProvider  string
+	agents       []string
+	agentCert    string
+	agentKey     string
+	agentCA      string
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -126,6 +133,10 @@ configuration error.`,
 	fl.IntVar(&f.dnsPort, "dns-port", 53, "port used for every authoritative query")
 	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public, e.g. for a test universe on loopback")
 	fl.StringArrayVar(&f.vantages, "vantage", nil, "NAME=SRCADDR[,resolver=ADDR][,rir=RIR][,region=R][,kind=external|cluster]: probe from this local source address with its own resolver; repeatable (default one vantage \"local\")")
+	fl.StringArrayVar(&f.agents, "agent", nil, "NAME=URL[,rir=RIR][,region=R][,kind=external|cluster]: also probe from a running `acmediag agent` (mutual TLS); repeatable")
+	fl.StringVar(&f.agentCert, "agent-cert", "", "client certificate presented to agents")
+	fl.StringVar(&f.agentKey, "agent-key", "", "its private key")
+	fl.StringVar(&f.agentCA, "agent-ca", "", "the CA that signed the agents' certificates (pinned)")
 	fl.StringVar(&f.expectTXT, "expect-txt", "", "dns-01: the TXT value that must be visible at every server")
 	fl.StringVar(&f.token, "token", "", "http-01: fetch this token (default a random one: judge reachability only)")
 	fl.StringVar(&f.keyAuth, "key-auth", "", "http-01/tls-alpn-01: the key authorization the server must return")
@@ -165,6 +176,10 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		return err
 	}
 	vantages, err := parseVantages(f.vantages)
+	if err != nil {
+		return err
+	}
+	agents, err := parseAgents(f.agents, f.agentCert, f.agentKey, f.agentCA, f.timeout, vantages)
 	if err != nil {
 		return err
 	}
@@ -208,7 +223,23 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 			orders = probes.RunOnce(ctx, []probes.Probe{acme}, targets, []probes.Vantage{{}})
 		}
 	}()
-	observations := probes.RunOnce(ctx, kinds, targets, vantages)
+	remote := make([][]probes.Observation, len(agents))
+	var remoteWG sync.WaitGroup
+	for i, a := range agents {
+		var kinds []probes.Probe
+		for _, k := range append([]string{"dns"}, slices.Sorted(maps.Keys(challenges))...) {
+			if k != dnscheck.DNS01 {
+				kinds = append(kinds, &probes.RemoteProbe{ProbeKind: k, Client: a.client})
+			}
+		}
+		remoteWG.Go(func() { remote[i] = probes.RunOnce(ctx, kinds, targets, []probes.Vantage{a.vantage}) })
+		vantages = append(vantages, a.vantage)
+	}
+	observations := probes.RunOnce(ctx, kinds, targets, vantages[:len(vantages)-len(agents)])
+	remoteWG.Wait()
+	for _, r := range remote {
+		observations = append(observations, r...)
+	}
 	<-ordersDone
 	stopProgress()
 	for _, o := range orders {
