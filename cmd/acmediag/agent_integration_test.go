@@ -164,6 +164,26 @@ func TestAgentProcess(t *testing.T) {
 		}
 	})
 
+	t.Run("diagnose asks the agent too", func(t *testing.T) {
+		stdout, stderr, code := runBinary(t, "diagnose", "-o", "json", "--log-level", "error",
+			"--vantage", fmt.Sprintf("%s=%s,resolver=%s,rir=%s", local.Name, local.Addr, local.Resolver, local.RIR),
+			"--agent", fmt.Sprintf("%s=%s,rir=%s", remote.Name, agent.base, remote.RIR),
+			"--agent-cert", pki.clientCert, "--agent-key", pki.clientKey, "--agent-ca", pki.agentCA,
+			"--roots", strings.Join(u.Roots(), ","), "--trust-anchor", u.TrustAnchorFile(), "--dns-port", strconv.Itoa(u.Port()),
+			"--http-port", strconv.Itoa(u.HTTPPort()), "--https-port", strconv.Itoa(u.HTTPSPort()),
+			"--resolver", u.Resolver(), "--allow-address", "127.0.0.0/8,::1/128", healthyName)
+		var rep reports.Report
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+		}
+		if code != 0 || len(rep.Vantages) != 2 || rep.Vantages[1].Name != remote.Name || !rep.Vantages[1].OK {
+			t.Errorf("exit %d, vantages %+v, want %s and %s passing\n%s", code, rep.Vantages, local.Name, remote.Name, stdout)
+		}
+		if rep.Quorum == nil || rep.Quorum.Perspectives != 2 || !rep.Quorum.OK {
+			t.Errorf("quorum %+v, want 2 perspectives passing", rep.Quorum)
+		}
+	})
+
 	t.Run("daemon with the agent as a vantage", func(t *testing.T) {
 		port := freePort(t)
 		var b strings.Builder
