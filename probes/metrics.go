@@ -3,6 +3,7 @@ package probes
 import (
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,8 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	propagation prometheus.Histogram
 
+	canarySteps  *prometheus.HistogramVec
+	canaryOK     *prometheus.GaugeVec
 	findings     *prometheus.Desc
 	consistent   *prometheus.Desc
 	quorumOK     *prometheus.Desc
@@ -69,6 +72,15 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 			// From sub-second replication to the half hour some providers take.
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800},
 		}),
+		canarySteps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "acmediag_canary_step_duration_seconds",
+			Help:    "Duration of each step of canary orders (account, order, challenge, poll, finalize, download, ...).",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"step"}),
+		canaryOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "acmediag_canary_last_success_timestamp_seconds",
+			Help: "Unix time the last canary order for the name succeeded.",
+		}, []string{"name"}),
 		findings: prometheus.NewDesc("acmediag_findings",
 			"Active findings in the latest observations, by code, severity and name (one per vantage and probe kind reporting it).",
 			[]string{"code", "severity", "name"}, nil),
@@ -108,6 +120,18 @@ func (m *Metrics) Observe(o Observation) {
 	}
 	m.runs.WithLabelValues(o.Kind, o.Vantage.Name, result).Inc()
 	m.duration.WithLabelValues(o.Kind, o.Vantage.Name).Observe(o.Duration.Seconds())
+	if o.Kind != "acme" {
+		return
+	}
+	for _, c := range o.Checks {
+		// Step names come from the canary's fixed list, not from the network.
+		if step, ok := strings.CutPrefix(c.Name, "acme."); ok && c.Status != reports.CheckSkipped {
+			m.canarySteps.WithLabelValues(step).Observe(c.Duration.Seconds())
+		}
+	}
+	if o.OK {
+		m.canaryOK.WithLabelValues(o.Target.Name).Set(float64(o.Start.Add(o.Duration).Unix()))
+	}
 }
 
 // ObservePropagation records one completed propagation watch: how long the
@@ -121,6 +145,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.runs.Describe(ch)
 	m.duration.Describe(ch)
 	m.propagation.Describe(ch)
+	m.canarySteps.Describe(ch)
+	m.canaryOK.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo} {
 		ch <- d
 	}
@@ -132,6 +158,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.runs.Collect(ch)
 	m.duration.Collect(ch)
 	m.propagation.Collect(ch)
+	m.canarySteps.Collect(ch)
+	m.canaryOK.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.buildInfo, prometheus.GaugeValue, 1, m.version, runtime.Version())
 	if m.store == nil {
 		return

@@ -200,3 +200,29 @@ func TestMetricsFollowWork(t *testing.T) {
 		t.Errorf("%d findings series after bad.com left the work, want 0", n)
 	}
 }
+
+// Canary orders feed the step histogram and, when they succeed, the
+// last-success time of their name.
+func TestMetricsCanary(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg, NewStore(StoreLimits{}), "test")
+	start := time.Unix(1_800_000_000, 0)
+	steps := []reports.Check{{Name: "acme.order", Status: reports.CheckOK, Duration: 20 * time.Millisecond},
+		{Name: "acme.poll", Status: reports.CheckOK, Duration: 300 * time.Millisecond}}
+	m.Observe(Observation{Kind: "acme", Target: Target{Name: "ok.com"}, Start: start, Duration: time.Second, OK: true, Checks: steps})
+	m.Observe(Observation{Kind: "acme", Target: Target{Name: "bad.com"}, Start: start, Duration: time.Second, OK: false, Checks: steps[:1]})
+	m.Observe(Observation{Kind: "dns", Target: Target{Name: "ok.com"}, Start: start, OK: true,
+		Checks: []reports.Check{{Name: "acme.order", Duration: time.Hour}}}) // not a canary run: ignored
+	if n := testutil.CollectAndCount(m, "acmediag_canary_step_duration_seconds"); n != 2 {
+		t.Errorf("%d step series, want 2 (order, poll)", n)
+	}
+	want := `
+# HELP acmediag_canary_last_success_timestamp_seconds Unix time the last canary order for the name succeeded.
+# TYPE acmediag_canary_last_success_timestamp_seconds gauge
+acmediag_canary_last_success_timestamp_seconds{name="ok.com"} 1.800000001e+09
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "acmediag_canary_last_success_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+}
