@@ -593,8 +593,7 @@ func (e *AgentError) Error() string {
 
 // Probe asks the agent to run one probe kind for t.
 func (c *AgentClient) Probe(ctx context.Context, kind string, t Target) (*AgentResult, error) {
-	body, err := json.Marshal(AgentRequest{Kind: kind, Target: AgentTarget{Name: t.Name, Challenge: t.Challenge,
-		Token: t.Token, KeyAuth: t.KeyAuth, ExpectTXT: t.ExpectTXT}})
+	body, err := json.Marshal(AgentRequest{Kind: kind, Target: AgentTarget(t)})
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: encoding the request: %w", c.url, err)
 	}

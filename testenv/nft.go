@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 )
 
-
 // dropSpec is one packet-drop fault: TCP to addr on the universe's HTTP (or
 // HTTPS) port from the given source addresses (none: from everywhere) is
 // silently dropped, so connects time out.
@@ -35,7 +34,6 @@ type firewall struct {
 	table string // "acmediag_<pid>_<port>"
 	log   *zap.Logger
 }
-
 
 // nftRules renders the drop rules; ports are the universe's.
 func nftRules(table string, drops []dropSpec, httpPort, httpsPort int) (string, error) {

@@ -71,7 +71,6 @@ func parseAgents(specs []string, cert, key, ca string, timeout time.Duration, lo
 	return out, nil
 }
 
-
 // parseVantageSpec reads NAME=FIRST[,key=value...], the shape --vantage and
 // --agent share; resolver= only where the vantage runs locally.
 func parseVantageSpec(flag, spec, first string, resolver bool) (probes.Vantage, string, error) {
