@@ -18,7 +18,8 @@ fi
 # Package lines, and every failure with what it logged.
 grep -E '^(ok|FAIL|panic:|\?)\s' "$log"
 if [ "$status" -ne 0 ]; then
-  grep -E -A40 -- '^\s*--- FAIL' "$log" | head -400
+  # Each failure with the lines it logged (indented below it).
+  awk '/^[[:space:]]*--- FAIL/ {p=1; print; next} p && /^[[:space:]]{4,}/ {print; next} {p=0}' "$log" | head -400
   echo "make test: FAILED (full log: $log)"
   exit "$status"
 fi
