@@ -46,6 +46,13 @@ const (
 	maxConfigIssues = 20
 	defaultListen   = ":9464"
 	minInterval     = time.Second
+	// defaultMemoryLimit is the Go runtime's soft memory limit when the
+	// file sets none: the store (16 MiB by default), the run heap of
+	// 100,000 targets and the transient memory of reading their YAML fit
+	// under it with room for the GC to work without thrashing.
+	defaultMemoryLimit = 192 << 20
+	// minMemoryLimit: below this the GC would run almost continuously.
+	minMemoryLimit = 32 << 20
 )
 
 // Probe kinds a schedule interval may name.
@@ -64,6 +71,18 @@ type fileConfig struct {
 	Store    storeConfig     `yaml:"store"`
 	API      apiConfig       `yaml:"api"`
 	Canary   *canaryConfig   `yaml:"canary"`
+	// Propagation paces the watch of each expect_txt value.
+	Propagation propagationConfig `yaml:"propagation"`
+	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit).
+	MemoryLimit byteSize `yaml:"memory_limit"`
+}
+
+// propagationConfig is the watch of a dns-01 target's expect_txt value
+// reaching every authoritative server address.
+type propagationConfig struct {
+	Timeout     duration `yaml:"timeout"`
+	IssuerWait  duration `yaml:"issuer_wait"`
+	Concurrency int      `yaml:"concurrency"`
 }
 
 type vantageConfig struct {
@@ -199,7 +218,21 @@ type daemonConfig struct {
 	API       apiSettings
 	Canary    *canarySettings // nil: no canary
 	// Agents are the vantages whose probes run remotely, by vantage name.
-	Agents map[string]*probes.AgentClient
+	Agents      map[string]*probes.AgentClient
+	Propagation propagationSettings
+	// MemoryLimit is the Go runtime's soft memory limit in bytes; 0 leaves
+	// the runtime's own (GOMEMLIMIT, or none).
+	MemoryLimit int64
+}
+
+// propagationSettings pace the daemon's propagation watches: one per
+// (dns-01 target, expect_txt value), at most Concurrency at once, each
+// ending after Timeout; a value slower than IssuerWait to reach every
+// server address gives dns01.propagation_slow (0: never).
+type propagationSettings struct {
+	Timeout     time.Duration
+	IssuerWait  time.Duration
+	Concurrency int
 }
 
 // scheduleSettings mirror probes.Schedule.
@@ -668,9 +701,21 @@ func (l *loader) applyDefaults(c *fileConfig) {
 	def("schedule.timeout", func() { c.Schedule.Timeout = duration(30 * time.Second) })
 	def("schedule.max_backoff", func() { c.Schedule.MaxBackoff = duration(10 * time.Minute) })
 	def("store.per_key", func() { c.Store.PerKey = 32 })
-	def("store.max_bytes", func() { c.Store.MaxBytes = 64 << 20 })
+	def("store.max_bytes", func() { c.Store.MaxBytes = probes.DefaultStoreMaxBytes })
 	def("api.max_concurrent", func() { c.API.MaxConcurrent = 16 })
 	def("api.max_observations", func() { c.API.MaxObservations = 1000 })
+	// Replication rarely takes minutes; a watch that long is a finding.
+	def("propagation.timeout", func() { c.Propagation.Timeout = duration(10 * time.Minute) })
+	// lego's default propagation timeout: the most common fixed wait.
+	def("propagation.issuer_wait", func() { c.Propagation.IssuerWait = duration(60 * time.Second) })
+	def("propagation.concurrency", func() { c.Propagation.Concurrency = 8 })
+	def("memory_limit", func() {
+		// A GOMEMLIMIT in the environment (a Deployment deriving it from
+		// the container's limit) is the operator's choice: keep it.
+		if os.Getenv("GOMEMLIMIT") == "" {
+			c.MemoryLimit = defaultMemoryLimit
+		}
+	})
 	if c.Canary != nil {
 		def("canary.interval", func() { c.Canary.Interval = duration(time.Hour) })
 		def("canary.names", func() {
@@ -715,6 +760,21 @@ func (l *loader) validate(c *fileConfig) *daemonConfig {
 		l.errf("api.max_observations", "%d: want 1-100000", c.API.MaxObservations)
 	}
 	cfg.API = apiSettings{MaxConcurrent: c.API.MaxConcurrent, MaxObservations: c.API.MaxObservations}
+	cfg.Propagation = propagationSettings{Timeout: time.Duration(c.Propagation.Timeout),
+		IssuerWait: time.Duration(c.Propagation.IssuerWait), Concurrency: c.Propagation.Concurrency}
+	if cfg.Propagation.Timeout < time.Second || cfg.Propagation.Timeout > 24*time.Hour {
+		l.errf("propagation.timeout", "%s: want 1s to 24h", cfg.Propagation.Timeout)
+	}
+	if cfg.Propagation.IssuerWait < 0 {
+		l.errf("propagation.issuer_wait", "%s: want 0 (no propagation_slow finding) or a positive duration", cfg.Propagation.IssuerWait)
+	}
+	if cfg.Propagation.Concurrency < 1 || cfg.Propagation.Concurrency > 1000 {
+		l.errf("propagation.concurrency", "%d: want 1-1000 watches at once", cfg.Propagation.Concurrency)
+	}
+	cfg.MemoryLimit = int64(c.MemoryLimit)
+	if cfg.MemoryLimit != 0 && cfg.MemoryLimit < minMemoryLimit {
+		l.errf("memory_limit", "%d bytes: want 0 (the Go runtime's own) or at least 32MiB", cfg.MemoryLimit)
+	}
 	if c.Canary != nil {
 		cfg.Canary = l.canary(c.Canary, cfg.Targets)
 	}

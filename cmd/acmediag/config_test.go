@@ -45,7 +45,9 @@ targets:
 		{"concurrency", cfg.Schedule.Concurrency, 32},
 		{"timeout", cfg.Schedule.Timeout, 30 * time.Second},
 		{"max backoff", cfg.Schedule.MaxBackoff, 10 * time.Minute},
-		{"store", cfg.Store, storeSettings{PerKey: 32, MaxBytes: 64 << 20}},
+		{"store", cfg.Store, storeSettings{PerKey: 32, MaxBytes: 16 << 20}},
+		{"propagation", cfg.Propagation, propagationSettings{Timeout: 10 * time.Minute, IssuerWait: time.Minute, Concurrency: 8}},
+		{"memory limit", cfg.MemoryLimit, wantMemoryLimit()},
 		{"api", cfg.API, apiSettings{MaxConcurrent: 16, MaxObservations: 1000}},
 		{"no canary", cfg.Canary == nil, true},
 	}
@@ -54,6 +56,15 @@ targets:
 			t.Errorf("%s: got %v, want %v", c.desc, c.got, c.want)
 		}
 	}
+}
+
+// wantMemoryLimit is memory_limit's default: 192MiB, unless GOMEMLIMIT
+// (the operator's) is set.
+func wantMemoryLimit() int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	return 192 << 20
 }
 
 // A full configuration: every key, relative paths anchored at the file.
@@ -96,6 +107,8 @@ schedule:
   max_backoff: 1m
 store: {per_key: 8, max_bytes: 2MiB}
 api: {max_concurrent: 3, max_observations: 50}
+propagation: {timeout: 2m, issuer_wait: 0s, concurrency: 2}
+memory_limit: 96MiB
 canary:
   directory: https://127.0.0.1:14000/dir
   ca_cert: pebble.pem
@@ -119,6 +132,9 @@ canary:
 	}
 	if cfg.Schedule.Jitter != 0 || cfg.Schedule.Intervals["dns"] != 5*time.Second || cfg.Schedule.Intervals["tls-alpn-01"] != time.Minute {
 		t.Errorf("schedule: %+v", cfg.Schedule)
+	}
+	if want := (propagationSettings{Timeout: 2 * time.Minute, Concurrency: 2}); cfg.Propagation != want || cfg.MemoryLimit != 96<<20 {
+		t.Errorf("propagation %+v, memory limit %d", cfg.Propagation, cfg.MemoryLimit)
 	}
 	if cfg.Store.MaxBytes != 2<<20 || cfg.API.MaxObservations != 50 {
 		t.Errorf("store %+v api %+v", cfg.Store, cfg.API)
@@ -150,7 +166,7 @@ func TestConfigErrors(t *testing.T) {
 		{desc: "unknown top-level key", yaml: base + "targets: [{name: a.com}]\nlistne: :80\n",
 			want: `config.yaml:4: listne: unknown key (did you mean "listen"?)`},
 		{desc: "unknown key far from any", yaml: base + "targets: [{name: a.com}]\nfrobnicate: 1\n",
-			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary)"},
+			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, memory_limit)"},
 		{desc: "unknown nested key", yaml: base + "targets:\n  - name: a.com\n    chalenge: dns-01\n",
 			want: `config.yaml:5: targets[0].chalenge: unknown key (did you mean "challenge"?)`},
 		{desc: "bad challenge", yaml: base + "targets:\n  - name: a.com\n  - name: b.com\n  - name: c.com\n  - name: d.com\n    challenge: http-02\n",
@@ -207,6 +223,12 @@ func TestConfigErrors(t *testing.T) {
 			want: "config.yaml:4: canary.directory: missing: the canary needs an ACME directory URL (a staging one)"},
 		{desc: "canary name that is no target", yaml: base + "targets: [{name: a.com}]\ncanary:\n  directory: https://x.test/dir\n  names: [b.com]\n",
 			want: `config.yaml:6: canary.names[0]: "b.com" is not one of the targets`},
+		{desc: "memory limit too small", yaml: base + "targets: [{name: a.com}]\nmemory_limit: 1MiB\n",
+			want: "config.yaml:4: memory_limit: 1048576 bytes: want 0 (the Go runtime's own) or at least 32MiB"},
+		{desc: "propagation out of range", yaml: base + "targets: [{name: a.com}]\npropagation:\n  timeout: 10ms\n  issuer_wait: -1s\n  concurrency: 0\n",
+			want: "config.yaml:5: propagation.timeout: 10ms: want 1s to 24h\n" +
+				"config.yaml:6: propagation.issuer_wait: -1s: want 0 (no propagation_slow finding) or a positive duration\n" +
+				"config.yaml:7: propagation.concurrency: 0: want 1-1000 watches at once"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

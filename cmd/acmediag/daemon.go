@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,7 +46,19 @@ a timeout per run and backoff after failures. It serves
   /healthz, /readyz        liveness; readiness once every probe ran once
   /api/v1/observations     recent observations (?name=&since=RFC3339&limit=)
   /api/v1/report           diagnose's JSON over the latest observations (?name=)
+  /api/v1/reprobe          POST ?name=NAME: run every probe of the name now
+                           (202; refused for cross-site browser requests)
   /                        the report page
+
+Every dns-01 target with expect_txt has its value watched until every
+authoritative server address of its zone serves it (the propagation:
+section paces this): the page lists when each address first served it,
+acmediag_propagation_seconds counts the times, and a value that did not
+get everywhere within propagation.timeout is a dns01.txt_not_propagated
+finding until a re-probe of the name watches it again.
+
+memory_limit (default 192MiB, unless GOMEMLIMIT is set) is the Go
+runtime's soft memory limit; with store.max_bytes it bounds the RSS.
 
 Agents (the agents: section) are vantages in other places: the daemon asks
 each "acmediag agent" over mutual TLS to run the probes there, and its
@@ -78,6 +91,11 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if f.config == "" {
 		return usagef("daemon needs --config FILE")
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Reading 100,000 targets' YAML is the daemon's largest transient
+		// heap: bound it before the file's own memory_limit is known.
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {
@@ -159,9 +177,10 @@ type daemon struct {
 	reg     *prometheus.Registry
 	store   *probes.Store
 	metrics *probes.Metrics
-	sched   *probes.Scheduler // dns, http-01, tls-alpn-01 from every vantage
-	canary  *probes.Scheduler // the CA's own verdict, once per name
-	budget  *canary.Budget    // the canary account's rate budget, kept across reloads
+	sched   *probes.Scheduler   // dns, http-01, tls-alpn-01 from every vantage
+	canary  *probes.Scheduler   // the CA's own verdict, once per name
+	watches *propagationWatches // expect_txt values reaching every server address
+	budget  *canary.Budget      // the canary account's rate budget, kept across reloads
 	probes  atomic.Pointer[probeConfig]
 	state   atomic.Pointer[daemonState]
 
@@ -200,6 +219,7 @@ func newDaemon(cfg *daemonConfig, logger *zap.Logger) *daemon {
 	canarySch.Timeout = max(sch.Timeout, 2*time.Minute)
 	d.canary = probes.NewScheduler(canarySch, []probes.Probe{&liveProbe{kind: "acme", cfg: &d.probes}}, d.store, logger.Named("canary"), probes.RealClock())
 	d.canary.SetMetrics(d.metrics)
+	d.watches = newPropagationWatches(logger, d.metrics, cfg.Propagation.Concurrency)
 	d.apply(cfg)
 	d.lastReload.SetToCurrentTime()
 	return d
@@ -237,6 +257,12 @@ func (d *daemon) apply(cfg *daemonConfig) {
 	// The CA validates from its own perspectives: one run per name, under
 	// a vantage without a name, as diagnose records it.
 	d.canary.SetWork(canaryTargets, []probes.Vantage{{Kind: probes.KindExternal}})
+	d.watches.Set(cfg.Targets, checker, cfg.Propagation)
+	if cfg.MemoryLimit > 0 {
+		// A soft limit: the GC works harder as the heap nears it, so the
+		// store's bound and the run heap hold RSS near it under load.
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	d.cfg = cfg
 }
 
@@ -258,6 +284,7 @@ func (d *daemon) reload() {
 		{"schedule", d.cfg.Schedule, cfg.Schedule},
 		{"store", d.cfg.Store, cfg.Store},
 		{"api.max_concurrent", d.cfg.API.MaxConcurrent, cfg.API.MaxConcurrent},
+		{"propagation.concurrency", d.cfg.Propagation.Concurrency, cfg.Propagation.Concurrency},
 		{"canary.interval", canaryInterval(d.cfg), canaryInterval(cfg)},
 	} {
 		if !reflect.DeepEqual(c.old, c.new) {
@@ -276,6 +303,15 @@ func canaryInterval(c *daemonConfig) time.Duration {
 	return c.Canary.Interval
 }
 
+// reprobe runs every probe of name from every vantage now, and watches
+// its expected TXT value again when the last watch did not see it
+// everywhere. The canary is left alone: its orders spend the CA's rate
+// limits. It reports whether a propagation watch was queued.
+func (d *daemon) reprobe(name string) bool {
+	d.sched.Reprobe(name)
+	return d.watches.Restart(name)
+}
+
 // ready: every run of both schedulers has completed once.
 func (d *daemon) ready() bool { return d.sched.Ready() && d.canary.Ready() }
 
@@ -286,6 +322,7 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("daemon: listen: %w", err)
 	}
 	api := newAPIServer(d.log, d.reg, d.store, d.ready, d.state.Load, version, d.cfg.API.MaxConcurrent)
+	api.propagation, api.reprobe = d.watches, d.reprobe
 	srv := newHTTPServer(api.handler(), d.log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -302,6 +339,7 @@ func (d *daemon) run(ctx context.Context) error {
 	})
 	wg.Go(func() { _ = d.sched.Run(ctx) })
 	wg.Go(func() { _ = d.canary.Run(ctx) })
+	wg.Go(func() { d.watches.Run(ctx) })
 	d.log.Info("daemon started", zap.String("listen", ln.Addr().String()), zap.String("config", d.cfg.Path),
 		zap.Int("targets", len(d.cfg.Targets)), zap.Int("vantages", len(d.cfg.Vantages)), zap.Int("agents", len(d.cfg.Agents)),
 		zap.String("version", version))

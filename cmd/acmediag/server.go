@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,13 +30,32 @@ import (
 // idle timeouts, and the API and page (which assemble reports) run at most
 // api.max_concurrent at once; the rest are refused with 429 at once instead
 // of queueing. /healthz and /readyz stay outside that limit so a flood of
-// API requests never makes the kubelet restart a healthy pod.
+// API requests never makes the kubelet restart a healthy pod. Requests
+// that assemble the report of every name (the page, /api/v1/report without
+// a name) cost memory in proportion to the targets, so at most
+// maxHeavyInFlight of them run at once; /api/v1/report?name= is cheap.
+//
+// POST /api/v1/reprobe changes what the daemon does, so it is guarded
+// against cross-site requests: http.CrossOriginProtection refuses a
+// browser's request whose Sec-Fetch-Site or Origin says it comes from
+// another site (a form or fetch on a page elsewhere riding the user's
+// network position); clients that are not browsers send neither header
+// and pass. Re-probes of one name are at most one per reprobeMinGap.
 
 // Server limits that are not configuration.
 const (
 	maxConnections     = 512
 	maxMetricsInFlight = 4
 	pageRefreshSeconds = 30
+	// maxHeavyInFlight: at 100,000 targets one report of every name holds
+	// some 60 MiB while it is assembled; two at once pushed the RSS past
+	// the memory limit.
+	maxHeavyInFlight = 1
+	// reprobeMinGap: a re-probe queues every probe of the name, so a loop
+	// of POSTs must not keep the name's runs going back to back.
+	reprobeMinGap = 5 * time.Second
+	// maxReprobeMemory bounds the per-name times kept for reprobeMinGap.
+	maxReprobeMemory = 4096
 )
 
 // daemonState is what the handlers read: the configuration in force,
@@ -53,6 +73,12 @@ type observationSource interface {
 	Latest() []probes.Observation
 }
 
+// propagationSource is the part of the propagation watches the API reads.
+type propagationSource interface {
+	Result(name string) (propagationOutcome, bool)
+	Results() map[string]propagationOutcome
+}
+
 // apiServer serves the daemon's HTTP endpoints.
 type apiServer struct {
 	log      *zap.Logger
@@ -63,6 +89,18 @@ type apiServer struct {
 	version  string
 	now      func() time.Time
 	sem      chan struct{} // one slot per API or page request in flight
+	heavy    chan struct{} // one slot per request over every name
+	// propagation, when set, adds the propagation watches' results to the
+	// report and the page.
+	propagation propagationSource
+	// reprobe, when set, serves POST /api/v1/reprobe: it re-runs every
+	// probe of a configured name and reports whether a propagation watch
+	// was queued too.
+	reprobe func(name string) bool
+	csrf    *http.CrossOriginProtection
+
+	reprobeMu   sync.Mutex
+	lastReprobe map[string]time.Time
 }
 
 // newAPIServer builds the handlers; maxConcurrent bounds API and page
@@ -73,7 +111,8 @@ func newAPIServer(log *zap.Logger, g prometheus.Gatherer, src observationSource,
 		log = zap.NewNop()
 	}
 	return &apiServer{log: log.Named("http"), gatherer: g, source: src, ready: ready, state: state, version: version,
-		now: time.Now, sem: make(chan struct{}, max(maxConcurrent, 1))}
+		now: time.Now, sem: make(chan struct{}, max(maxConcurrent, 1)), heavy: make(chan struct{}, maxHeavyInFlight),
+		csrf: http.NewCrossOriginProtection(), lastReprobe: map[string]time.Time{}}
 }
 
 // handler routes every endpoint.
@@ -92,6 +131,8 @@ func (s *apiServer) handler() http.Handler {
 	mux.Handle("GET /api/v1/observations", s.limit(s.observations))
 	mux.Handle("GET /api/v1/report", s.limit(s.report))
 	mux.Handle("GET /{$}", s.limit(s.page))
+	// Every method, so that a wrong one gets a JSON 405 inside the limit.
+	mux.Handle("/api/v1/reprobe", s.limit(s.reprobeName))
 	return mux
 }
 
@@ -108,6 +149,19 @@ func (s *apiServer) limit(h http.HandlerFunc) http.Handler {
 			writeJSONError(w, http.StatusTooManyRequests, "too many requests in flight; retry shortly")
 		}
 	})
+}
+
+// heavyOK takes a slot for a request over every name, or refuses it with
+// 429; the caller calls the returned release when it got one.
+func (s *apiServer) heavyOK(w http.ResponseWriter) (release func(), ok bool) {
+	select {
+	case s.heavy <- struct{}{}:
+		return func() { <-s.heavy }, true
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusTooManyRequests, "too many reports of every name in flight; retry shortly, or ask for one name")
+		return nil, false
+	}
 }
 
 // newHTTPServer is the daemon's http.Server: timeouts on every phase.
@@ -338,6 +392,18 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 		out.Name = n
 		outcomes = append(outcomes, out)
 	}
+	if s.propagation != nil {
+		for _, t := range targets {
+			if t.Challenge != dnscheck.DNS01 || t.ExpectTXT == "" {
+				continue
+			}
+			// The watch asks the authoritative servers from here, for every
+			// vantage: its findings belong to no vantage.
+			if po, ok := s.propagation.Result(t.Name); ok && po.Value == t.ExpectTXT {
+				outcomes = append(outcomes, reports.Outcome{Name: t.Name, Findings: po.Findings, Checks: []reports.Check{po.check(t.Name)}})
+			}
+		}
+	}
 	names := make([]string, len(targets))
 	challenge := ""
 	for i, t := range targets {
@@ -425,6 +491,13 @@ func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, code, err.Error())
 		return
 	}
+	if name == "" {
+		release, ok := s.heavyOK(w)
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	var buf bytes.Buffer
 	if err := reports.RenderJSON(&buf, s.snapshot(st, name).report); err != nil {
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
@@ -439,10 +512,18 @@ func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
 // page serves GET /: the HTML report page. The page runs no script, and
 // the Content-Security-Policy says so to the browser.
 func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
+	release, ok := s.heavyOK(w)
+	if !ok {
+		return
+	}
+	defer release()
 	st := s.state()
 	snap := s.snapshot(st, "")
 	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
 		Names: snap.names, CanaryConfigured: st.canary != nil, Canary: snap.canary, Correlations: snap.correlations}
+	if s.propagation != nil {
+		info.Propagation = currentRows(st, s.propagation.Results())
+	}
 	var buf bytes.Buffer
 	if err := reports.RenderHTML(&buf, snap.report, info); err != nil {
 		s.log.Error("rendering the page", zap.Error(err))
@@ -456,4 +537,95 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(page)
+}
+
+// currentRows is the page's propagation table over the results whose
+// value is still the one the configuration expects.
+func currentRows(st *daemonState, results map[string]propagationOutcome) []reports.PropagationTime {
+	for _, t := range st.targets {
+		if o, ok := results[t.Name]; ok && (t.Challenge != dnscheck.DNS01 || o.Value != t.ExpectTXT) {
+			delete(results, t.Name)
+		}
+	}
+	return pageRows(results)
+}
+
+// reprobeJSON is the answer to a re-probe.
+type reprobeJSON struct {
+	Name string `json:"name"`
+	// Propagation says whether the name's expected TXT value is watched
+	// again (its last watch did not see it everywhere).
+	Propagation bool `json:"propagation_watch"`
+}
+
+// reprobeName serves POST /api/v1/reprobe?name=NAME: every probe of a
+// configured name from every vantage runs now (202); the canary is not
+// re-run, its orders spend the CA's rate limits. 404 for a name that is
+// not a target, 405 for another method, 403 for a cross-site browser
+// request, 429 within reprobeMinGap of the name's last re-probe. A form
+// posting from the page itself (Accept: text/html) is sent back to the
+// page with 303.
+func (s *apiServer) reprobeName(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "use POST /api/v1/reprobe?name=NAME")
+		return
+	}
+	if err := s.csrf.Check(r); err != nil {
+		writeJSONError(w, http.StatusForbidden, "a cross-origin request cannot re-probe: "+err.Error())
+		return
+	}
+	if s.reprobe == nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "re-probing is not available")
+		return
+	}
+	st := s.state()
+	raw := r.URL.Query().Get("name")
+	if raw == "" {
+		writeJSONError(w, http.StatusBadRequest, "name: missing; POST /api/v1/reprobe?name=NAME")
+		return
+	}
+	name, code, err := targetName(st, raw)
+	if err != nil {
+		writeJSONError(w, code, err.Error())
+		return
+	}
+	if wait := s.reprobeWait(name); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		writeJSONError(w, http.StatusTooManyRequests, fmt.Sprintf("%s was re-probed less than %s ago", name, reprobeMinGap))
+		return
+	}
+	watched := s.reprobe(name)
+	s.log.Info("re-probe requested", zap.String("name", name), zap.Bool("propagation_watch", watched),
+		zap.String("remote", r.RemoteAddr))
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Redirect(w, r, "/#name-"+name, http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, reprobeJSON{Name: name, Propagation: watched})
+}
+
+// reprobeWait is how long name must wait for its next re-probe; 0 records
+// one now.
+func (s *apiServer) reprobeWait(name string) time.Duration {
+	now := s.now()
+	s.reprobeMu.Lock()
+	defer s.reprobeMu.Unlock()
+	if last, ok := s.lastReprobe[name]; ok && now.Sub(last) < reprobeMinGap && !now.Before(last) {
+		return reprobeMinGap - now.Sub(last)
+	}
+	if len(s.lastReprobe) >= maxReprobeMemory {
+		for n, t := range s.lastReprobe {
+			if now.Sub(t) >= reprobeMinGap || now.Before(t) {
+				delete(s.lastReprobe, n)
+			}
+		}
+		if len(s.lastReprobe) >= maxReprobeMemory {
+			// Thousands of names re-probed within seconds: forget them all
+			// rather than grow; the scheduler coalesces repeats anyway.
+			clear(s.lastReprobe)
+		}
+	}
+	s.lastReprobe[name] = now
+	return 0
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/reports"
+)
+
+// closedDNSPort is a loopback UDP port nothing listens on: a watch against
+// it ends at once with "unknown" (the servers cannot be found).
+func closedDNSPort(t *testing.T) uint16 {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	return uint16(port)
+}
+
+// waitResult polls until name has a result for value.
+func waitResult(t *testing.T, p *propagationWatches, name, value string) propagationOutcome {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if o, ok := p.Result(name); ok && o.Value == value {
+			return o
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no propagation result for %s = %q", name, value)
+	return propagationOutcome{}
+}
+
+// The watches follow the configuration: one per dns-01 target with a
+// value, a new value replaces the old one's result, a removed target
+// forgets it, and a re-probe watches a value again only when it was not
+// seen everywhere.
+func TestPropagationWatches(t *testing.T) {
+	t.Parallel()
+	checker := dnscheck.Checker{Roots: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: closedDNSPort(t),
+		QueryTimeout: 200 * time.Millisecond, ResolverTimeout: 200 * time.Millisecond,
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	settings := propagationSettings{Timeout: 5 * time.Second, Concurrency: 2}
+	p := newPropagationWatches(zaptest.NewLogger(t), nil, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	targets := func(value string) []probes.Target {
+		return []probes.Target{
+			{Name: "a.example.com", Challenge: dnscheck.DNS01, ExpectTXT: value},
+			{Name: "web.example.com", Challenge: dnscheck.HTTP01},
+			{Name: "novalue.example.com", Challenge: dnscheck.DNS01},
+		}
+	}
+	p.Set(targets("v1"), checker, settings)
+	o := waitResult(t, p, "a.example.com", "v1")
+	if o.Verdict != probes.PropagationUnknown || len(o.Findings) != 1 {
+		t.Fatalf("result %+v, want unknown with one finding", o)
+	}
+	f := o.Findings[0]
+	if f.Code != reports.CodeDNS01TXTNotPropagated || f.Name != "a.example.com" || f.Evidence["challenge_name"] != "_acme-challenge.a.example.com" {
+		t.Errorf("finding %+v: want dns01.txt_not_propagated named after the target", f)
+	}
+	if c := o.check("a.example.com"); c.Status != reports.CheckFail || c.Name != "dns01.propagation" {
+		t.Errorf("check %+v", c)
+	}
+	if n := len(p.Results()); n != 1 {
+		t.Errorf("%d results, want 1 (only the dns-01 target with a value)", n)
+	}
+
+	steps := []struct {
+		desc        string
+		do          func() bool
+		want        bool   // what do returns
+		wantValue   string // a result for this value follows; "" → no result at all
+		wantResults int
+	}{
+		{desc: "an unknown name is not re-watched", do: func() bool { return p.Restart("web.example.com") }, want: false,
+			wantValue: "v1", wantResults: 1},
+		{desc: "a value not seen everywhere is re-watched", do: func() bool { return p.Restart("a.example.com") }, want: true,
+			wantValue: "v1", wantResults: 1},
+		{desc: "a reload with a new value watches it", do: func() bool { p.Set(targets("v2"), checker, settings); return true }, want: true,
+			wantValue: "v2", wantResults: 1},
+		{desc: "a reload without the target forgets it", do: func() bool { p.Set(targets("")[1:], checker, settings); return true }, want: true,
+			wantResults: 0},
+	}
+	for _, st := range steps {
+		if got := st.do(); got != st.want {
+			t.Errorf("%s: got %v, want %v", st.desc, got, st.want)
+		}
+		if st.wantValue != "" {
+			waitResult(t, p, "a.example.com", st.wantValue)
+		} else if _, ok := p.Result("a.example.com"); ok {
+			t.Errorf("%s: a result is still kept", st.desc)
+		}
+		if n := len(p.Results()); n != st.wantResults {
+			t.Errorf("%s: %d results, want %d", st.desc, n, st.wantResults)
+		}
+	}
+}
+
+// pageRows lists served addresses only, the slowest name first, bounded.
+func TestPropagationPageRows(t *testing.T) {
+	t.Parallel()
+	results := map[string]propagationOutcome{
+		"fast.com": {Elapsed: time.Second, Addresses: []propagationAddr{{Server: "ns1.fast.com", Served: true, FirstSeen: time.Second}}},
+		"slow.com": {Elapsed: 9 * time.Second, Addresses: []propagationAddr{{Server: "ns1.slow.com", Served: true, FirstSeen: 2 * time.Second},
+			{Server: "ns2.slow.com", Served: true, FirstSeen: 9 * time.Second}}},
+		"none.com": {Elapsed: 60 * time.Second, Addresses: []propagationAddr{{Server: "ns1.none.com"}}},
+	}
+	for i := range maxPagePropagationRows {
+		results["bulk"+string(rune('a'+i%26))+time.Duration(i).String()+".com"] = propagationOutcome{Elapsed: time.Millisecond,
+			Addresses: []propagationAddr{{Server: "ns", Served: true, FirstSeen: time.Millisecond}}}
+	}
+	rows := pageRows(results)
+	if len(rows) != maxPagePropagationRows {
+		t.Fatalf("%d rows, want the bound %d", len(rows), maxPagePropagationRows)
+	}
+	want := []reports.PropagationTime{{Name: "slow.com", Server: "ns1.slow.com", Seconds: 2}, {Name: "slow.com", Server: "ns2.slow.com", Seconds: 9},
+		{Name: "fast.com", Server: "ns1.fast.com", Seconds: 1}}
+	for i, w := range want {
+		if rows[i] != w {
+			t.Errorf("row %d: %+v, want %+v", i, rows[i], w)
+		}
+	}
+	for _, r := range rows {
+		if r.Name == "none.com" {
+			t.Error("an address that never served the value has a row")
+		}
+	}
+}
