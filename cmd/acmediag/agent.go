@@ -18,8 +18,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/acmediag/acmediag/dnscheck"
-	"github.com/acmediag/acmediag/http01"
 	"github.com/acmediag/acmediag/probes"
 )
 
@@ -32,21 +30,12 @@ type agentFlags struct {
 	rir          string
 	kind         string
 	source       string
-	resolvers    []string
 	rate         string
 	burst        int
 	maxInFlight  int
 	probeTimeout time.Duration
-	roots        []string
-	trustAnchor  string
-	dnsPort      int
-	allow        []string
-	caIdentities []string
-	httpPort     int
-	httpsPort    int
-	queryTimeout time.Duration
-	resolverTime time.Duration
-	logLevel     string
+	checkFlags
+	logLevel string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -89,22 +78,12 @@ error.`,
 	fl.StringVar(&f.rir, "rir", "", "this vantage's RIR: ARIN, RIPE, APNIC, LACNIC or AFRINIC")
 	fl.StringVar(&f.kind, "kind", probes.KindExternal, "external (a remote perspective) or cluster")
 	fl.StringVar(&f.source, "vantage-source", "", "source address of every probe packet (default: the system's choice)")
-	fl.StringSliceVar(&f.resolvers, "resolver", nil, "recursive resolvers ADDR[:PORT] of this vantage (default /etc/resolv.conf)")
 	fl.StringVar(&f.rate, "rate", "5/s", "probe requests admitted per second (N/s or N/m), a token bucket")
 	fl.IntVar(&f.burst, "burst", probes.DefaultAgentBurst, "token bucket size: requests admitted at once")
 	fl.IntVar(&f.maxInFlight, "max-in-flight", probes.DefaultAgentMaxInFlight, "probes running at once; more are refused with 429")
 	fl.DurationVar(&f.probeTimeout, "probe-timeout", probes.DefaultAgentTimeout, "deadline of one probe run")
-	fl.StringSliceVar(&f.roots, "roots", ianaRoots, "root server addresses for the delegation walk")
-	fl.StringVar(&f.trustAnchor, "trust-anchor", "", "DNSSEC root trust anchor file (default the IANA root KSKs)")
-	fl.IntVar(&f.dnsPort, "dns-port", 53, "port used for every authoritative query")
-	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public (a test universe on loopback)")
-	fl.StringArrayVar(&f.caIdentities, "ca-identity", []string{"letsencrypt.org"}, "CAA issuer domain of the CA; repeatable")
-	fl.IntVar(&f.httpPort, "http-port", 80, "port HTTP-01 uses; takes the place of 80 everywhere")
-	fl.IntVar(&f.httpsPort, "https-port", 443, "port TLS-ALPN-01 and HTTPS redirects use; takes the place of 443 everywhere")
-	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
-	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
+	f.checkFlags.register(fl)
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
-	fl.Lookup("roots").DefValue = "the 13 IANA root servers, IPv4 and IPv6"
 	fl.SortFlags = false
 	return cmd
 }
@@ -140,11 +119,7 @@ func (f *agentFlags) config(logger *zap.Logger) (probes.AgentConfig, error) {
 	if f.burst < 1 || f.maxInFlight < 1 || f.probeTimeout <= 0 {
 		return cfg, usagef("--burst and --max-in-flight must be at least 1, --probe-timeout positive")
 	}
-	// The DNS settings are diagnose's, checked the same way.
-	df := &diagnoseFlags{caIdentities: f.caIdentities, roots: f.roots, trustAnchor: f.trustAnchor, resolvers: f.resolvers,
-		dnsPort: f.dnsPort, allow: f.allow, timeout: f.probeTimeout, queryTimeout: f.queryTimeout, resolverTime: f.resolverTime,
-		httpPort: f.httpPort, httpsPort: f.httpsPort}
-	checker, err := df.checker()
+	checker, err := f.checkFlags.checker()
 	if err != nil {
 		return cfg, err
 	}
@@ -170,7 +145,7 @@ func (f *agentFlags) config(logger *zap.Logger) (probes.AgentConfig, error) {
 	}
 	checker.Logger = logger.Named("dnscheck")
 	cfg = probes.AgentConfig{Vantage: v, Checker: *checker,
-		Validator: http01.Validator{HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, Allow: checker.Allow, Logger: logger.Named("http01")},
+		Validator: f.validatorWithLogger(checker, logger.Named("http01")),
 		Limits:    probes.AgentLimits{Rate: rate, Burst: f.burst, MaxInFlight: f.maxInFlight, Timeout: f.probeTimeout},
 		Logger:    logger}
 	return cfg, nil

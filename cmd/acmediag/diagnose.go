@@ -15,66 +15,38 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/dnscheck"
-	"github.com/acmediag/acmediag/http01"
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 	"github.com/go-acme/lego/v5/challenge/dns01"
 )
 
-// ianaRoots are the root servers' addresses (IANA root hints, named.root).
-var ianaRoots = []string{
-	"198.41.0.4", "2001:503:ba3e::2:30", // a
-	"170.247.170.2", "2801:1b8:10::b", // b
-	"192.33.4.12", "2001:500:2::c", // c
-	"199.7.91.13", "2001:500:2d::d", // d
-	"192.203.230.10", "2001:500:a8::e", // e
-	"192.5.5.241", "2001:500:2f::f", // f
-	"192.112.36.4", "2001:500:12::d0d", // g
-	"198.97.190.53", "2001:500:1::53", // h
-	"192.36.148.17", "2001:7fe::53", // i
-	"192.58.128.30", "2001:503:c27::2:30", // j
-	"193.0.14.129", "2001:7fd::1", // k
-	"199.7.83.42", "2001:500:9f::42", // l
-	"202.12.27.33", "2001:dc3::35", // m
-}
-
 type diagnoseFlags struct {
-	challenge    string
-	caIdentities []string
-	accountURI   string
-	roots        []string
-	trustAnchor  string
-	resolvers    []string
-	dnsPort      int
-	allow        []string
-	expectTXT    string
-	timeout      time.Duration
-	queryTimeout time.Duration
-	resolverTime time.Duration
-	output       string
-	verbose      bool
-	logLevel     string
-	vantages     []string
-	token        string
-	keyAuth      string
-	httpPort     int
-	httpsPort    int
-	acmeDir      string
-	acmeCACert   string
-	acmeKey      string
-	allowProd    bool
-	serveToken   string
-	dnsProvider  string
-	agents       []string
-	agentCert    string
-	agentKey     string
-	agentCA      string
+	checkFlags
+	challenge   string
+	accountURI  string
+	expectTXT   string
+	timeout     time.Duration
+	output      string
+	verbose     bool
+	logLevel    string
+	vantages    []string
+	token       string
+	keyAuth     string
+	acmeDir     string
+	acmeCACert  string
+	acmeKey     string
+	allowProd   bool
+	serveToken  string
+	dnsProvider string
+	agents      []string
+	agentCert   string
+	agentKey    string
+	agentCA     string
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -125,13 +97,8 @@ configuration error.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.challenge, "challenge", "", "challenge type: http-01, dns-01 or tls-alpn-01 (default http-01; a *.NAME uses dns-01 unless given)")
-	fl.StringArrayVar(&f.caIdentities, "ca-identity", []string{"letsencrypt.org"}, "CAA issuer domain of the CA; repeatable")
 	fl.StringVar(&f.accountURI, "account-uri", "", "ACME account URI, for CAA accounturi (RFC 8657) checks")
-	fl.StringSliceVar(&f.roots, "roots", ianaRoots, "root server addresses for the delegation walk")
-	fl.StringVar(&f.trustAnchor, "trust-anchor", "", "DNSSEC root trust anchor file (DS or DNSKEY, zone-file syntax) (default the IANA root KSKs)")
-	fl.StringSliceVar(&f.resolvers, "resolver", nil, "recursive resolvers ADDR[:PORT]; the first stands for Let's Encrypt's view (default /etc/resolv.conf)")
-	fl.IntVar(&f.dnsPort, "dns-port", 53, "port used for every authoritative query")
-	fl.StringSliceVar(&f.allow, "allow-address", nil, "special-purpose ranges (CIDR) to treat as public, e.g. for a test universe on loopback")
+	f.checkFlags.register(fl)
 	fl.StringArrayVar(&f.vantages, "vantage", nil, "NAME=SRCADDR[,resolver=ADDR][,rir=RIR][,region=R][,kind=external|cluster]: probe from this local source address with its own resolver; repeatable (default one vantage \"local\")")
 	fl.StringArrayVar(&f.agents, "agent", nil, "NAME=URL[,rir=RIR][,region=R][,kind=external|cluster]: also probe from a running `acmediag agent` (mutual TLS); repeatable")
 	fl.StringVar(&f.agentCert, "agent-cert", "", "client certificate presented to agents")
@@ -140,8 +107,6 @@ configuration error.`,
 	fl.StringVar(&f.expectTXT, "expect-txt", "", "dns-01: the TXT value that must be visible at every server")
 	fl.StringVar(&f.token, "token", "", "http-01: fetch this token (default a random one: judge reachability only)")
 	fl.StringVar(&f.keyAuth, "key-auth", "", "http-01/tls-alpn-01: the key authorization the server must return")
-	fl.IntVar(&f.httpPort, "http-port", 80, "port HTTP-01 uses; takes the place of 80 everywhere, redirect rules included")
-	fl.IntVar(&f.httpsPort, "https-port", 443, "port TLS-ALPN-01 and HTTPS redirects use; takes the place of 443 everywhere")
 	fl.StringVar(&f.acmeDir, "acme-directory", "none", "also order from this ACME directory (a staging one) and report the CA's own verdict; \"none\" skips")
 	fl.StringVar(&f.acmeCACert, "acme-ca-cert", "", "extra CA bundle for the ACME directory's TLS (Pebble)")
 	fl.StringVar(&f.acmeKey, "acme-account-key", "", "ACME account key file, created when missing (default one per directory in the user cache dir)")
@@ -149,12 +114,9 @@ configuration error.`,
 	fl.StringVar(&f.serveToken, "serve-token", "", "serve the HTTP-01 token on ADDR (when NAME routes here) and complete the order")
 	fl.StringVar(&f.dnsProvider, "dns-provider", "", "dns-01: publish the TXT record through this lego DNS provider (credentials from the environment, as lego reads them) and complete the order; one of "+strings.Join(canary.DNSProviders(), ", "))
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
-	fl.DurationVar(&f.queryTimeout, "query-timeout", dnscheck.DefaultQueryTimeout, "how long to wait for one authoritative server's answer")
-	fl.DurationVar(&f.resolverTime, "resolver-timeout", dnscheck.DefaultResolverTimeout, "how long to wait for a recursive resolver's answer")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text, json or markdown")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "text: also list every check that ran")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
-	fl.Lookup("roots").DefValue = "the 13 IANA root servers, IPv4 and IPv6"
 	fl.SortFlags = false
 	return cmd
 }
@@ -198,7 +160,7 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 	}
 	sessions := &probes.Sessions{Checker: *checker}
 	kinds := []probes.Probe{&probes.DNSProbe{Sessions: sessions}}
-	validator := http01.Validator{HTTPPort: f.httpPort, HTTPSPort: f.httpsPort, Allow: checker.Allow, Logger: logger}
+	validator := f.validatorWithLogger(checker, logger)
 	for _, c := range []string{dnscheck.HTTP01, dnscheck.TLSALPN01} {
 		if challenges[c] {
 			kinds = append(kinds, &probes.ChallengeProbe{Challenge: c, Sessions: sessions, Validator: validator})
@@ -350,77 +312,18 @@ func challengeFor(flag, name string) (string, error) {
 	return "", usagef("--challenge %q: want http-01, dns-01 or tls-alpn-01", flag)
 }
 
+// checker is the shared check flags plus what only diagnose takes.
 func (f *diagnoseFlags) checker() (*dnscheck.Checker, error) {
-	c := &dnscheck.Checker{CAIdentities: f.caIdentities, AccountURI: f.accountURI,
-		QueryTimeout: f.queryTimeout, ResolverTimeout: f.resolverTime}
-	if f.dnsPort < 1 || f.dnsPort > 65535 {
-		return nil, usagef("--dns-port %d: want 1-65535", f.dnsPort)
+	c, err := f.checkFlags.checker()
+	if err != nil {
+		return nil, err
 	}
-	c.Port = uint16(f.dnsPort)
-	for _, s := range f.roots {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			return nil, usagef("--roots %q: not an IP address", s)
-		}
-		c.Roots = append(c.Roots, a)
-	}
-	resolvers := f.resolvers
-	if len(resolvers) == 0 {
-		cfg, err := dns.ClientConfigFromFile("/etc/resolv.conf")
-		if err != nil {
-			return nil, usagef("no --resolver given and /etc/resolv.conf is unreadable: %v", err)
-		}
-		resolvers = cfg.Servers
-	}
-	for _, s := range resolvers {
-		ap, err := parseAddrPort(s, 53)
-		if err != nil {
-			return nil, usagef("--resolver %q: %v", s, err)
-		}
-		c.Resolvers = append(c.Resolvers, ap)
-	}
-	for _, s := range f.allow {
-		p, err := netip.ParsePrefix(strings.TrimSpace(s))
-		if err != nil {
-			a, aerr := netip.ParseAddr(strings.TrimSpace(s))
-			if aerr != nil {
-				return nil, usagef("--allow-address %q: not a CIDR prefix", s)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		c.Allow = append(c.Allow, p.Masked())
-	}
-	for _, id := range f.caIdentities {
-		if id == "" || strings.ContainsAny(id, " ;") {
-			return nil, usagef("--ca-identity %q: want a domain such as letsencrypt.org", id)
-		}
-	}
-	for _, p := range []struct {
-		flag string
-		v    int
-	}{{"--http-port", f.httpPort}, {"--https-port", f.httpsPort}} {
-		if p.v < 1 || p.v > 65535 {
-			return nil, usagef("%s %d: want 1-65535", p.flag, p.v)
-		}
+	c.AccountURI = f.accountURI
+	if f.timeout <= 0 {
+		return nil, usagef("--timeout must be positive")
 	}
 	if (f.token == "") != (f.keyAuth == "") && f.challenge != dnscheck.TLSALPN01 {
 		return nil, usagef("--token and --key-auth go together")
-	}
-	if f.queryTimeout <= 0 || f.timeout <= 0 || f.resolverTime <= 0 {
-		return nil, usagef("--timeout, --query-timeout and --resolver-timeout must be positive")
-	}
-	if f.trustAnchor == "" {
-		c.TrustAnchors = dnscheck.DefaultTrustAnchors()
-	} else {
-		fh, err := os.Open(f.trustAnchor)
-		if err != nil {
-			return nil, usagef("--trust-anchor: %v", err)
-		}
-		defer fh.Close()
-		c.TrustAnchors, err = dnscheck.ParseTrustAnchors(fh, f.trustAnchor)
-		if err != nil {
-			return nil, usagef("--trust-anchor: %v", err)
-		}
 	}
 	return c, nil
 }
