@@ -36,10 +36,13 @@ type Checker struct {
 	// ResolverTimeout bounds one question to a recursive resolver, which
 	// may itself wait out dead authoritative servers before answering.
 	ResolverTimeout time.Duration
-	LocalAddr       netip.Addr       // source address for every query (a vantage)
-	MaxInflight     int              // exchanges on the wire at once; 0 = unbounded
-	Now             func() time.Time // DNSSEC validity reference
-	Logger          *zap.Logger
+	LocalAddr       netip.Addr // source address for every query (a vantage)
+	MaxInflight     int        // exchanges on the wire at once; 0 = unbounded
+	// UDP shares UDP sockets across sessions (a daemon's probe runs); nil
+	// gives every session a pool of its own.
+	UDP    *UDPPool
+	Now    func() time.Time // DNSSEC validity reference
+	Logger *zap.Logger
 }
 
 // Request is one name to check.
@@ -132,6 +135,11 @@ func (c *Checker) newRun() *run {
 	}
 	q := NewQuerier(timeout, c.LocalAddr, logger)
 	q.Limit(c.MaxInflight)
+	pool := c.UDP
+	if pool == nil {
+		pool = NewUDPPool()
+	}
+	q.UseUDPPool(pool)
 	resolverTimeout := c.ResolverTimeout
 	if resolverTimeout <= 0 {
 		resolverTimeout = DefaultResolverTimeout

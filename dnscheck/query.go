@@ -128,6 +128,9 @@ type Querier struct {
 	// inflight, when set, bounds the exchanges on the wire at once (1 makes
 	// the run ask one server at a time, as lego and cert-manager do).
 	inflight chan struct{}
+	// udp carries the UDP exchanges on sockets shared with other Queriers
+	// (see udpPool); nil asks each question on a socket of its own.
+	udp *udpPool
 
 	mu       sync.Mutex
 	calls    map[queryKey]*call
@@ -165,6 +168,10 @@ func NewQuerier(timeout time.Duration, local netip.Addr, logger *zap.Logger) *Qu
 	return &Querier{Timeout: timeout, LocalAddr: local, Logger: logger.Named("query"),
 		calls: map[queryKey]*call{}, addrs: map[netip.Addr]*addrState{}}
 }
+
+// UseUDPPool carries the Querier's UDP exchanges on the pool's shared
+// sockets; without one each question opens a socket of its own.
+func (q *Querier) UseUDPPool(p *UDPPool) { q.udp = p }
 
 // Sent is the number of messages put on the wire so far.
 func (q *Querier) Sent() int64 { return q.sent.Load() }
@@ -324,6 +331,18 @@ func (q *Querier) exchangeOnce(ctx context.Context, network string, server netip
 		}
 	}
 	q.sent.Add(1)
+	if network == "udp" && q.udp != nil {
+		// The pool rejects a question (full, or the socket cannot be
+		// opened) before sending anything; it is then asked as before,
+		// which also reports a socket error exactly as before.
+		if w, err := q.udp.acquire(q.LocalAddr, server); err == nil {
+			in, err := q.udp.exchangeUDP(ctx, w, m, timeout)
+			if err != nil && classify(err) == KindTimeout {
+				q.timeouts.Add(1)
+			}
+			return in, err
+		}
+	}
 	d := &net.Dialer{Timeout: timeout}
 	if q.LocalAddr.IsValid() {
 		if network == "udp" {

@@ -145,6 +145,7 @@ func startBenchUniverse(b *testing.B) []netip.AddrPort {
 // NXDOMAIN: a real answer, the same work as a positive one.
 type queryProbe struct {
 	servers []netip.AddrPort
+	udp     *dnscheck.UDPPool // shared by every run, as the daemon shares one
 }
 
 func (p *queryProbe) Kind() string { return "dns" }
@@ -152,6 +153,7 @@ func (p *queryProbe) Kind() string { return "dns" }
 func (p *queryProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
 	start := time.Now()
 	q := dnscheck.NewQuerier(2*time.Second, v.SourceAddr, nil)
+	q.UseUDPPool(p.udp)
 	// Each vantage asks its own address of the zone.
 	i, _ := strconv.Atoi(strings.TrimPrefix(v.Name, "v"))
 	server := p.servers[i%len(p.servers)]
@@ -256,7 +258,7 @@ const mib = 1 << 20
 func BenchmarkSchedulerDNS10k(b *testing.B) {
 	b.Run("probe=dns-query", func(b *testing.B) {
 		servers := startBenchUniverse(b)
-		probe := &queryProbe{servers: servers}
+		probe := &queryProbe{servers: servers, udp: dnscheck.NewUDPPool()}
 		// One question outside the measurement: the universe must answer.
 		if o := probe.Run(b.Context(), Target{Name: "t0.healthy-unsigned.com"}, Vantage{Name: "v0"}); !o.OK {
 			b.Fatalf("the universe does not answer: %+v", o.Findings)

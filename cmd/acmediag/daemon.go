@@ -173,7 +173,8 @@ func (p *liveProbe) Run(ctx context.Context, t probes.Target, v probes.Vantage) 
 // daemon is one running `acmediag daemon`.
 type daemon struct {
 	log     *zap.Logger
-	cfg     *daemonConfig // in force; read and written by the run loop only
+	udp     *dnscheck.UDPPool // UDP sockets shared by every probe run
+	cfg     *daemonConfig     // in force; read and written by the run loop only
 	reg     *prometheus.Registry
 	store   *probes.Store
 	metrics *probes.Metrics
@@ -189,7 +190,8 @@ type daemon struct {
 }
 
 func newDaemon(cfg *daemonConfig, logger *zap.Logger) *daemon {
-	d := &daemon{log: logger.Named("daemon"), cfg: cfg, reg: prometheus.NewRegistry(), budget: canary.NewBudget(canary.Limits{})}
+	d := &daemon{log: logger.Named("daemon"), cfg: cfg, reg: prometheus.NewRegistry(), budget: canary.NewBudget(canary.Limits{}),
+		udp: dnscheck.NewUDPPool()}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "acmediag_config_reload_failures_total",
 		Help: "Configuration reloads (SIGHUP) that failed; the configuration in force was kept."})
@@ -231,6 +233,7 @@ func newDaemon(cfg *daemonConfig, logger *zap.Logger) *daemon {
 func (d *daemon) apply(cfg *daemonConfig) {
 	checker := cfg.Checker
 	checker.Logger = d.log.Named("dnscheck")
+	checker.UDP = d.udp // every probe run's session shares the daemon's sockets
 	pc := &probeConfig{checker: checker, validator: http01.Validator{HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
 		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}, agents: cfg.Agents}
 	var canaryTargets []probes.Target
