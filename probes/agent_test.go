@@ -3,22 +3,16 @@ package probes
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
+	"github.com/acmediag/acmediag/testenv/pki"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,70 +35,25 @@ func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
 	p := &testPKI{}
-	caCert, caKey := writeCA(t, dir, "ca", &p.ca)
-	writeLeaf(t, dir, "server", caCert, caKey, true, &p.serverCert, &p.serverKey)
-	writeLeaf(t, dir, "client", caCert, caKey, false, &p.clientCert, &p.clientKey)
-	otherCert, otherKey := writeCA(t, dir, "other-ca", &p.otherCA)
-	writeLeaf(t, dir, "other-client", otherCert, otherKey, false, &p.otherCert, &p.otherKey)
+	ca, err := pki.NewCA(dir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.NewCA(dir, "other-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ca, p.otherCA = ca.CertFile, other.CertFile
+	for _, step := range []func() error{
+		func() (err error) { p.serverCert, p.serverKey, err = ca.Server("server"); return err },
+		func() (err error) { p.clientCert, p.clientKey, err = ca.Client("client"); return err },
+		func() (err error) { p.otherCert, p.otherKey, err = other.Client("other-client"); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return p
-}
-
-func nextSerial() *big.Int {
-	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	return n
-}
-
-func writeCA(t *testing.T, dir, name string, file *string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	*file = writePEM(t, dir, name+".pem", "CERTIFICATE", der)
-	return cert, key
-}
-
-func writeLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool, certFile, keyFile *string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		tmpl.DNSNames = []string{"localhost"}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	*certFile = writePEM(t, dir, name+".pem", "CERTIFICATE", der)
-	*keyFile = writePEM(t, dir, name+"-key.pem", "PRIVATE KEY", kder)
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // deadDNS is a UDP socket on loopback that reads queries and never

@@ -1,20 +1,11 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
-	"os"
+	"github.com/acmediag/acmediag/testenv/pki"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // agentPKI is an agent CA (its server certificate), a daemon CA (the
@@ -31,71 +22,26 @@ type agentPKI struct {
 func newAgentPKI(t *testing.T) *agentPKI {
 	t.Helper()
 	p := &agentPKI{dir: t.TempDir()}
-	ca, caKey := p.ca(t, "agent-ca", &p.agentCA)
-	p.leaf(t, "agent", ca, caKey, true, &p.agentCert, &p.agentKey)
-	dca, dcaKey := p.ca(t, "daemon-ca", &p.daemonCA)
-	p.leaf(t, "daemon", dca, dcaKey, false, &p.clientCert, &p.clientKey)
-	p.leaf(t, "leader", dca, dcaKey, false, &p.leaderCert, &p.leaderKey)
-	sca, scaKey := p.ca(t, "stranger-ca", &p.strangerCA)
-	p.leaf(t, "stranger", sca, scaKey, false, &p.strangerCert, &p.strangerK)
+	newCA := func(name string) *pki.CA {
+		ca, err := pki.NewCA(p.dir, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ca
+	}
+	agentCA, daemonCA, strangerCA := newCA("agent-ca"), newCA("daemon-ca"), newCA("stranger-ca")
+	p.agentCA, p.daemonCA, p.strangerCA = agentCA.CertFile, daemonCA.CertFile, strangerCA.CertFile
+	for _, step := range []func() error{
+		func() (err error) { p.agentCert, p.agentKey, err = agentCA.Server("agent"); return err },
+		func() (err error) { p.clientCert, p.clientKey, err = daemonCA.Client("daemon"); return err },
+		func() (err error) { p.leaderCert, p.leaderKey, err = daemonCA.Client("leader"); return err },
+		func() (err error) { p.strangerCert, p.strangerK, err = strangerCA.Client("stranger"); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return p
-}
-
-func randomSerial() *big.Int {
-	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	return n
-}
-
-func (p *agentPKI) ca(t *testing.T, name string, file *string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	*file = p.write(t, name+".pem", "CERTIFICATE", der)
-	return cert, key
-}
-
-func (p *agentPKI) leaf(t *testing.T, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool, certFile, keyFile *string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	*certFile = p.write(t, name+".pem", "CERTIFICATE", der)
-	*keyFile = p.write(t, name+"-key.pem", "PRIVATE KEY", kder)
-}
-
-func (p *agentPKI) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func TestAgentUsageErrors(t *testing.T) {
