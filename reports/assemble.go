@@ -62,7 +62,7 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 			if f.Severity >= Error {
 				pass[[2]string{o.Vantage, f.Name}] = false
 			}
-			k := key{f.Name, string(f.Code), f.Detail}
+			k := key{f.Name, string(f.Code), mergeKey(f)}
 			if _, ok := first[k]; !ok {
 				first[k] = f
 				order = append(order, k)
@@ -128,6 +128,16 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 	}
 	r.Finalize()
 	return r
+}
+
+// mergeKey says when two vantages saw the same thing: the ACME problem
+// Let's Encrypt would return when there is one (the observed detail also
+// names the vantage's own source address), else the detail.
+func mergeKey(f Finding) string {
+	if f.Problem != nil {
+		return f.Problem.Type + "\x00" + f.Problem.Detail
+	}
+	return f.Detail
 }
 
 func isExternal(vantages []VantageInfo, name string) bool {

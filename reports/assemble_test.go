@@ -41,6 +41,13 @@ func TestAssemble(t *testing.T) {
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "", Error}, {CodeMPICQuorumFailed, "", Fatal}},
 			verdict: VerdictFail, quorum: true},
+		{desc: "the same problem seen from every vantage, details naming each source: reported once",
+			vantages: []VantageInfo{us, eu},
+			outcomes: []Outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.1:0->192.0.2.1:80: i/o timeout")}},
+				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.2:0->192.0.2.1:80: i/o timeout")}}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			verdict: VerdictFail, quorum: true},
 		{desc: "one of three fails: quorum holds, a warning",
 			vantages: []VantageInfo{us, eu, ap},
 			outcomes: []Outcome{
