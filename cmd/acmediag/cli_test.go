@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/testenv/pki"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acmediag/acmediag/reports"
 )
@@ -124,5 +127,50 @@ func TestVersion(t *testing.T) {
 	stdout, _, code := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "acmediag ") {
 		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
+
+// --agent takes DESIGN.md's bare URL as well as NAME=URL with options.
+func TestParseAgents(t *testing.T) {
+	t.Parallel()
+	if _, err := parseAgents([]string{"https://agent.example:9465"}, "", "", "", time.Second, nil); err == nil ||
+		!strings.Contains(err.Error(), "--agent-cert") {
+		t.Errorf("agents without client certificates: %v, want a usage error naming --agent-cert", err)
+	}
+	ca, err := pki.NewCA(t.TempDir(), "agents-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Client("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := []probes.Vantage{{Name: "local"}}
+	for _, tc := range []struct {
+		specs     []string
+		wantNames []string
+		wantErr   string
+	}{
+		{specs: []string{"https://agent.example:9465", "eu=https://a2.example:9465,rir=RIPE"}, wantNames: []string{"agent.example", "eu"}},
+		{specs: []string{"eu=https://a2.example:9465,resolver=192.0.2.1"}, wantErr: `unknown key "resolver"`},
+		{specs: []string{"https://"}, wantErr: "want https://HOST:PORT"},
+		{specs: []string{"local=https://a2.example:9465"}, wantErr: "used twice"},
+		{specs: []string{"eu=http://a2.example:9465"}, wantErr: "https"},
+	} {
+		agents, err := parseAgents(tc.specs, cert, key, ca.CertFile, time.Second, local)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: err %v, want %q", tc.specs, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(agents) != len(tc.wantNames) {
+			t.Fatalf("%v: %v, %d agents", tc.specs, err, len(agents))
+		}
+		for i, a := range agents {
+			if a.vantage.Name != tc.wantNames[i] || a.vantage.Kind != probes.KindExternal {
+				t.Errorf("%v: agent %d is %+v, want %s", tc.specs, i, a.vantage, tc.wantNames[i])
+			}
+		}
 	}
 }

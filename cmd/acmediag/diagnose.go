@@ -100,7 +100,7 @@ configuration error.`,
 	fl.StringVar(&f.accountURI, "account-uri", "", "ACME account URI, for CAA accounturi (RFC 8657) checks")
 	f.checkFlags.register(fl)
 	fl.StringArrayVar(&f.vantages, "vantage", nil, "NAME=SRCADDR[,resolver=ADDR][,rir=RIR][,region=R][,kind=external|cluster]: probe from this local source address with its own resolver; repeatable (default one vantage \"local\")")
-	fl.StringArrayVar(&f.agents, "agent", nil, "NAME=URL[,rir=RIR][,region=R][,kind=external|cluster]: also probe from a running `acmediag agent` (mutual TLS); repeatable")
+	fl.StringArrayVar(&f.agents, "agent", nil, "URL or NAME=URL[,rir=RIR][,region=R][,kind=external|cluster]: also probe from a running `acmediag agent` (mutual TLS); repeatable")
 	fl.StringVar(&f.agentCert, "agent-cert", "", "client certificate presented to agents")
 	fl.StringVar(&f.agentKey, "agent-key", "", "its private key")
 	fl.StringVar(&f.agentCA, "agent-ca", "", "the CA that signed the agents' certificates (pinned)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"time"
@@ -56,6 +57,14 @@ func parseAgents(specs []string, cert, key, ca string, timeout time.Duration, lo
 	all := slices.Clone(local)
 	for _, spec := range specs {
 		v, url, err := parseVantageSpec("--agent", spec, "URL", false)
+		if strings.HasPrefix(spec, "https://") {
+			// The bare URL of DESIGN.md's contract: the agent's host names the vantage.
+			u, perr := neturl.Parse(spec)
+			if perr != nil || u.Hostname() == "" {
+				return nil, usagef("--agent %q: want https://HOST:PORT or NAME=https://HOST:PORT[,rir=RIR][,region=R][,kind=K]", spec)
+			}
+			v, url, err = probes.Vantage{Name: u.Hostname(), Kind: probes.KindExternal}, spec, nil
+		}
 		if err != nil {
 			return nil, err
 		}
