@@ -7,8 +7,8 @@ import (
 	"context"
 	"fmt"
 	"github.com/acmediag/acmediag/testenv"
+	"github.com/acmediag/acmediag/testenv/measure"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,9 +26,6 @@ const (
 	benchKeyAuth = benchToken + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 	benchName    = "www.bench.example.com"
 	blackboxBin  = "prometheus-blackbox-exporter"
-	// clkTck is USER_HZ, the unit of utime/stime in /proc/PID/stat; it is 100
-	// on every Linux architecture Go supports.
-	clkTck = 100
 )
 
 // benchResolver answers every name with the target's address.
@@ -44,12 +40,11 @@ func (r benchResolver) LookupHost(context.Context, string) ([]netip.Addr, []neti
 // nobody else races for it.)
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := measure.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startChild runs a child that dies with the test process and is killed at cleanup.
@@ -90,37 +85,21 @@ func waitHTTP(tb testing.TB, client *http.Client, u string) {
 // procCPU is a process's user+system CPU time from /proc/PID/stat.
 func procCPU(tb testing.TB, pid int) time.Duration {
 	tb.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := measure.ProcessCPU(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The command name (field 2) may contain spaces; fields are counted
-	// after its closing parenthesis. utime and stime are fields 14 and 15.
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		tb.Fatalf("unparsable /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		tb.Fatalf("short /proc/%d/stat", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		tb.Fatalf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return time.Duration(ut+st) * time.Second / clkTck
+	return d
 }
 
 // selfCPU is this process's user+system CPU time.
 func selfCPU(tb testing.TB) time.Duration {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := measure.SelfCPU()
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // ensureBlackbox returns the exporter's path, installing the Debian package

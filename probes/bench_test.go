@@ -6,8 +6,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/acmediag/acmediag/testenv/measure"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -37,7 +37,6 @@ const (
 	benchUniversePort = 10553
 	benchZone         = "healthy-unsigned.com."
 	benchBlackboxBin  = "prometheus-blackbox-exporter"
-	clkTck            = 100 // USER_HZ, the unit of /proc/PID/stat times
 )
 
 // TestMain turns the test binary into the benchmarks' universe process
@@ -199,50 +198,31 @@ func benchWork(names, vantages int) ([]Target, []Vantage) {
 // selfCPU is this process's user+system CPU time.
 func selfCPU(tb testing.TB) time.Duration {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := measure.SelfCPU()
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // selfRSS is this process's resident set size now, from /proc/self/statm.
 func selfRSS(tb testing.TB) int64 {
 	tb.Helper()
-	raw, err := os.ReadFile("/proc/self/statm")
+	n, err := measure.SelfRSS()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := strings.Fields(string(raw))
-	if len(f) < 2 {
-		tb.Fatalf("unparsable /proc/self/statm %q", raw)
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return pages * int64(os.Getpagesize())
+	return n
 }
 
 // procCPU is a process's user+system CPU time from /proc/PID/stat.
 func procCPU(tb testing.TB, pid int) time.Duration {
 	tb.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := measure.ProcessCPU(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')') // the command name may contain spaces
-	f := strings.Fields(s[i+1:])
-	if i < 0 || len(f) < 13 {
-		tb.Fatalf("unparsable /proc/%d/stat", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		tb.Fatalf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return time.Duration(ut+st) * time.Second / clkTck
+	return d
 }
 
 const mib = 1 << 20
@@ -406,12 +386,11 @@ func blackboxDNSCPU(b *testing.B, bin string, server netip.AddrPort, name string
 // freePort asks the kernel for an unused loopback port for a child.
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := measure.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // idleProbe passes at once: the idle benchmark measures the scheduler.

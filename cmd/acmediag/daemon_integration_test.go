@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acmediag/acmediag/testenv/measure"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -126,12 +126,11 @@ func (d *daemonProc) logs() string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := measure.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // daemonConfigYAML points the daemon at the universe.

@@ -20,8 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/acmediag/acmediag/testenv/internal/proc"
+	"github.com/acmediag/acmediag/testenv/measure"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -396,10 +396,6 @@ func (p *Pebble) Exited() <-chan struct{} { return p.exited }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	port, err := measure.FreePort()
+	return fmt.Sprintf("127.0.0.1:%d", port), err
 }
