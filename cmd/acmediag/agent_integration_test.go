@@ -9,11 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,23 +32,8 @@ const agentUniversePort = 10953
 // accepts connections on port.
 func startAgentProc(t *testing.T, port int, args ...string) *daemonProc {
 	t.Helper()
-	a := &daemonProc{base: fmt.Sprintf("https://127.0.0.1:%d", port), done: make(chan error, 1)}
-	a.cmd = exec.Command(binary, append([]string{"agent", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-level", "info"}, args...)...)
-	a.cmd.Stdout, a.cmd.Stderr = a, a
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
-			_ = a.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-a.done:
-			case <-time.After(10 * time.Second):
-				_ = a.cmd.Process.Kill()
-			}
-		}
-	})
+	a := startProc(t, fmt.Sprintf("https://127.0.0.1:%d", port),
+		append([]string{"agent", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-level", "info"}, args...)...)
 	waitFor(t, a, "the agent to listen", 15*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil {

@@ -159,8 +159,17 @@ func startDaemon(t *testing.T, config string) *daemonProc {
 		t.Fatal(err)
 	}
 	listen := config[len("listen: "):strings.IndexByte(config, '\n')]
-	d := &daemonProc{base: "http://" + listen, config: path, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, "daemon", "--config", path, "--log-level", "info")
+	d := startProc(t, "http://"+listen, "daemon", "--config", path, "--log-level", "info")
+	d.config = path
+	return d
+}
+
+// startProc runs the built binary with args, its output collected in the
+// returned daemonProc; cleanup sends SIGTERM and kills it after 10 s.
+func startProc(t *testing.T, base string, args ...string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{base: base, done: make(chan error, 1)}
+	d.cmd = exec.Command(binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d, d
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
