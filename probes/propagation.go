@@ -307,9 +307,18 @@ func latest(a, b time.Time) time.Time {
 // when ctx ends first.
 func AuthoritativePropagation(c dnscheck.Checker) canary.PropagationCheck {
 	w := &PropagationWatcher{Checker: c, Logger: c.Logger}
+	return AwaitPropagation(w.Watch)
+}
+
+// AwaitPropagation makes a canary.PropagationCheck of watch, which watches
+// name's TXT value at every authoritative server address (a
+// PropagationWatcher's Watch, or the daemon's, which also keeps the
+// result): nil once the value is served everywhere, else an error naming
+// the lagging addresses.
+func AwaitPropagation(watch func(ctx context.Context, name, value string) PropagationResult) canary.PropagationCheck {
 	return func(ctx context.Context, fqdn, value string) error {
 		base := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(fqdn), "_acme-challenge."), ".")
-		res := w.Watch(ctx, base, value)
+		res := watch(ctx, base, value)
 		if res.Verdict == PropagationEverywhere {
 			return nil
 		}

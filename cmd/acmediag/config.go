@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-acme/lego/v5/challenge"
 	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 
@@ -157,6 +158,7 @@ type canaryConfig struct {
 	AllowProduction bool     `yaml:"allow_production"`
 	Interval        duration `yaml:"interval"`
 	Names           []string `yaml:"names"`
+	DNSProvider     string   `yaml:"dns_provider"`
 }
 
 // duration is a time.Duration written as Go writes it: 30s, 5m, 1h30m.
@@ -257,11 +259,13 @@ type apiSettings struct {
 }
 
 // canarySettings is the canary issuance: probe orders at a (staging) ACME
-// directory for Names, every Interval.
+// directory for Names, every Interval; dns-01 names get full orders whose
+// TXT records DNSProvider publishes.
 type canarySettings struct {
-	Config   canary.Config
-	Interval time.Duration
-	Names    []string
+	Config      canary.Config
+	Interval    time.Duration
+	Names       []string
+	DNSProvider challenge.Provider // nil: http-01 names only
 }
 
 // configIssue is one problem in the file.
@@ -720,7 +724,7 @@ func (l *loader) applyDefaults(c *fileConfig) {
 		def("canary.interval", func() { c.Canary.Interval = duration(time.Hour) })
 		def("canary.names", func() {
 			for _, t := range c.Targets {
-				if t.Challenge == dnscheck.HTTP01 {
+				if t.Challenge == dnscheck.HTTP01 || t.Challenge == dnscheck.DNS01 && c.Canary.DNSProvider != "" {
 					c.Canary.Names = append(c.Canary.Names, t.Name)
 				}
 			}
@@ -1114,13 +1118,25 @@ func (l *loader) canary(c *canaryConfig, targets []probes.Target) *canarySetting
 	for _, t := range targets {
 		byName[t.Name] = t
 	}
+	if c.DNSProvider != "" {
+		// Built now, from the environment as lego reads it, so that a
+		// missing credential is a configuration error, not a failed order
+		// an hour later.
+		p, perr := canary.DNSProvider(c.DNSProvider)
+		if perr != nil {
+			l.errf("canary.dns_provider", "%s", strings.TrimPrefix(perr.Error(), "canary: "))
+		}
+		out.DNSProvider = p
+	}
 	for i, n := range c.Names {
 		t, ok := byName[strings.ToLower(n)]
 		switch {
 		case !ok:
 			l.errf(fmt.Sprintf("canary.names[%d]", i), "%q is not one of the targets", truncate(n, 80))
-		case t.Challenge != dnscheck.HTTP01:
-			l.errf(fmt.Sprintf("canary.names[%d]", i), "%q is a %s target; canary orders are placed for http-01 targets only", n, t.Challenge)
+		case t.Challenge == dnscheck.DNS01 && c.DNSProvider == "":
+			l.errf(fmt.Sprintf("canary.names[%d]", i), "%q is a dns-01 target: set canary.dns_provider to the lego DNS provider that publishes its TXT records (one of %s)", n, strings.Join(canary.DNSProviders(), ", "))
+		case t.Challenge != dnscheck.HTTP01 && t.Challenge != dnscheck.DNS01:
+			l.errf(fmt.Sprintf("canary.names[%d]", i), "%q is a %s target; canary orders are placed for http-01 targets, and dns-01 targets with canary.dns_provider", n, t.Challenge)
 		}
 	}
 	out.Config = canary.Config{DirectoryURL: c.Directory, AllowProduction: c.AllowProduction, CACertFile: ca, AccountKeyFile: key}

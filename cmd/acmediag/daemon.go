@@ -121,7 +121,10 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 type probeConfig struct {
 	checker   dnscheck.Checker
 	validator http01.Validator
-	canary    *canary.Config // nil: no canary
+	canary    *probes.ACMEProbe // nil: no canary
+	// watches keeps what a canary's dns-01 order waits for, and when
+	// every server address served it.
+	watches *propagationWatches
 	// agents are the vantages whose probes an agent runs, by vantage name.
 	agents map[string]*probes.AgentClient
 }
@@ -139,13 +142,15 @@ type liveProbe struct {
 func (p *liveProbe) Kind() string { return p.kind }
 
 // Applies implements probes.Applier: a challenge probe only for targets
-// of its challenge, the canary for http-01 targets.
+// of its challenge, the canary for http-01 targets (and dns-01 ones with a
+// DNS provider).
 func (p *liveProbe) Applies(t probes.Target) bool {
 	switch p.kind {
 	case "dns":
 		return true
 	case "acme":
-		return t.Challenge == dnscheck.HTTP01
+		c := p.cfg.Load().canary
+		return c != nil && c.Applies(t)
 	}
 	return p.kind == t.Challenge
 }
@@ -165,7 +170,12 @@ func (p *liveProbe) Run(ctx context.Context, t probes.Target, v probes.Vantage) 
 			return probes.Observation{Target: t, Vantage: v, Kind: p.kind, Start: time.Now(), OK: true, Checks: []reports.Check{{
 				Name: "acme.order", Target: t.Name, Status: reports.CheckSkipped, Note: "the canary is not configured"}}}
 		}
-		return (&probes.ACMEProbe{Config: *pc.canary}).Run(ctx, t, v)
+		// A dns-01 order waits until every authoritative server address
+		// serves its value, watched as the expect_txt values are: the
+		// page, the API and the propagation histogram show it.
+		order := *pc.canary
+		order.Config.DNS01Propagation = pc.watches.CanaryCheck(t.Name)
+		return order.Run(ctx, t, v)
 	}
 	return (&probes.ChallengeProbe{Challenge: p.kind, Sessions: sessions, Validator: pc.validator}).Run(ctx, t, v)
 }
@@ -235,12 +245,12 @@ func (d *daemon) apply(cfg *daemonConfig) {
 	checker.Logger = d.log.Named("dnscheck")
 	checker.UDP = d.udp // every probe run's session shares the daemon's sockets
 	pc := &probeConfig{checker: checker, validator: http01.Validator{HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}, agents: cfg.Agents}
+		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}, agents: cfg.Agents, watches: d.watches}
 	var canaryTargets []probes.Target
 	if cfg.Canary != nil {
 		c := cfg.Canary.Config
 		c.Logger, c.Budget = d.log.Named("canary"), d.budget
-		pc.canary = &c
+		pc.canary = &probes.ACMEProbe{Config: c, DNSProvider: cfg.Canary.DNSProvider}
 		for _, t := range cfg.Targets {
 			for _, n := range cfg.Canary.Names {
 				if t.Name == n {

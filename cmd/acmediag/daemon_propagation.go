@@ -13,6 +13,7 @@ import (
 
 	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -25,6 +26,11 @@ import (
 // are bounded: one watch per name at a time (a new value cancels the
 // old one's), at most propagation.concurrency running, each ending after
 // propagation.timeout, and at most maxPropagationResults results kept.
+//
+// The canary's dns-01 orders wait on CanaryCheck between publishing their
+// TXT record and answering the challenge: the same watch, run on the
+// canary's goroutine, its result kept per target beside the expect_txt
+// one (a target shows whichever ended last).
 
 // Bounds of the propagation results.
 const (
@@ -57,6 +63,7 @@ type propWatch struct {
 // Its slices are never modified once it is published.
 type propagationOutcome struct {
 	Value     string
+	Canary    bool // the value of a canary order, not the target's expect_txt
 	Start     time.Time
 	End       time.Time
 	Verdict   probes.PropagationVerdict
@@ -90,8 +97,9 @@ type propagationWatches struct {
 	checker  dnscheck.Checker
 	settings propagationSettings
 	watches  map[string]*propWatch
-	queue    []watchRef // pending watches, oldest first; stale entries are skipped
-	finished []watchRef // finished watches in completion order, for eviction
+	canary   map[string]*propagationOutcome // the last canary order's watch, by name
+	queue    []watchRef                     // pending watches, oldest first; stale entries are skipped
+	finished []watchRef                     // finished watches in completion order, for eviction
 	results  int
 	gen      uint64
 	wake     chan struct{}
@@ -102,7 +110,7 @@ func newPropagationWatches(log *zap.Logger, m *probes.Metrics, workers int) *pro
 		log = zap.NewNop()
 	}
 	return &propagationWatches{log: log.Named("propagation"), base: log, metrics: m, workers: max(workers, 1),
-		watches: map[string]*propWatch{}, wake: make(chan struct{}, 1)}
+		watches: map[string]*propWatch{}, canary: map[string]*propagationOutcome{}, wake: make(chan struct{}, 1)}
 }
 
 // Set makes the watches follow targets: a dns-01 target with a new
@@ -115,7 +123,9 @@ func (p *propagationWatches) Set(targets []probes.Target, checker dnscheck.Check
 	p.checker, p.settings = checker, s
 	want := make(map[string]string)
 	var order []string
+	isTarget := make(map[string]bool, len(targets))
 	for _, t := range targets {
+		isTarget[t.Name] = true
 		if t.Challenge != dnscheck.DNS01 || t.ExpectTXT == "" {
 			continue
 		}
@@ -127,6 +137,11 @@ func (p *propagationWatches) Set(targets []probes.Target, checker dnscheck.Check
 	for name, w := range p.watches {
 		if v, ok := want[name]; !ok || v != w.value {
 			p.drop(w)
+		}
+	}
+	for name := range p.canary {
+		if !isTarget[name] {
+			delete(p.canary, name)
 		}
 	}
 	added := 0
@@ -164,27 +179,63 @@ func (p *propagationWatches) Restart(name string) bool {
 	return true
 }
 
+// CanaryCheck is the wait of a canary order for target: it watches the
+// order's TXT value now, on the order's goroutine, and keeps the result
+// as target's canary watch (a wildcard target's record is its base
+// name's).
+func (p *propagationWatches) CanaryCheck(target string) canary.PropagationCheck {
+	return probes.AwaitPropagation(func(ctx context.Context, name, value string) probes.PropagationResult {
+		p.mu.Lock()
+		w := &probes.PropagationWatcher{Checker: p.checker, Wait: p.settings.IssuerWait, Metrics: p.metrics, Logger: p.base}
+		p.mu.Unlock()
+		res := w.Watch(ctx, name, value)
+		out := summarize(target, res, true)
+		p.mu.Lock()
+		p.canary[target] = out
+		p.mu.Unlock()
+		return res
+	})
+}
+
 // Result returns name's last finished watch.
 func (p *propagationWatches) Result(name string) (propagationOutcome, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if w := p.watches[name]; w != nil && w.res != nil {
-		return *w.res, true
+	o := p.latest(name)
+	if o == nil {
+		return propagationOutcome{}, false
 	}
-	return propagationOutcome{}, false
+	return *o, true
 }
 
 // Results returns every name's last finished watch.
 func (p *propagationWatches) Results() map[string]propagationOutcome {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]propagationOutcome, p.results)
+	out := make(map[string]propagationOutcome, p.results+len(p.canary))
 	for name, w := range p.watches {
 		if w.res != nil {
-			out[name] = *w.res
+			out[name] = *p.latest(name)
 		}
 	}
+	for name := range p.canary {
+		out[name] = *p.latest(name)
+	}
 	return out
+}
+
+// latest is name's watch that ended last, expect_txt or canary, or nil;
+// call with mu held.
+func (p *propagationWatches) latest(name string) *propagationOutcome {
+	var expected *propagationOutcome
+	if w := p.watches[name]; w != nil {
+		expected = w.res
+	}
+	c := p.canary[name]
+	if expected == nil || c != nil && c.End.After(expected.End) {
+		return c
+	}
+	return expected
 }
 
 // Run runs the queued watches, at most workers at once, until ctx ends.
@@ -252,7 +303,7 @@ func (s startedWatch) run() {
 	if s.parent.Err() != nil {
 		return
 	}
-	s.p.finish(s.ref, summarize(s.ref.name, res))
+	s.p.finish(s.ref, summarize(s.ref.name, res, false))
 }
 
 func (p *propagationWatches) finish(r watchRef, out *propagationOutcome) {
@@ -320,16 +371,20 @@ func (p *propagationWatches) poke() {
 // summarize keeps what the API and the page show of a watch: the findings
 // renamed after the target (the page groups findings by target name), with
 // when the watch ended, and each address's first-seen time.
-func summarize(name string, res probes.PropagationResult) *propagationOutcome {
+func summarize(name string, res probes.PropagationResult, canary bool) *propagationOutcome {
 	// Elapsed runs to the last address serving the value, or to the end
 	// of the watch.
-	out := &propagationOutcome{Value: res.Value, Start: res.Start, End: res.Start.Add(res.Elapsed), Verdict: res.Verdict, Elapsed: res.Elapsed}
+	source := "propagation watch"
+	if canary {
+		source = "canary order's propagation watch"
+	}
+	out := &propagationOutcome{Value: res.Value, Canary: canary, Start: res.Start, End: res.Start.Add(res.Elapsed), Verdict: res.Verdict, Elapsed: res.Elapsed}
 	for _, a := range res.Addresses {
 		out.Addresses = append(out.Addresses, propagationAddr{Server: a.HostAddr.String(), Served: a.Served, FirstSeen: a.FirstSeen, Queries: a.Queries})
 	}
 	for _, f := range res.Findings {
 		f = f.With("challenge_name", f.Name).With("watch_started", res.Start.UTC().Format(time.RFC3339)).
-			With("source", "propagation watch")
+			With("source", source)
 		f.Name = name
 		out.Findings = append(out.Findings, f)
 	}
@@ -354,7 +409,11 @@ func (o propagationOutcome) check(name string) reports.Check {
 			parts = append(parts, fmt.Sprintf("%s not yet (%d queries)", a.Server, a.Queries))
 		}
 	}
-	note := fmt.Sprintf("%q %s, watch started %s", o.Value, o.Verdict, o.Start.UTC().Format(time.RFC3339))
+	what := "expected value"
+	if o.Canary {
+		what = "canary order's value"
+	}
+	note := fmt.Sprintf("%s %q %s, watch started %s", what, o.Value, o.Verdict, o.Start.UTC().Format(time.RFC3339))
 	if len(parts) > 0 {
 		note += ": " + strings.Join(parts, "; ")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,59 @@ func TestPropagationPageRows(t *testing.T) {
 		if r.Name == "none.com" {
 			t.Error("an address that never served the value has a row")
 		}
+	}
+}
+
+// The canary's watches: run on the order's goroutine, kept per target beside the expect_txt watch (the
+// later one is the name's result), forgotten with the target.
+func TestPropagationCanaryWatch(t *testing.T) {
+	t.Parallel()
+	checker := dnscheck.Checker{Roots: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: closedDNSPort(t),
+		QueryTimeout: 200 * time.Millisecond, ResolverTimeout: 200 * time.Millisecond,
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	settings := propagationSettings{Timeout: 5 * time.Second, Concurrency: 1}
+	p := newPropagationWatches(zaptest.NewLogger(t), nil, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	targets := []probes.Target{
+		{Name: "a.example.com", Challenge: dnscheck.DNS01, ExpectTXT: "expected"},
+		{Name: "b.example.com", Challenge: dnscheck.DNS01},
+	}
+	p.Set(targets, checker, settings)
+	waitResult(t, p, "a.example.com", "expected")
+
+	for _, name := range []string{"a.example.com", "b.example.com"} {
+		err := p.CanaryCheck(name)(context.Background(), "_acme-challenge."+name+".", "canary-value")
+		if err == nil || !strings.Contains(err.Error(), "_acme-challenge."+name+" not served everywhere yet") {
+			t.Errorf("%s: wait error %v, want one naming the record", name, err)
+		}
+		o, ok := p.Result(name)
+		if !ok || !o.Canary || o.Value != "canary-value" || o.Verdict != probes.PropagationUnknown {
+			t.Errorf("%s: result %+v, want the canary's (later) watch", name, o)
+		}
+		if c := o.check(name); !strings.HasPrefix(c.Note, `canary order's value "canary-value" unknown`) {
+			t.Errorf("%s: check note %q", name, c.Note)
+		}
+		if len(o.Findings) == 0 || o.Findings[0].Evidence["source"] != "canary order's propagation watch" {
+			t.Errorf("%s: findings %+v, want the canary's watch named as their source", name, o.Findings)
+		}
+	}
+	if n := len(p.Results()); n != 2 {
+		t.Errorf("%d results, want 2", n)
+	}
+	// A re-probe watches the expect_txt value again; that watch ends later.
+	if !p.Restart("a.example.com") {
+		t.Fatal("the unseen expected value is not watched again")
+	}
+	waitResult(t, p, "a.example.com", "expected")
+	p.Set(targets[:1], checker, settings)
+	if _, ok := p.Result("b.example.com"); ok {
+		t.Error("a target removed by a reload keeps its canary watch")
+	}
+	if n := len(p.Results()); n != 1 {
+		t.Errorf("%d results after the reload, want 1", n)
 	}
 }

@@ -54,14 +54,15 @@ func TestDemo(t *testing.T) {
 		{"the API URL", `(?m)^  report API    http://127\.0\.0\.1:\d+/api/v1/report\?name=NAME$`},
 		{"a progress line at 10 s with runs done", `(?m)^\[ 10s/25s\] [1-9]\d* probe runs \(.*dns [1-9].*\), \d+ failed · healthy `},
 		{"the final progress line", `(?m)^\[ 2[5-9]s/25s\] [1-9]\d* probe runs`},
-		{"the healthy name's report, passing", `(?s)━━ 1/4 healthy: web-ipv4-only\.acmeweb\.com \(http-01\).*?\nPASS — no problems found`},
-		{"the lagging dns-01 name's report and its propagation", `(?s)━━ 2/4 lag: www\.dns01-ok\.com \(dns-01\).*?propagation of the UPDATE .*\n  us-east   `},
-		{"the one-vantage name: a warning, the quorum holds", `(?s)━━ 3/4 partial: (www\.)?mpic-(dns-)?partial\.(acmeweb\.com|net) \(http-01\).*?mpic\.partial.*?MPIC quorum: ok`},
-		{"the failing name's report", `(?s)━━ 4/4 failing: web-refused\.acmeweb\.com \(http-01\).*?http01\.connection_refused.*?\nFAIL — `},
+		{"the healthy name's report, passing", `(?s)━━ 1/5 healthy: web-ipv4-only\.acmeweb\.com \(http-01\).*?\nPASS — no problems found`},
+		{"the lagging dns-01 name's report and its propagation", `(?s)━━ 2/5 lag: www\.dns01-ok\.com \(dns-01\).*?propagation of the UPDATE .*\n  us-east   `},
+		{"the wildcard's dns-01 canary order, which waited for the lagging secondary", `(?s)━━ 3/5 wildcard: \*\.dns01-ok\.com \(dns-01\).*?\nlast canary order at Pebble \([0-9:]+\): pass — its TXT record reached every authoritative server after ([5-9]|[1-5]\d)\.\ds\n`},
+		{"the one-vantage name: a warning, the quorum holds", `(?s)━━ 4/5 partial: (www\.)?mpic-(dns-)?partial\.(acmeweb\.com|net) \(http-01\).*?mpic\.partial.*?MPIC quorum: ok`},
+		{"the failing name's report", `(?s)━━ 5/5 failing: web-refused\.acmeweb\.com \(http-01\).*?http01\.connection_refused.*?\nFAIL — `},
 		{"its failed canary order", `(?m)^last canary order at Pebble \([0-9:]+\): FAILED — urn:ietf:params:acme:error:connection: `},
 		{"its ranked root cause", `(?m)^  1\. http01\.connection_refused +score 0\.\d+  seen from ap-south, eu-west, us-east  \(matches the CA's problem\)$`},
 		{"the root cause in acme.order_failed's detail", `Most likely root cause: http01\.connection_refused`},
-		{"the summary", `(?m)^demo: 4 names, 3 would pass and 1 would fail at Let's Encrypt now; \d+ probe runs`},
+		{"the summary", `(?m)^demo: 5 names, 4 would pass and 1 would fail at Let's Encrypt now; \d+ probe runs`},
 	}
 	for _, tc := range cases {
 		if !regexp.MustCompile(tc.re).MatchString(out) {

@@ -394,12 +394,12 @@ func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
 	}
 	if s.propagation != nil {
 		for _, t := range targets {
-			if t.Challenge != dnscheck.DNS01 || t.ExpectTXT == "" {
+			if t.Challenge != dnscheck.DNS01 {
 				continue
 			}
 			// The watch asks the authoritative servers from here, for every
 			// vantage: its findings belong to no vantage.
-			if po, ok := s.propagation.Result(t.Name); ok && po.Value == t.ExpectTXT {
+			if po, ok := s.propagation.Result(t.Name); ok && (po.Canary || po.Value == t.ExpectTXT) {
 				outcomes = append(outcomes, reports.Outcome{Name: t.Name, Findings: po.Findings, Checks: []reports.Check{po.check(t.Name)}})
 			}
 		}
@@ -543,7 +543,7 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 // value is still the one the configuration expects.
 func currentRows(st *daemonState, results map[string]propagationOutcome) []reports.PropagationTime {
 	for _, t := range st.targets {
-		if o, ok := results[t.Name]; ok && (t.Challenge != dnscheck.DNS01 || o.Value != t.ExpectTXT) {
+		if o, ok := results[t.Name]; ok && (t.Challenge != dnscheck.DNS01 || !o.Canary && o.Value != t.ExpectTXT) {
 			delete(results, t.Name)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
+	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/reports"
 	"github.com/acmediag/acmediag/testenv"
@@ -141,6 +142,8 @@ const (
 	demoLagZone  = "dns01-ok.com."
 	demoLagName  = "www.dns01-ok.com"
 	demoLagOwner = "_acme-challenge.www.dns01-ok.com."
+	// The dns-01 canary's name: the same zone, so the same lag.
+	demoWildcardName = "*.dns01-ok.com"
 )
 
 func newDemoCmd(port *int, acme *bool) *cobra.Command {
@@ -152,11 +155,14 @@ func newDemoCmd(port *int, acme *bool) *cobra.Command {
 servers, Unbound resolvers, web servers with faults, Pebble — and the acmediag
 daemon inside this process with the universe's three remote perspectives
 (us-east/ARIN, eu-west/RIPE, ap-south/APNIC) as vantages and canary orders at
-Pebble. It watches four names:
+Pebble. It watches five names:
 
   healthy    an HTTP-01 name every vantage and the CA validate
   lag        a DNS-01 name whose TXT value reaches the secondary name server
              only after half the demo (RFC 2136 UPDATE, replication lag)
+  wildcard   a DNS-01 canary: orders at Pebble publish their TXT record
+             through lego's RFC 2136 provider and wait for the lagging
+             secondary before answering the challenge
   partial    a name one vantage cannot reach: the quorum still holds
   failing    an HTTP-01 name nothing listens for: the canary order fails and
              the daemon ranks the root causes from every vantage's observations
@@ -225,7 +231,11 @@ func demoNames(lagValue string) ([]demoName, error) {
 	}
 	lag := demoName{role: "lag", what: "DNS-01: the TXT value is UPDATEd at the primary; the secondary serves it only after the replication lag",
 		target: probes.Target{Name: demoLagName, Challenge: "dns-01", ExpectTXT: lagValue}}
-	return slices.Insert(out, 1, lag), nil
+	wildcard := demoName{role: "wildcard", canary: true,
+		what: "a wildcard needs DNS-01: the canary's order publishes its TXT record through RFC 2136 at the same primary\n" +
+			"           and answers the challenge once the lagging secondary serves it too",
+		target: probes.Target{Name: demoWildcardName, Challenge: "dns-01"}}
+	return slices.Insert(out, 1, lag, wildcard), nil
 }
 
 // demoConfigYAML is the daemon's configuration for the universe: the
@@ -247,7 +257,7 @@ func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string
 	b.WriteString("store: {per_key: 64, max_bytes: 64MiB}\napi: {max_concurrent: 8, max_observations: 1000}\ntargets:\n")
 	for _, n := range names {
 		t := n.target
-		fmt.Fprintf(&b, "  - name: %s\n    challenge: %s\n", t.Name, t.Challenge)
+		fmt.Fprintf(&b, "  - name: %q\n    challenge: %s\n", t.Name, t.Challenge)
 		if t.Token != "" {
 			fmt.Fprintf(&b, "    token: %q\n    key_auth: %q\n", t.Token, t.KeyAuth)
 		}
@@ -258,10 +268,15 @@ func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string
 	if dir := u.ACMEDirectory(); dir != "" {
 		fmt.Fprintf(&b, "canary:\n  directory: %s\n  ca_cert: %s\n  account_key: %s\n  interval: %s\n  names:\n",
 			dir, u.ACMECACert(), filepath.Join(u.WorkDir(), "pebble", "demo-account.key"), demoCanaryInterval)
+		dns01 := false
 		for _, n := range names {
 			if n.canary {
-				fmt.Fprintf(&b, "    - %s\n", n.target.Name)
+				fmt.Fprintf(&b, "    - %q\n", n.target.Name)
+				dns01 = dns01 || n.target.Challenge == dnscheck.DNS01
 			}
+		}
+		if dns01 {
+			b.WriteString("  dns_provider: dnsupdate   # credentials from DNSUPDATE_* in the environment, as lego reads them\n")
 		}
 	}
 	return b.String()
@@ -304,6 +319,11 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 		return fmt.Errorf("demo: staging the lagging secondary: %w", err)
 	}
 	lagStaged := time.Now()
+	if acme {
+		if err := setDemoProviderEnv(u, lag); err != nil {
+			return fmt.Errorf("demo: the canary's DNS provider: %w", err)
+		}
+	}
 
 	cfgPath := filepath.Join(u.WorkDir(), "daemon.yaml")
 	cfgText := demoConfigYAML(u, listen, names)
@@ -450,6 +470,28 @@ func stageLag(ctx context.Context, u *testenv.Universe, value string, lag time.D
 	return nil
 }
 
+// setDemoProviderEnv points lego's dnsupdate provider, which the canary's
+// dns-01 orders publish through, at the lagging zone's primary with the
+// universe's TSIG key: the environment a user would give the daemon. The
+// provider waits for propagation a little longer than the lag, so the
+// order's propagation step ends when the secondary has the value.
+func setDemoProviderEnv(u *testenv.Universe, lag time.Duration) error {
+	keyName, alg, secret := u.TSIG()
+	env := map[string]string{
+		"DNSUPDATE_NAMESERVER":          u.UpdatePrimary(demoLagZone),
+		"DNSUPDATE_TSIG_KEY":            keyName,
+		"DNSUPDATE_TSIG_ALGORITHM":      alg,
+		"DNSUPDATE_TSIG_SECRET":         secret,
+		"DNSUPDATE_PROPAGATION_TIMEOUT": max(time.Minute, lag+15*time.Second).String(),
+	}
+	for k, v := range env {
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // runCounts sums acmediag_probe_runs_total from the daemon's registry.
 func runCounts(d *daemon) (total, failed int, byKind map[string]int) {
 	byKind = map[string]int{}
@@ -546,7 +588,7 @@ func printDemoReports(w io.Writer, d *daemon, api *apiServer, names []demoName, 
 				// and being told 404 is the pass.
 				fmt.Fprintf(w, "last canary order at Pebble (%s): pass — the CA reached the server (%s)\n", at, c.Problem.Detail)
 			case c.OK:
-				fmt.Fprintf(w, "last canary order at Pebble (%s): pass\n", at)
+				fmt.Fprintf(w, "last canary order at Pebble (%s): pass%s\n", at, propagationStep(c.Steps))
 			case c.Problem != nil:
 				fmt.Fprintf(w, "last canary order at Pebble (%s): FAILED — %s: %s\n", at, c.Problem.Type, c.Problem.Detail)
 			default:
@@ -577,6 +619,17 @@ func printDemoReports(w io.Writer, d *daemon, api *apiServer, names []demoName, 
 	}
 	total, failed, _ := runCounts(d)
 	fmt.Fprintf(w, "\ndemo: %d names, %d would pass and %d would fail at Let's Encrypt now; %d probe runs, %d of them failed\n", len(names), pass, fail, total, failed)
+}
+
+// propagationStep says how long a dns-01 order waited for its TXT record
+// to reach every authoritative server, or "" for an order without the wait.
+func propagationStep(steps []reports.Check) string {
+	for _, s := range steps {
+		if s.Name == "acme.propagation" && s.Status == reports.CheckOK {
+			return fmt.Sprintf(" — its TXT record reached every authoritative server after %.1fs", s.Duration.Seconds())
+		}
+	}
+	return ""
 }
 
 // printPropagation says, per vantage, when its DNS probe first saw the
