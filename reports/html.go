@@ -39,6 +39,9 @@ type PageInfo struct {
 	// MaxNames bounds the names rendered (worst first); 0 → 500. The API
 	// has the rest.
 	MaxNames int
+	// ReprobePath, when set, gives each name a "Re-probe now" button: a
+	// form POSTing to ReprobePath?name=NAME (no script needed).
+	ReprobePath string
 }
 
 // NameStatus is one name's latest state from each vantage.
@@ -231,6 +234,7 @@ table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;paddin
 <section class="name" id="name-{{.Name}}">
 <h2>{{.Name}} <span class="{{.Verdict}}">{{.Verdict}}</span></h2>
 <p class="meta">challenge {{.Challenge}}</p>
+{{if $.Info.ReprobePath}}<form method="post" action="{{$.Info.ReprobePath}}?name={{.Name}}" class="reprobe"><button type="submit">Re-probe now</button> <span class="meta">every probe of this name from every vantage runs at once (not the canary, which spends the CA's rate limits)</span></form>{{end}}
 {{if .Vantages}}
 <table class="vantages">
 <tr><th>vantage</th><th>status</th><th>last observed</th><th>probes</th></tr>

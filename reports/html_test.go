@@ -65,6 +65,19 @@ func TestRenderHTML(t *testing.T) {
 			notWant: []string{"\x1b", "\x07", "\x00", "\u009b"},
 		},
 		{
+			desc:   "a re-probe button per name, the name escaped in the form's URL",
+			report: &Report{Names: []string{"*.wild.example", "a.example"}, Challenge: "dns-01"},
+			info:   PageInfo{Generated: now, ReprobePath: "/api/v1/reprobe"},
+			want: []string{`<form method="post" action="/api/v1/reprobe?name=%2a.wild.example" class="reprobe"><button type="submit">Re-probe now</button>`,
+				`action="/api/v1/reprobe?name=a.example"`},
+		},
+		{
+			desc:    "no re-probe button when the server has none",
+			report:  sampleReport(),
+			info:    PageInfo{Generated: now},
+			notWant: []string{"<form", "Re-probe"},
+		},
+		{
 			desc:    "the cut keeps the failing names and says how many are hidden",
 			report:  many,
 			info:    PageInfo{Generated: now, MaxNames: 5},

@@ -461,7 +461,8 @@ func TestDaemon(t *testing.T) {
 		}
 		dom := run("--dump-dom")
 		for _, want := range []string{healthyName, nxName, refusedName, "dns.nxdomain", "http01.connection_refused",
-			`id="verdict">fail<`, "us-east", "eu-west", reports.Lookup(reports.CodeDNSNXDomain).Fix[:20], "No canary is configured"} {
+			`id="verdict">fail<`, "us-east", "eu-west", reports.Lookup(reports.CodeDNSNXDomain).Fix[:20], "No canary is configured",
+			`<form method="post" action="/api/v1/reprobe?name=` + healthyName + `" class="reprobe"><button type="submit">Re-probe now</button>`} {
 			if !strings.Contains(dom, want) {
 				t.Errorf("the rendered page lacks %q", want)
 			}

@@ -510,7 +510,8 @@ func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
 }
 
 // page serves GET /: the HTML report page. The page runs no script, and
-// the Content-Security-Policy says so to the browser.
+// the Content-Security-Policy says so to the browser; its only form is
+// each name's re-probe button, posting to this server.
 func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	release, ok := s.heavyOK(w)
 	if !ok {
@@ -524,6 +525,9 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	if s.propagation != nil {
 		info.Propagation = currentRows(st, s.propagation.Results())
 	}
+	if s.reprobe != nil {
+		info.ReprobePath = "/api/v1/reprobe"
+	}
 	var buf bytes.Buffer
 	if err := reports.RenderHTML(&buf, snap.report, info); err != nil {
 		s.log.Error("rendering the page", zap.Error(err))
@@ -533,7 +537,7 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	page := buf.Bytes()
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(page)
