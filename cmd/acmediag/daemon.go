@@ -60,6 +60,13 @@ finding until a re-probe of the name watches it again.
 memory_limit (default 192MiB, unless GOMEMLIMIT is set) is the Go
 runtime's soft memory limit; with store.max_bytes it bounds the RSS.
 
+The canary (the canary: section) places real orders at a staging ACME
+directory: probe orders for http-01 names (the CA's own verdict without
+serving the token), full orders for dns-01 names when canary.dns_provider
+names a lego DNS provider (credentials from the environment, as lego reads
+them); a dns-01 order waits, through the same watch, until every server
+address serves its TXT value before answering the challenge.
+
 Agents (the agents: section) are vantages in other places: the daemon asks
 each "acmediag agent" over mutual TLS to run the probes there, and its
 results count like a local vantage's, in the MPIC quorum too.
