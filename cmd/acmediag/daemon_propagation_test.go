@@ -28,6 +28,21 @@ func closedDNSPort(t *testing.T) uint16 {
 	return uint16(port)
 }
 
+// runWatches runs propagation watches (workers at once) against a
+// universe that does not answer, until the test ends.
+func runWatches(t *testing.T, workers int) (*propagationWatches, dnscheck.Checker, propagationSettings) {
+	t.Helper()
+	checker := dnscheck.Checker{Roots: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: closedDNSPort(t),
+		QueryTimeout: 200 * time.Millisecond, ResolverTimeout: 200 * time.Millisecond,
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	p := newPropagationWatches(zaptest.NewLogger(t), nil, workers)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p, checker, propagationSettings{Timeout: 5 * time.Second, Concurrency: workers}
+}
+
 // waitResult polls until name has a result for value.
 func waitResult(t *testing.T, p *propagationWatches, name, value string) propagationOutcome {
 	t.Helper()
@@ -48,15 +63,7 @@ func waitResult(t *testing.T, p *propagationWatches, name, value string) propaga
 // seen everywhere.
 func TestPropagationWatches(t *testing.T) {
 	t.Parallel()
-	checker := dnscheck.Checker{Roots: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: closedDNSPort(t),
-		QueryTimeout: 200 * time.Millisecond, ResolverTimeout: 200 * time.Millisecond,
-		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	settings := propagationSettings{Timeout: 5 * time.Second, Concurrency: 2}
-	p := newPropagationWatches(zaptest.NewLogger(t), nil, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	p, checker, settings := runWatches(t, 2)
 
 	targets := func(value string) []probes.Target {
 		return []probes.Target{
@@ -143,19 +150,12 @@ func TestPropagationPageRows(t *testing.T) {
 	}
 }
 
-// The canary's watches: run on the order's goroutine, kept per target beside the expect_txt watch (the
-// later one is the name's result), forgotten with the target.
+// The canary's watches: run on the order's goroutine, kept per target
+// beside the expect_txt watch (the later one is the name's result),
+// forgotten with the target.
 func TestPropagationCanaryWatch(t *testing.T) {
 	t.Parallel()
-	checker := dnscheck.Checker{Roots: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: closedDNSPort(t),
-		QueryTimeout: 200 * time.Millisecond, ResolverTimeout: 200 * time.Millisecond,
-		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	settings := propagationSettings{Timeout: 5 * time.Second, Concurrency: 1}
-	p := newPropagationWatches(zaptest.NewLogger(t), nil, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	p, checker, settings := runWatches(t, 1)
 
 	targets := []probes.Target{
 		{Name: "a.example.com", Challenge: dnscheck.DNS01, ExpectTXT: "expected"},
