@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,6 +133,7 @@ type probeConfig struct {
 	// watches keeps what a canary's dns-01 order waits for, and when
 	// every server address served it.
 	watches *propagationWatches
+	records *recordLocks // dns-01 orders one at a time per TXT record
 	// agents are the vantages whose probes an agent runs, by vantage name.
 	agents map[string]*probes.AgentClient
 }
@@ -182,9 +184,53 @@ func (p *liveProbe) Run(ctx context.Context, t probes.Target, v probes.Vantage) 
 		// page, the API and the propagation histogram show it.
 		order := *pc.canary
 		order.Config.DNS01Propagation = pc.watches.CanaryCheck(t.Name)
+		if t.Challenge == dnscheck.DNS01 {
+			defer pc.records.lock(t.Name)()
+		}
 		return order.Run(ctx, t, v)
 	}
 	return (&probes.ChallengeProbe{Challenge: p.kind, Sessions: sessions, Validator: pc.validator}).Run(ctx, t, v)
+}
+
+// recordLocks serializes the canary's dns-01 orders whose TXT records
+// share an owner name (a wildcard and its base name both publish at
+// _acme-challenge.BASE): lego providers such as dnsupdate replace the whole
+// TXT set when they publish, so two orders at once would delete each
+// other's value and both fail for no fault of the user's.
+type recordLocks struct {
+	mu sync.Mutex
+	m  map[string]*recordLock
+}
+
+type recordLock struct {
+	sync.Mutex
+	users int // holders and waiters; the entry goes with the last
+}
+
+// lock waits until no other order publishes at name's record, and returns
+// the unlock.
+func (l *recordLocks) lock(name string) (unlock func()) {
+	owner := strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(name, "."), "*."))
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*recordLock{}
+	}
+	rl := l.m[owner]
+	if rl == nil {
+		rl = &recordLock{}
+		l.m[owner] = rl
+	}
+	rl.users++
+	l.mu.Unlock()
+	rl.Lock()
+	return func() {
+		rl.Unlock()
+		l.mu.Lock()
+		if rl.users--; rl.users == 0 {
+			delete(l.m, owner)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // daemon is one running `acmediag daemon`.
@@ -198,6 +244,7 @@ type daemon struct {
 	sched   *probes.Scheduler   // dns, http-01, tls-alpn-01 from every vantage
 	canary  *probes.Scheduler   // the CA's own verdict, once per name
 	watches *propagationWatches // expect_txt values reaching every server address
+	records *recordLocks        // kept across reloads: an order may span one
 	budget  *canary.Budget      // the canary account's rate budget, kept across reloads
 	probes  atomic.Pointer[probeConfig]
 	state   atomic.Pointer[daemonState]
@@ -208,7 +255,7 @@ type daemon struct {
 
 func newDaemon(cfg *daemonConfig, logger *zap.Logger) *daemon {
 	d := &daemon{log: logger.Named("daemon"), cfg: cfg, reg: prometheus.NewRegistry(), budget: canary.NewBudget(canary.Limits{}),
-		udp: dnscheck.NewUDPPool()}
+		udp: dnscheck.NewUDPPool(), records: &recordLocks{}}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "acmediag_config_reload_failures_total",
 		Help: "Configuration reloads (SIGHUP) that failed; the configuration in force was kept."})
@@ -252,7 +299,7 @@ func (d *daemon) apply(cfg *daemonConfig) {
 	checker.Logger = d.log.Named("dnscheck")
 	checker.UDP = d.udp // every probe run's session shares the daemon's sockets
 	pc := &probeConfig{checker: checker, validator: http01.Validator{HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}, agents: cfg.Agents, watches: d.watches}
+		Allow: cfg.Checker.Allow, Logger: d.log.Named("http01")}, agents: cfg.Agents, watches: d.watches, records: d.records}
 	var canaryTargets []probes.Target
 	if cfg.Canary != nil {
 		c := cfg.Canary.Config

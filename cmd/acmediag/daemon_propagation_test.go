@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,5 +195,39 @@ func TestPropagationCanaryWatch(t *testing.T) {
 	}
 	if n := len(p.Results()); n != 1 {
 		t.Errorf("%d results after the reload, want 1", n)
+	}
+}
+
+// Canary orders whose TXT records share an owner name (a wildcard and its
+// base name) run one at a time; others do not wait.
+func TestRecordLocks(t *testing.T) {
+	t.Parallel()
+	var l recordLocks
+	unlock := l.lock("*.Example.com.")
+	acquired := make(chan string, 2)
+	var wg sync.WaitGroup
+	for _, name := range []string{"example.com", "other.example.com"} {
+		wg.Go(func() {
+			defer l.lock(name)()
+			acquired <- name
+		})
+	}
+	if got := <-acquired; got != "other.example.com" {
+		t.Fatalf("%s published while *.example.com held the record", got)
+	}
+	select {
+	case got := <-acquired:
+		t.Fatalf("%s published while *.example.com held the record", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlock()
+	if got := <-acquired; got != "example.com" {
+		t.Fatalf("got %s, want example.com once the record is free", got)
+	}
+	wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) != 0 {
+		t.Errorf("%d record locks kept after every order ended, want 0", len(l.m))
 	}
 }
