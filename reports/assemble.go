@@ -32,6 +32,11 @@ type Outcome struct {
 // only is reported per vantage; then the MPIC quorum over the external
 // vantages decides what a partial failure means (CA/B BR 3.2.2.9), and
 // in-cluster vantages that alone fail point at cert-manager's self-check.
+//
+// The CA judges the quorum per name (each authorization on its own), so
+// each name's findings follow that name's quorum; the report's Quorum is
+// the name closest to failing (the first failing one), which is whether
+// an order for all the names would pass.
 func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes []Outcome, d time.Duration) *Report {
 	r := &Report{Names: names, Challenge: challenge, Duration: d}
 	multi := len(vantages) > 1
@@ -73,7 +78,6 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 		}
 	}
 
-	var perspectives []Perspective
 	var external, cluster []VantageInfo
 	for _, v := range vantages {
 		ok := true
@@ -81,21 +85,33 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 			ok = ok && pass[[2]string{v.Name, n}]
 		}
 		r.Vantages = append(r.Vantages, VantageStatus{Name: v.Name, OK: ok})
-		perspectives = append(perspectives, Perspective{Name: v.Name, RIR: v.RIR, External: v.External, OK: ok})
 		if v.External {
 			external = append(external, v)
 		} else {
 			cluster = append(cluster, v)
 		}
 	}
-	r.Quorum = ComputeQuorum(perspectives)
+	quorum := make(map[string]*Quorum, len(names))
+	for _, n := range names {
+		perspectives := make([]Perspective, 0, len(vantages))
+		for _, v := range vantages {
+			perspectives = append(perspectives, Perspective{Name: v.Name, RIR: v.RIR, External: v.External, OK: pass[[2]string{v.Name, n}]})
+		}
+		q := ComputeQuorum(perspectives)
+		quorum[n] = q
+		if q != nil && (r.Quorum == nil || r.Quorum.OK && (!q.OK || q.Margin() < r.Quorum.Margin())) {
+			r.Quorum = q
+		}
+	}
 
-	// How a vantage-specific failure counts: with the quorum holding, the CA
-	// still issues, so it is a warning; without a quorum to judge, it stands.
-	downgrade := func(vantage string) bool {
+	// How a vantage-specific failure counts: with the name's quorum
+	// holding, the CA still issues, so it is a warning; without a quorum
+	// to judge, it stands.
+	downgrade := func(vantage, name string) bool {
 		for _, v := range vantages {
 			if v.Name == vantage {
-				return !v.External && allPass(pass, external, names) || v.External && r.Quorum != nil && r.Quorum.OK
+				q := quorum[name]
+				return !v.External && allPass(pass, external, []string{name}) || v.External && q != nil && q.OK
 			}
 		}
 		return false
@@ -117,14 +133,14 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 				p.Detail = "During secondary validation: " + p.Detail
 				g.Problem = &p
 			}
-			if g.Severity >= Error && downgrade(v) {
+			if g.Severity >= Error && downgrade(v, g.Name) {
 				g = g.With("severity_from_this_vantage_alone", g.Severity.String()).WithSeverity(Warning)
 			}
 			r.Findings = append(r.Findings, g)
 		}
 	}
 	for _, n := range names {
-		r.Findings = append(r.Findings, mpicFindings(n, r.Quorum, external, cluster, pass)...)
+		r.Findings = append(r.Findings, mpicFindings(n, quorum[n], external, cluster, pass)...)
 	}
 	r.Finalize()
 	return r

@@ -12,16 +12,19 @@ func TestAssemble(t *testing.T) {
 	eu := VantageInfo{Name: "eu", RIR: "RIPE", External: true}
 	ap := VantageInfo{Name: "ap", RIR: "APNIC", External: true}
 	k8s := VantageInfo{Name: "k8s", External: false}
-	timeout := func(detail string) Finding {
-		return New(CodeHTTP01ConnectTimeout, "a.com", detail).WithProblem(ProblemConnection, "192.0.2.1: Timeout during connect (likely firewall problem)")
+	timeoutAt := func(name, detail string) Finding {
+		return New(CodeHTTP01ConnectTimeout, name, detail).WithProblem(ProblemConnection, "192.0.2.1: Timeout during connect (likely firewall problem)")
 	}
+	timeout := func(detail string) Finding { return timeoutAt("a.com", detail) }
 	type want struct {
 		code     Code
 		vantage  string
 		severity Severity
+		name     string // "" → a.com
 	}
 	cases := []struct {
 		desc     string
+		names    []string // nil → a.com
 		vantages []VantageInfo
 		outcomes []Outcome
 		want     []want
@@ -32,58 +35,81 @@ func TestAssemble(t *testing.T) {
 		{desc: "one vantage: no vantage labels, no quorum",
 			vantages: []VantageInfo{{Name: "local", External: true}},
 			outcomes: []Outcome{{Vantage: "local", Name: "a.com", Findings: []Finding{timeout("x")}}},
-			want:     []want{{CodeHTTP01ConnectTimeout, "", Error}}, verdict: VerdictFail},
+			want:     []want{{CodeHTTP01ConnectTimeout, "", Error, ""}}, verdict: VerdictFail},
 		{desc: "seen from every vantage: reported once",
 			vantages: []VantageInfo{us, eu, ap},
 			outcomes: []Outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "the same problem seen from every vantage, details naming each source: reported once",
 			vantages: []VantageInfo{us, eu},
 			outcomes: []Outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.1:0->192.0.2.1:80: i/o timeout")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.2:0->192.0.2.1:80: i/o timeout")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "one of three fails: quorum holds, a warning",
 			vantages: []VantageInfo{us, eu, ap},
 			outcomes: []Outcome{
 				{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "ap", Name: "a.com"}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Warning}, {CodeMPICPartial, "", Warning}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Warning, ""}, {CodeMPICPartial, "", Warning, ""}},
 			verdict: VerdictWarn, quorum: true, quorumOK: true},
 		{desc: "two of three fail: quorum fails",
 			vantages: []VantageInfo{us, eu, ap},
 			outcomes: []Outcome{
 				{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error}, {CodeHTTP01ConnectTimeout, "ap", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error, ""}, {CodeHTTP01ConnectTimeout, "ap", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "passing perspectives in one RIR only: quorum fails",
 			vantages: []VantageInfo{us, {Name: "us2", RIR: "ARIN", External: true}, eu},
 			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "us2", Name: "a.com"},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error}, {CodeMPICQuorumFailed, "", Fatal}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "a vantage that could not judge (agent down) fails without a finding",
 			vantages: []VantageInfo{us, eu, ap},
 			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Failed: true},
 				{Vantage: "ap", Name: "a.com", Failed: true}},
-			want:    []want{{CodeMPICQuorumFailed, "", Fatal}},
+			want:    []want{{CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "only the cluster vantage fails: self-check",
 			vantages: []VantageInfo{us, eu, k8s},
 			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com"},
 				{Vantage: "k8s", Name: "a.com", Findings: []Finding{timeout("x")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "k8s", Warning}, {CodeVantageSelfCheckOnly, "", Warning}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "k8s", Warning, ""}, {CodeVantageSelfCheckOnly, "", Warning, ""}},
 			verdict: VerdictWarn, quorum: true, quorumOK: true},
+		// The CA judges each authorization's quorum on its own.
+		{desc: "two names, each failing from another vantage: each name's quorum holds",
+			names: []string{"a.com", "b.com"}, vantages: []VantageInfo{us, eu, ap},
+			outcomes: []Outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "us", Name: "b.com"},
+				{Vantage: "eu", Name: "a.com"}, {Vantage: "eu", Name: "b.com", Findings: []Finding{timeoutAt("b.com", "x")}},
+				{Vantage: "ap", Name: "a.com"}, {Vantage: "ap", Name: "b.com"}},
+			want: []want{{CodeHTTP01ConnectTimeout, "us", Warning, ""}, {CodeHTTP01ConnectTimeout, "eu", Warning, "b.com"},
+				{CodeMPICPartial, "", Warning, ""}, {CodeMPICPartial, "", Warning, "b.com"}},
+			verdict: VerdictWarn, quorum: true, quorumOK: true},
+		{desc: "one name fails everywhere, another from one vantage: only the first fails its quorum",
+			names: []string{"a.com", "b.com"}, vantages: []VantageInfo{us, eu, ap},
+			outcomes: []Outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "us", Name: "b.com", Findings: []Finding{timeoutAt("b.com", "x")}},
+				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "eu", Name: "b.com"},
+				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "ap", Name: "b.com"}},
+			want: []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""},
+				{CodeHTTP01ConnectTimeout, "us", Warning, "b.com"}, {CodeMPICPartial, "", Warning, "b.com"}},
+			verdict: VerdictFail, quorum: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			r := Assemble([]string{"a.com"}, "http-01", tc.vantages, tc.outcomes, time.Millisecond)
+			names := tc.names
+			if names == nil {
+				names = []string{"a.com"}
+			}
+			r := Assemble(names, "http-01", tc.vantages, tc.outcomes, time.Millisecond)
 			if r.Verdict != tc.verdict {
 				t.Errorf("verdict %s, want %s", r.Verdict, tc.verdict)
 			}
@@ -94,12 +120,16 @@ func TestAssemble(t *testing.T) {
 				t.Fatalf("findings %+v, want %d", r.Findings, len(tc.want))
 			}
 			for _, w := range tc.want {
+				name := w.name
+				if name == "" {
+					name = "a.com"
+				}
 				found := false
 				for _, f := range r.Findings {
-					found = found || f.Code == w.code && f.Vantage == w.vantage && f.Severity == w.severity
+					found = found || f.Code == w.code && f.Vantage == w.vantage && f.Severity == w.severity && f.Name == name
 				}
 				if !found {
-					t.Errorf("no %s %s from vantage %q in %+v", w.severity, w.code, w.vantage, r.Findings)
+					t.Errorf("no %s %s for %s from vantage %q in %+v", w.severity, w.code, name, w.vantage, r.Findings)
 				}
 			}
 			for _, f := range r.Findings {
