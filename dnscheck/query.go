@@ -133,8 +133,8 @@ type Querier struct {
 	udp *udpPool
 
 	mu       sync.Mutex
-	calls    map[queryKey]*call
-	addrs    map[netip.Addr]*addrState
+	calls    smallMap[queryKey, *call]
+	addrs    smallMap[netip.Addr, *addrState]
 	sent     atomic.Int64
 	timeouts atomic.Int64
 }
@@ -160,13 +160,83 @@ type call struct {
 	resp *Response
 }
 
+// nopQueryLogger is the logger of Queriers given none: loggers are
+// immutable, and the daemon makes a Querier per probe run.
+var nopQueryLogger = zap.NewNop().Named("query")
+
 // NewQuerier returns a Querier with the given per-exchange timeout.
 func NewQuerier(timeout time.Duration, local netip.Addr, logger *zap.Logger) *Querier {
 	if logger == nil {
-		logger = zap.NewNop()
+		logger = nopQueryLogger
+	} else {
+		logger = logger.Named("query")
 	}
-	return &Querier{Timeout: timeout, LocalAddr: local, Logger: logger.Named("query"),
-		calls: map[queryKey]*call{}, addrs: map[netip.Addr]*addrState{}}
+	return &Querier{Timeout: timeout, LocalAddr: local, Logger: logger}
+}
+
+// smallMap is a map that keeps its first few entries inline: a Querier
+// asked one or two questions (the daemon makes one per probe run) then
+// allocates no map, whose first bucket alone is some 650 bytes. Guarded
+// by the Querier's mu.
+type smallMap[K comparable, V any] struct {
+	few  [2]smallEntry[K, V]
+	n    int
+	many map[K]V // once more than len(few) keys were set
+}
+
+type smallEntry[K comparable, V any] struct {
+	k K
+	v V
+}
+
+func (m *smallMap[K, V]) get(k K) (V, bool) {
+	if m.many != nil {
+		v, ok := m.many[k]
+		return v, ok
+	}
+	for i := range m.n {
+		if m.few[i].k == k {
+			return m.few[i].v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+func (m *smallMap[K, V]) set(k K, v V) {
+	if m.many == nil {
+		for i := range m.n {
+			if m.few[i].k == k {
+				m.few[i].v = v
+				return
+			}
+		}
+		if m.n < len(m.few) {
+			m.few[m.n] = smallEntry[K, V]{k, v}
+			m.n++
+			return
+		}
+		m.many = make(map[K]V, 2*len(m.few))
+		for _, e := range m.few[:m.n] {
+			m.many[e.k] = e.v
+		}
+		m.few, m.n = [len(m.few)]smallEntry[K, V]{}, 0
+	}
+	m.many[k] = v
+}
+
+func (m *smallMap[K, V]) delete(k K) {
+	if m.many != nil {
+		delete(m.many, k)
+		return
+	}
+	for i := range m.n {
+		if m.few[i].k == k {
+			m.n--
+			m.few[i], m.few[m.n] = m.few[m.n], smallEntry[K, V]{}
+			return
+		}
+	}
 }
 
 // UseUDPPool carries the Querier's UDP exchanges on the pool's shared
@@ -190,7 +260,7 @@ func (q *Querier) Limit(n int) {
 func (q *Querier) Dead(addr netip.Addr) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	st := q.addrs[addr]
+	st, _ := q.addrs.get(addr)
 	return st != nil && st.dead
 }
 
@@ -203,7 +273,7 @@ func (q *Querier) Query(ctx context.Context, server netip.AddrPort, name string,
 	}
 	key := queryKey{server, name, qtype, o}
 	q.mu.Lock()
-	if c, ok := q.calls[key]; ok {
+	if c, ok := q.calls.get(key); ok {
 		q.mu.Unlock()
 		select {
 		case <-c.done:
@@ -213,14 +283,14 @@ func (q *Querier) Query(ctx context.Context, server netip.AddrPort, name string,
 		}
 	}
 	c := &call{done: make(chan struct{})}
-	q.calls[key] = c
+	q.calls.set(key, c)
 	q.mu.Unlock()
 
 	c.resp = q.firstContact(ctx, server, name, qtype, o)
 	if ctx.Err() != nil && c.resp.Msg == nil {
 		// A cancelled run must not leave its failure in the memo for a later one.
 		q.mu.Lock()
-		delete(q.calls, key)
+		q.calls.delete(key)
 		q.mu.Unlock()
 	}
 	close(c.done)
@@ -233,11 +303,11 @@ func (q *Querier) firstContact(ctx context.Context, server netip.AddrPort, name 
 	addr := server.Addr()
 	for {
 		q.mu.Lock()
-		st := q.addrs[addr]
+		st, _ := q.addrs.get(addr)
 		switch {
 		case st == nil:
 			st = &addrState{contact: make(chan struct{})}
-			q.addrs[addr] = st
+			q.addrs.set(addr, st)
 			q.mu.Unlock()
 			resp := q.exchange(ctx, server, name, qtype, o)
 			var qe *QueryError
@@ -246,7 +316,7 @@ func (q *Querier) firstContact(ctx context.Context, server netip.AddrPort, name 
 			close(st.contact)
 			st.contact = nil
 			if ctx.Err() != nil && resp.Msg == nil {
-				delete(q.addrs, addr) // a cancelled run learned nothing about the address
+				q.addrs.delete(addr) // a cancelled run learned nothing about the address
 			}
 			q.mu.Unlock()
 			return resp

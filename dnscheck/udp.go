@@ -255,8 +255,7 @@ func (s *udpSock) read() {
 			delete(s.pending, id)
 			ch <- udpReply{b: append([]byte(nil), buf[:n]...)}
 			s.quietLocked()
-		}
-		if len(s.pending) > 0 {
+		} else if len(s.pending) > 0 {
 			// An unknown ID that parses (a late answer) is dropped: to the
 			// question it looks like silence, as with a socket of its own.
 			// One that does not parse ends the questions as malformed, as

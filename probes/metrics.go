@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,12 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	propagation prometheus.Histogram
 
+	// series caches the runs and duration children of each (kind,
+	// vantage): WithLabelValues validates and hashes the label values on
+	// every call, and the scheduler counts hundreds of runs a second.
+	seriesMu sync.RWMutex
+	series   map[seriesKey]*runSeries
+
 	canarySteps  *prometheus.HistogramVec
 	canaryOK     *prometheus.GaugeVec
 	findings     *prometheus.Desc
@@ -39,6 +46,19 @@ type Metrics struct {
 	evicted      *prometheus.Desc
 	buildInfo    *prometheus.Desc
 	version      string
+}
+
+// seriesKey names the series of one probe kind from one vantage with one
+// result.
+type seriesKey struct {
+	kind, vantage string
+	ok            bool
+}
+
+// runSeries are the children of runs and duration for one seriesKey.
+type runSeries struct {
+	runs     prometheus.Counter
+	duration prometheus.Observer
 }
 
 // unknownCode is the code label of a finding whose code is not in the
@@ -102,6 +122,7 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 		buildInfo: prometheus.NewDesc("acmediag_build_info",
 			"Build information; the value is always 1.", []string{"version", "goversion"}, nil),
 	}
+	m.series = map[seriesKey]*runSeries{}
 	m.codes = map[reports.Code]struct{}{}
 	for _, e := range reports.Catalogue() {
 		m.codes[e.Code] = struct{}{}
@@ -114,12 +135,9 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 
 // Observe counts one run. The scheduler calls it after each run.
 func (m *Metrics) Observe(o Observation) {
-	result := "success"
-	if !o.OK {
-		result = "failure"
-	}
-	m.runs.WithLabelValues(o.Kind, o.Vantage.Name, result).Inc()
-	m.duration.WithLabelValues(o.Kind, o.Vantage.Name).Observe(o.Duration.Seconds())
+	rs := m.seriesOf(seriesKey{o.Kind, o.Vantage.Name, o.OK})
+	rs.runs.Inc()
+	rs.duration.Observe(o.Duration.Seconds())
 	if o.Kind != "acme" {
 		return
 	}
@@ -132,6 +150,30 @@ func (m *Metrics) Observe(o Observation) {
 	if o.OK {
 		m.canaryOK.WithLabelValues(o.Target.Name).Set(float64(o.Start.Add(o.Duration).Unix()))
 	}
+}
+
+// seriesOf returns the cached series of k, creating them on first use:
+// they are the vectors' own children, so a series appears with its first
+// run, as before.
+func (m *Metrics) seriesOf(k seriesKey) *runSeries {
+	m.seriesMu.RLock()
+	rs := m.series[k]
+	m.seriesMu.RUnlock()
+	if rs != nil {
+		return rs
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	if rs := m.series[k]; rs != nil {
+		return rs
+	}
+	result := "success"
+	if !k.ok {
+		result = "failure"
+	}
+	rs = &runSeries{runs: m.runs.WithLabelValues(k.kind, k.vantage, result), duration: m.duration.WithLabelValues(k.kind, k.vantage)}
+	m.series[k] = rs
+	return rs
 }
 
 // ObservePropagation records one completed propagation watch: how long the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -563,5 +564,68 @@ func TestSchedulerSlack(t *testing.T) {
 	s.mu.Unlock()
 	if want := t0.Add(1510 * time.Millisecond); !got.Equal(want) {
 		t.Errorf("b.com next due at %s, want %s", got.Sub(t0), want.Sub(t0))
+	}
+}
+
+// At longer intervals the slack grows with the interval (1/240 of it, at
+// most 250 ms): bigger batches, so fewer wake-ups of the whole process.
+func TestSchedulerSlackLongInterval(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock(t0)
+	p := &scriptProbe{kind: "dns", clock: clk}
+	s := NewScheduler(Schedule{Interval: map[string]time.Duration{"dns": time.Minute}, Jitter: -1}, []Probe{p}, nil, zaptest.NewLogger(t), clk)
+	offsets := []float64{0.5, 0.5 + 0.2/60, 0.5 + 0.3/60} // × the 60 s interval: 30 s, 30.2 s, 30.3 s
+	var i int
+	s.jitter = func() float64 { i++; return offsets[(i-1)%len(offsets)] }
+	s.SetWork(targets("a.com", "b.com", "c.com"), []Vantage{{Name: "us"}})
+	startScheduler(t, s)
+	clk.Set(waitQuiet(t, s, clk))
+	waitQuiet(t, s, clk)
+	for _, tc := range []struct {
+		desc string
+		name string
+		runs int
+	}{
+		{desc: "due now", name: "a.com", runs: 1},
+		{desc: "due 200 ms later: started with it", name: "b.com", runs: 1},
+		{desc: "due 300 ms later: waits", name: "c.com", runs: 0},
+	} {
+		if got := len(p.times("us/" + tc.name)); got != tc.runs {
+			t.Errorf("%s: %s ran %d times, want %d", tc.desc, tc.name, got, tc.runs)
+		}
+	}
+}
+
+// The run heap pops in due order through pushes, fixes and removals, and
+// keeps each run's index.
+func TestRunHeap(t *testing.T) {
+	t.Parallel()
+	s := NewScheduler(Schedule{}, nil, nil, nil, newFakeClock(t0))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var runs []*schedRun
+	for range 500 {
+		r := &schedRun{next: t0.Add(time.Duration(rnd.IntN(1000)) * time.Millisecond), index: -1}
+		runs = append(runs, r)
+		s.push(r)
+	}
+	for _, r := range runs[:100] { // move some
+		r.next = t0.Add(time.Duration(rnd.IntN(1000)) * time.Millisecond)
+		s.fix(r.index)
+	}
+	for _, r := range runs[100:150] { // remove some
+		s.removeAt(r.index)
+	}
+	for i, e := range s.heap {
+		if e.r.index != i {
+			t.Fatalf("heap[%d] has index %d", i, e.r.index)
+		}
+	}
+	var last time.Time
+	for n := 0; len(s.heap) > 0; n++ {
+		r := s.pop()
+		if r.next.Before(last) || r.index != -1 {
+			t.Fatalf("pop %d: due %s after %s, index %d", n, r.next.Sub(t0), last.Sub(t0), r.index)
+		}
+		last = r.next
 	}
 }

@@ -1,12 +1,15 @@
 package probes
 
 import (
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/acmediag/acmediag/reports"
 )
 
 // Default store limits. 16 MiB holds the latest observation of every
@@ -57,9 +60,10 @@ type Store struct {
 
 	mu      sync.Mutex
 	rings   map[storeKey]*ring
-	byName  map[string]map[storeKey]*ring // normalized name → its rings
-	order   []orderEntry                  // insertion order of every kept (and some dropped) observation
-	head    int                           // order[head:] is live
+	byName  map[string][]*ring // normalized name → its rings (one per vantage and kind)
+	order   []orderEntry       // insertion order of every kept (and some dropped) observation
+	spare   *ring              // an emptied ring kept for the next new key (stale order entries never match its new seqs)
+	head    int                // order[head:] is live
 	seq     uint64
 	count   int
 	bytes   int64
@@ -98,7 +102,7 @@ func NewStore(l StoreLimits) *Store {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultStoreMaxBytes
 	}
-	return &Store{perKey: l.PerKey, maxBytes: l.MaxBytes, rings: map[storeKey]*ring{}, byName: map[string]map[storeKey]*ring{}}
+	return &Store{perKey: l.PerKey, maxBytes: l.MaxBytes, rings: map[storeKey]*ring{}, byName: map[string][]*ring{}}
 }
 
 // normName is the form names are indexed under: DNS names compare without
@@ -123,15 +127,18 @@ func (s *Store) Add(o Observation) {
 	k := keyOf(o)
 	r := s.rings[k]
 	if r == nil {
-		r = &ring{key: k, buf: make([]storedObs, 0, min(s.perKey, 4))}
+		// One slot to start: at the byte bound most keys hold one or two
+		// observations, and a slot is some 330 bytes. At the bound, each
+		// new key's ring is usually the one eviction just emptied.
+		if r = s.spare; r != nil {
+			s.spare = nil
+			*r = ring{key: k, buf: r.buf[:0]}
+		} else {
+			r = &ring{key: k, buf: make([]storedObs, 0, 1)}
+		}
 		s.rings[k] = r
 		s.bytes += keyOverhead
-		m := s.byName[k.name]
-		if m == nil {
-			m = map[storeKey]*ring{}
-			s.byName[k.name] = m
-		}
-		m[k] = r
+		s.byName[k.name] = append(s.byName[k.name], r)
 	}
 	if r.n == s.perKey {
 		old := r.popOldest()
@@ -156,6 +163,9 @@ func (s *Store) Add(o Observation) {
 		s.dropped++
 		if e.r.n == 0 {
 			s.forget(e.r)
+			if cap(e.r.buf) <= 4 {
+				s.spare = e.r
+			}
 		}
 	}
 	s.compact()
@@ -183,11 +193,14 @@ func (s *Store) forget(r *ring) {
 	r.removed = true
 	s.bytes -= keyOverhead
 	delete(s.rings, r.key)
-	if m := s.byName[r.key.name]; m != nil {
-		delete(m, r.key)
-		if len(m) == 0 {
-			delete(s.byName, r.key.name)
-		}
+	rs := s.byName[r.key.name]
+	if i := slices.Index(rs, r); i >= 0 {
+		rs = slices.Delete(rs, i, i+1)
+	}
+	if len(rs) == 0 {
+		delete(s.byName, r.key.name)
+	} else {
+		s.byName[r.key.name] = rs
 	}
 }
 
@@ -266,21 +279,23 @@ func (s *Store) Stats() StoreStats {
 
 func (r *ring) push(so storedObs, capacity int) {
 	r.bytes += so.size
-	if len(r.buf) < capacity && r.start == 0 && r.n == len(r.buf) {
-		// Grow lazily: most keys never fill their ring.
+	if r.n < len(r.buf) {
+		// A free slot: the oldest were dropped.
+		r.buf[(r.start+r.n)%len(r.buf)] = so
+		r.n++
+		return
+	}
+	if r.start == 0 && len(r.buf) < cap(r.buf) {
 		r.buf = append(r.buf, so)
 		r.n++
 		return
 	}
-	if len(r.buf) < capacity {
-		// The ring wrapped before reaching capacity; straighten it first.
-		flat := make([]storedObs, 0, capacity)
-		r.each(func(o *storedObs) { flat = append(flat, *o) })
-		r.buf, r.start = append(flat, so), 0
-		r.n++
-		return
-	}
-	r.buf[(r.start+r.n)%len(r.buf)] = so
+	// Full: grow lazily (most keys never fill their ring), doubling up to
+	// capacity, oldest first again. (The caller dropped the oldest of a
+	// ring at capacity, so a full ring here is below it.)
+	grown := make([]storedObs, 0, min(capacity, max(2*len(r.buf), 1)))
+	r.each(func(o *storedObs) { grown = append(grown, *o) })
+	r.buf, r.start = append(grown, so), 0
 	r.n++
 }
 
@@ -323,6 +338,10 @@ const (
 // errs toward keeping less.
 func ObservationSize(o Observation) int64 {
 	var w sizeWalker
+	if n, ok := w.plain(&o); ok {
+		return n
+	}
+	w = sizeWalker{}
 	n := int64(unsafe.Sizeof(o)) + w.walk(reflect.ValueOf(o), 0)
 	if w.overflow {
 		n += sizeWalkOverflow
@@ -333,7 +352,113 @@ func ObservationSize(o Observation) int64 {
 type sizeWalker struct {
 	nodes    int
 	overflow bool
-	seen     map[uintptr]bool
+	seen     []uintptr // pointers counted already; a few per observation
+	seenMap  map[uintptr]bool
+}
+
+// Sizes the plain walk needs, as the reflective walk sees them.
+var (
+	sizeofFinding    = int64(reflect.TypeFor[reports.Finding]().Size())
+	sizeofCheck      = int64(reflect.TypeFor[reports.Check]().Size())
+	sizeofAddrDetail = addrDetailSize()
+)
+
+// addrDetailSize is the size of what a valid netip.Addr points to (its
+// unique.Handle's value), which the reflective walk charges.
+func addrDetailSize() int64 {
+	z, ok := reflect.TypeFor[netip.Addr]().FieldByName("z")
+	if !ok || z.Type.Kind() != reflect.Struct || z.Type.NumField() != 1 || z.Type.Field(0).Type.Kind() != reflect.Pointer {
+		return -1 // unknown layout: plain declines every observation
+	}
+	return int64(z.Type.Field(0).Type.Elem().Size())
+}
+
+// plain computes, without reflection, the same estimate as the reflective
+// walk for the common shape of an observation: no trace, no resolvers, no
+// problem or evidence in any finding. Each step below counts the nodes and
+// bytes the reflective walk would; TestObservationSizePlain holds them
+// equal. ok is false for any other shape, or one near the node bound.
+func (w *sizeWalker) plain(o *Observation) (n int64, ok bool) {
+	if o.Trace != nil || o.Vantage.Resolvers != nil || sizeofAddrDetail < 0 || len(o.Findings)+len(o.Checks) > 1000 {
+		return 0, false
+	}
+	for i := range o.Findings {
+		if o.Findings[i].Problem != nil || o.Findings[i].Evidence != nil {
+			return 0, false
+		}
+	}
+	t, v := &o.Target, &o.Vantage
+	n = int64(unsafe.Sizeof(*o))
+	// Observation, Target and its 5 strings, Vantage and its 4 strings, Kind.
+	w.nodes += 1 + 6 + 5 + 1
+	n += int64(len(t.Name) + len(t.Challenge) + len(t.Token) + len(t.KeyAuth) + len(t.ExpectTXT))
+	n += int64(len(v.Name) + len(v.Kind) + len(v.Region) + len(v.RIR) + len(o.Kind))
+	// SourceAddr: Addr, its uint128 (hi, lo), its handle and the handle's
+	// pointer; a valid address points to its detail (isV6, zone).
+	w.nodes += 6
+	if v.SourceAddr.IsValid() {
+		w.nodes += 3
+		n += sizeofAddrDetail + int64(len(v.SourceAddr.Zone()))
+	}
+	w.nodes++ // Resolvers, nil
+	// Start: Time, wall, ext, loc; loc is nil for UTC, else a *Location
+	// walked as the reflective walk would.
+	w.nodes += 3
+	if loc := o.Start.Location(); loc == time.UTC {
+		w.nodes++
+	} else {
+		n += w.walk(reflect.ValueOf(loc), 2)
+	}
+	w.nodes += 2 // Duration, OK
+	w.nodes++    // Findings
+	if o.Findings != nil {
+		n += int64(cap(o.Findings)) * sizeofFinding
+		for i := range o.Findings {
+			f := &o.Findings[i]
+			// Finding, Code, Severity, 5 strings, Problem (nil), Evidence (nil).
+			w.nodes += 10
+			n += int64(len(f.Code) + len(f.Name) + len(f.Vantage) + len(f.Summary) + len(f.Detail) + len(f.Fix))
+		}
+	}
+	w.nodes++ // Checks
+	if o.Checks != nil {
+		n += int64(cap(o.Checks)) * sizeofCheck
+		for i := range o.Checks {
+			c := &o.Checks[i]
+			// Check, 3 strings, Status, Duration, Note.
+			w.nodes += 7
+			n += int64(len(c.Name) + len(c.Target) + len(c.Vantage) + len(c.Status) + len(c.Note))
+		}
+	}
+	w.nodes++ // Trace, nil
+	if w.overflow || w.nodes > sizeWalkMaxNodes {
+		return 0, false
+	}
+	return n, true
+}
+
+// markSeen records p and reports whether it was recorded before.
+func (w *sizeWalker) markSeen(p uintptr) bool {
+	if w.seenMap != nil {
+		if w.seenMap[p] {
+			return true
+		}
+		w.seenMap[p] = true
+		return false
+	}
+	if slices.Contains(w.seen, p) {
+		return true
+	}
+	if len(w.seen) < 16 {
+		w.seen = append(w.seen, p)
+		return false
+	}
+	w.seenMap = make(map[uintptr]bool, 2*len(w.seen))
+	for _, q := range w.seen {
+		w.seenMap[q] = true
+	}
+	w.seenMap[p] = true
+	return false
 }
 
 // walk returns the bytes v refers to outside its own inline size.
@@ -390,14 +515,9 @@ func (w *sizeWalker) walk(v reflect.Value, depth int) int64 {
 		if v.IsNil() {
 			return 0
 		}
-		p := v.Pointer()
-		if w.seen[p] {
+		if w.markSeen(v.Pointer()) {
 			return 0
 		}
-		if w.seen == nil {
-			w.seen = map[uintptr]bool{}
-		}
-		w.seen[p] = true
 		return int64(v.Type().Elem().Size()) + w.walk(v.Elem(), depth+1)
 	case reflect.Interface:
 		if v.IsNil() {

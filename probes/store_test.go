@@ -2,9 +2,12 @@ package probes
 
 import (
 	"fmt"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/acmediag/acmediag/reports"
 )
@@ -162,5 +165,64 @@ func TestObservationSize(t *testing.T) {
 				t.Errorf("ObservationSize = %d, want in [%d, %d]", got, tc.min, tc.max)
 			}
 		})
+	}
+}
+
+// reflectiveSize is ObservationSize by the reflective walk alone.
+func reflectiveSize(o Observation) int64 {
+	var w sizeWalker
+	n := int64(unsafe.Sizeof(o)) + w.walk(reflect.ValueOf(o), 0)
+	if w.overflow {
+		n += sizeWalkOverflow
+	}
+	return n
+}
+
+// The plain estimate of common observations equals the reflective walk's,
+// byte for byte, so that taking it changes nothing the store keeps; other
+// shapes take the walk.
+func TestObservationSizePlain(t *testing.T) {
+	t.Parallel()
+	berlin := time.FixedZone("CEST", 2*3600)
+	if loc, err := time.LoadLocation("Europe/Berlin"); err == nil {
+		berlin = loc
+	}
+	base := obsAt("a.com", "us", "dns", 0)
+	full := Observation{Target: Target{Name: "www.example.com", Challenge: "http-01", Token: "tok", KeyAuth: "tok.key", ExpectTXT: "txt"},
+		Vantage: Vantage{Name: "fra", Kind: KindExternal, Region: "eu-central", RIR: "RIPE", SourceAddr: netip.MustParseAddr("192.0.2.7")},
+		Kind:    "dns", Start: time.Now(), Duration: time.Second, OK: false,
+		Findings: make([]reports.Finding, 2, 5),
+		Checks:   []reports.Check{{Name: "dns.authoritative", Target: "www.example.com", Vantage: "fra", Status: reports.CheckFail, Note: "n"}, {Name: "x"}}}
+	full.Findings[0] = reports.New(reports.CodeDNSTimeout, "www.example.com", "192.0.2.1: timeout")
+	with := func(f func(o *Observation)) Observation {
+		o := full
+		f(&o)
+		return o
+	}
+	manyChecks := make([]reports.Check, 3000)
+	tests := []struct {
+		desc  string
+		o     Observation
+		plain bool
+	}{
+		{desc: "bare, UTC", o: base, plain: true},
+		{desc: "every field, local time", o: full, plain: true},
+		{desc: "a zone with transitions", o: with(func(o *Observation) { o.Start = o.Start.In(berlin) }), plain: true},
+		{desc: "IPv6 source with a zone", o: with(func(o *Observation) { o.Vantage.SourceAddr = netip.MustParseAddr("fe80::1%eth0") }), plain: true},
+		{desc: "IPv6 source", o: with(func(o *Observation) { o.Vantage.SourceAddr = netip.MustParseAddr("2001:db8::1") }), plain: true},
+		{desc: "empty, non-nil slices", o: with(func(o *Observation) { o.Findings, o.Checks = []reports.Finding{}, []reports.Check{} }), plain: true},
+		{desc: "resolvers", o: with(func(o *Observation) { o.Vantage.Resolvers = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")} })},
+		{desc: "a trace", o: with(func(o *Observation) { o.Trace = "trace" })},
+		{desc: "evidence", o: with(func(o *Observation) { o.Findings = []reports.Finding{o.Findings[0].With("server", "192.0.2.1")} })},
+		{desc: "too many checks to walk", o: with(func(o *Observation) { o.Checks = manyChecks })},
+	}
+	for _, tc := range tests {
+		var w sizeWalker
+		if _, ok := w.plain(&tc.o); ok != tc.plain {
+			t.Errorf("%s: plain estimate taken = %v, want %v", tc.desc, ok, tc.plain)
+		}
+		if got, want := ObservationSize(tc.o), reflectiveSize(tc.o); got != want {
+			t.Errorf("%s: ObservationSize = %d, the reflective walk %d", tc.desc, got, want)
+		}
 	}
 }
