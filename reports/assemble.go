@@ -103,6 +103,13 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 			r.Quorum = q
 		}
 	}
+	if r.Quorum != nil && len(names) > 1 {
+		for n, q := range quorum {
+			if q == r.Quorum {
+				r.Quorum.Name = n
+			}
+		}
+	}
 
 	// How a vantage-specific failure counts: with the name's quorum
 	// holding, the CA still issues, so it is a warning; without a quorum

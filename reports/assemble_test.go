@@ -116,6 +116,11 @@ func TestAssemble(t *testing.T) {
 			if (r.Quorum != nil) != tc.quorum || r.Quorum != nil && r.Quorum.OK != tc.quorumOK {
 				t.Errorf("quorum %+v, want present=%v ok=%v", r.Quorum, tc.quorum, tc.quorumOK)
 			}
+			// Several names: the quorum shown is the one closest to failing,
+			// named (a.com in both cases); one name: no name.
+			if r.Quorum != nil && (len(names) > 1) != (r.Quorum.Name == "a.com") {
+				t.Errorf("quorum of %q, want a.com for several names, none for one", r.Quorum.Name)
+			}
 			if len(r.Findings) != len(tc.want) {
 				t.Fatalf("findings %+v, want %d", r.Findings, len(tc.want))
 			}

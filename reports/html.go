@@ -265,7 +265,7 @@ table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;paddin
 
 {{with .Report.Quorum}}
 <h2>Multi-perspective quorum</h2>
-<p id="quorum" class="{{if .OK}}pass{{else}}fail{{end}}">{{.Passed}} of {{.Perspectives}} remote perspectives pass; {{.AllowedFailures}} may fail{{if .PassedRIRs}}; passing RIRs: {{join .PassedRIRs ", "}}{{end}} — quorum {{if .OK}}holds{{else}}fails{{end}}.</p>
+<p id="quorum" class="{{if .OK}}pass{{else}}fail{{end}}">{{with .Name}}{{.}}, the name closest to failing (each name has its own quorum): {{end}}{{.Passed}} of {{.Perspectives}} remote perspectives pass; {{.AllowedFailures}} may fail{{if .PassedRIRs}}; passing RIRs: {{join .PassedRIRs ", "}}{{end}} — quorum {{if .OK}}holds{{else}}fails{{end}}.</p>
 {{end}}
 
 {{.Correlation}}

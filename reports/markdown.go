@@ -62,8 +62,12 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			}
 			rirs = strings.Join(spans, ", ")
 		}
-		fmt.Fprintf(&b, "## MPIC quorum\n\n%s: %d of %d external perspectives passed, %d %s allowed; passing RIRs: %s.\n\n",
-			status, q.Passed, q.Perspectives, q.AllowedFailures, plural(q.AllowedFailures, "failure", "failures"), rirs)
+		of := ""
+		if q.Name != "" {
+			of = " of " + codeSpan(q.Name) + ", the name closest to failing"
+		}
+		fmt.Fprintf(&b, "## MPIC quorum\n\n%s%s: %d of %d external perspectives passed, %d %s allowed; passing RIRs: %s.\n\n",
+			status, of, q.Passed, q.Perspectives, q.AllowedFailures, plural(q.AllowedFailures, "failure", "failures"), rirs)
 	}
 	fmt.Fprintf(&b, "**Verdict: %s** — %s\n", strings.ToUpper(mdEscape(string(verdictOf(r)))), mdEscape(tallyText(r)))
 	if _, err := w.Write(b.Bytes()); err != nil {

@@ -51,6 +51,10 @@ type Quorum struct {
 	// PassedRIRs are the distinct RIRs of the passing perspectives, sorted;
 	// fewer than two fail the quorum even when the count passes.
 	PassedRIRs []string `json:"passed_rirs,omitempty"`
+	// Name is whose quorum this is when the report covers several names:
+	// the CA judges each name on its own, and the report shows the one
+	// closest to failing. Empty for a report of one name.
+	Name string `json:"name,omitempty"`
 }
 
 // Report is what one diagnose run (or one daemon snapshot) found.

@@ -291,8 +291,12 @@ func (t *textWriter) quorum(q *Quorum) {
 	default:
 		margin = fmt.Sprintf("%d more failing perspectives tolerated", m)
 	}
-	text := fmt.Sprintf("MPIC quorum: %s — %d of %d external perspectives passed, %d %s allowed; passing RIRs: %s; %s",
-		status, q.Passed, q.Perspectives, q.AllowedFailures, plural(q.AllowedFailures, "failure", "failures"), rirs, margin)
+	of := ""
+	if q.Name != "" {
+		of = " of " + cleanText(q.Name, false) + " (the name closest to failing)"
+	}
+	text := fmt.Sprintf("MPIC quorum%s: %s — %d of %d external perspectives passed, %d %s allowed; passing RIRs: %s; %s",
+		of, status, q.Passed, q.Perspectives, q.AllowedFailures, plural(q.AllowedFailures, "failure", "failures"), rirs, margin)
 	for i, l := range wrapText(text, t.width, t.width-2) {
 		if i > 0 {
 			l = "  " + l
