@@ -14,7 +14,7 @@ import (
 
 // Default store limits. 16 MiB holds the latest observation of every
 // (name, vantage, kind) of a few thousand names, the history of fewer; it
-// keeps the scheduler benchmark's RSS at about 90 MiB at 10,000 names × 4
+// keeps the scheduler benchmark's RSS at about 70 MiB at 10,000 names × 4
 // vantages, where 64 MiB of store (charged by estimate, held with the GC's
 // headroom) made it about 165 MiB. Larger target lists that need every
 // name's latest observation kept should raise store.max_bytes.
