@@ -39,7 +39,7 @@ type StoreStats struct {
 
 // Bookkeeping the byte bound charges besides the observations themselves:
 // per key its ring, map entries and name index; per observation its ring
-// slot's extra fields and eviction-order entries (the order queue may hold
+// slot's extra fields and eviction-order entries (the two queues may hold
 // up to twice as many entries as observations).
 const (
 	keyOverhead = 512
@@ -50,10 +50,13 @@ const (
 type storeKey struct{ name, vantage, kind string }
 
 // Store keeps recent observations: a ring buffer per (target name, vantage,
-// kind), total memory bounded by an estimate of each observation's size;
-// the oldest observations of all are dropped first when the bound is hit.
-// Observations handed out share their slices with the store: read them,
-// never modify them. Safe for concurrent use.
+// kind), total memory bounded by an estimate of each observation's size.
+// When the bound is hit, history goes first: the oldest observation that
+// is not its key's newest; only when every key is down to its newest does
+// the key updated longest ago lose it. A key probed rarely (the canary,
+// hourly) so keeps its latest observation while frequent probes turn
+// their history over. Observations handed out share their slices with the
+// store: read them, never modify them. Safe for concurrent use.
 type Store struct {
 	perKey   int
 	maxBytes int64
@@ -61,13 +64,48 @@ type Store struct {
 	mu      sync.Mutex
 	rings   map[storeKey]*ring
 	byName  map[string][]*ring // normalized name → its rings (one per vantage and kind)
-	order   []orderEntry       // insertion order of every kept (and some dropped) observation
-	spare   *ring              // an emptied ring kept for the next new key (stale order entries never match its new seqs)
-	head    int                // order[head:] is live
+	history orderQueue         // observations that stopped being their key's newest, in that order
+	newest  orderQueue         // each key's newest observation, in insertion order
+	spare   *ring              // an emptied ring kept for the next new key (stale queue entries never match its new seqs)
 	seq     uint64
 	count   int
 	bytes   int64
 	dropped int64
+}
+
+// orderQueue is a FIFO of orderEntry whose stale entries are skipped when
+// popped and dropped by compact.
+type orderQueue struct {
+	entries []orderEntry
+	head    int // entries[head:] are queued
+}
+
+func (q *orderQueue) push(e orderEntry) { q.entries = append(q.entries, e) }
+
+func (q *orderQueue) pop() (orderEntry, bool) {
+	if q.head == len(q.entries) {
+		return orderEntry{}, false
+	}
+	e := q.entries[q.head]
+	q.entries[q.head] = orderEntry{}
+	q.head++
+	return e, true
+}
+
+// compact keeps the entries live says are still live, once the queue holds
+// more than twice want (and at least 1024) entries.
+func (q *orderQueue) compact(want int, live func(orderEntry) bool) {
+	n := len(q.entries) - q.head
+	if n < 1024 || n < 2*want {
+		return
+	}
+	out := make([]orderEntry, 0, want+want/2+16)
+	for _, e := range q.entries[q.head:] {
+		if live(e) {
+			out = append(out, e)
+		}
+	}
+	q.entries, q.head = out, 0
 }
 
 // ring is one key's observations, oldest first from start.
@@ -86,9 +124,9 @@ type storedObs struct {
 	size int64
 }
 
-// orderEntry names one observation in global insertion order; it is stale
-// once its ring dropped that observation (seq older than the ring's oldest)
-// or the ring was removed.
+// orderEntry names one observation of a ring; it is stale once the ring
+// dropped that observation (seq older than the ring's oldest), or it left
+// the queue it is in, or the ring was removed.
 type orderEntry struct {
 	r   *ring
 	seq uint64
@@ -113,9 +151,10 @@ func keyOf(o Observation) storeKey {
 	return storeKey{name: normName(o.Target.Name), vantage: o.Vantage.Name, kind: o.Kind}
 }
 
-// Add records o, evicting the key's oldest when its ring is full and the
-// oldest of all while the byte bound is exceeded. An observation larger
-// than the whole bound is not kept.
+// Add records o, evicting the key's oldest when its ring is full and, while
+// the byte bound is exceeded, the oldest history of all, then the newest
+// observations of the keys updated longest ago. An observation larger than
+// the whole bound is not kept.
 func (s *Store) Add(o Observation) {
 	size := ObservationSize(o) + obsOverhead
 	s.mu.Lock()
@@ -145,47 +184,63 @@ func (s *Store) Add(o Observation) {
 		s.count--
 		s.bytes -= old.size
 	}
+	if r.n > 0 {
+		s.history.push(orderEntry{r: r, seq: r.newest().seq})
+	}
 	s.seq++
 	r.push(storedObs{obs: o, seq: s.seq, size: size}, s.perKey)
 	s.count++
 	s.bytes += size
-	s.order = append(s.order, orderEntry{r: r, seq: s.seq})
-	for s.bytes > s.maxBytes && s.head < len(s.order) {
-		e := s.order[s.head]
-		s.order[s.head] = orderEntry{}
-		s.head++
-		if e.r.removed || e.r.n == 0 || e.r.oldestSeq() != e.seq {
+	s.newest.push(orderEntry{r: r, seq: s.seq})
+	for s.bytes > s.maxBytes {
+		e, ok := s.history.pop()
+		if ok && !inHistory(e) {
 			continue // stale: dropped by its ring already
 		}
-		old := e.r.popOldest()
-		s.count--
-		s.bytes -= old.size
-		s.dropped++
-		if e.r.n == 0 {
-			s.forget(e.r)
-			if cap(e.r.buf) <= 4 {
-				s.spare = e.r
+		if !ok {
+			if e, ok = s.newest.pop(); !ok {
+				break
+			}
+			if !isNewest(e) {
+				continue
 			}
 		}
+		s.evictOldest(e.r)
 	}
 	s.compact()
 }
 
-// compact drops stale entries from the order queue so that it stays
+// inHistory: e is a queued observation of its ring that is not its newest.
+func inHistory(e orderEntry) bool {
+	return !e.r.removed && e.r.n > 1 && e.seq >= e.r.oldestSeq() && e.seq != e.r.newest().seq
+}
+
+// isNewest: e is its ring's newest observation.
+func isNewest(e orderEntry) bool {
+	return !e.r.removed && e.r.n > 0 && e.r.newest().seq == e.seq
+}
+
+// evictOldest drops r's oldest observation for the byte bound, and r itself
+// once empty.
+func (s *Store) evictOldest(r *ring) {
+	old := r.popOldest()
+	s.count--
+	s.bytes -= old.size
+	s.dropped++
+	if r.n == 0 {
+		s.forget(r)
+		if cap(r.buf) <= 4 {
+			s.spare = r
+		}
+	}
+}
+
+// compact drops stale entries from the queues so that they stay
 // proportional to the observations kept (rings turning over leave stale
 // entries behind that eviction would otherwise only skip later).
 func (s *Store) compact() {
-	live := len(s.order) - s.head
-	if live < 1024 || live < 2*s.count {
-		return
-	}
-	out := make([]orderEntry, 0, s.count+s.count/2+16)
-	for _, e := range s.order[s.head:] {
-		if !e.r.removed && e.r.n > 0 && e.seq >= e.r.oldestSeq() {
-			out = append(out, e)
-		}
-	}
-	s.order, s.head = out, 0
+	s.history.compact(s.count-len(s.rings), inHistory)
+	s.newest.compact(len(s.rings), isNewest)
 }
 
 // forget removes an empty or unwanted ring from the indexes.

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -52,13 +53,31 @@ func TestStore(t *testing.T) {
 			wantStats: StoreStats{Observations: 4, Bytes: 4*one + 2*keyOverhead, Keys: 2},
 		},
 		{
-			desc:   "the byte bound evicts the oldest of all keys first",
+			desc:   "the byte bound evicts history, then the keys updated longest ago",
 			limits: StoreLimits{PerKey: 10, MaxBytes: 3*one + 3*keyOverhead},
 			add: []Observation{obsAt("a.com", "us", "dns", 1), obsAt("b.com", "eu", "dns", 2), obsAt("a.com", "eu", "dns", 3),
 				obsAt("b.com", "us", "dns", 4), obsAt("a.com", "us", "dns", 5)},
 			wantQuery: "a.com/eu/dns@3 b.com/us/dns@4 a.com/us/dns@5",
 			wantLast:  "a.com/eu/dns@3 a.com/us/dns@5 b.com/us/dns@4",
 			wantStats: StoreStats{Observations: 3, Bytes: 3*one + 3*keyOverhead, Keys: 3, Dropped: 2},
+		},
+		{
+			desc:   "history goes before the newest observation of a key probed rarely (the hourly canary)",
+			limits: StoreLimits{PerKey: 10, MaxBytes: 4*one + 2*keyOverhead},
+			add: []Observation{obsAt("a.com", "ca", "dns", 1), obsAt("b.com", "us", "dns", 2), obsAt("b.com", "us", "dns", 3),
+				obsAt("b.com", "us", "dns", 4), obsAt("b.com", "us", "dns", 5), obsAt("b.com", "us", "dns", 6)},
+			wantQuery: "a.com/ca/dns@1 b.com/us/dns@4 b.com/us/dns@5 b.com/us/dns@6",
+			wantLast:  "a.com/ca/dns@1 b.com/us/dns@6",
+			wantStats: StoreStats{Observations: 4, Bytes: 4*one + 2*keyOverhead, Keys: 2, Dropped: 2},
+		},
+		{
+			desc:   "with every key down to its newest, the key updated longest ago goes",
+			limits: StoreLimits{PerKey: 10, MaxBytes: 2*one + 2*keyOverhead},
+			add: []Observation{obsAt("a.com", "us", "dns", 1), obsAt("b.com", "us", "dns", 2), obsAt("c.com", "us", "dns", 3),
+				obsAt("b.com", "us", "dns", 4)},
+			wantQuery: "c.com/us/dns@3 b.com/us/dns@4",
+			wantLast:  "b.com/us/dns@4 c.com/us/dns@3",
+			wantStats: StoreStats{Observations: 2, Bytes: 2*one + 2*keyOverhead, Keys: 2, Dropped: 2},
 		},
 		{
 			desc:   "query by name ignores case and the root dot, and since",
@@ -97,6 +116,49 @@ func TestStore(t *testing.T) {
 	}
 }
 
+// Random traffic over keys of random sizes: the bytes charged always match
+// what is held and stay within the bound, and a key loses its newest
+// observation only when no key has history left to give.
+func TestStoreEvictionInvariants(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	one := ObservationSize(obsAt("k00.com", "us", "dns", 0)) + obsOverhead
+	s := NewStore(StoreLimits{PerKey: 4, MaxBytes: 20*one + 8*keyOverhead})
+	for i := range 20_000 {
+		o := obsAt(fmt.Sprintf("k%02d.com", rng.IntN(40)), "us", "dns", i)
+		if rng.IntN(4) == 0 { // now and then a larger observation
+			o.Findings = []reports.Finding{reports.New(reports.CodeDNSTimeout, o.Target.Name, strings.Repeat("x", rng.IntN(2000)))}
+		}
+		s.mu.Lock()
+		_, known := s.rings[keyOf(o)]
+		before := len(s.rings)
+		s.mu.Unlock()
+		if !known {
+			before++
+		}
+		s.Add(o)
+		s.mu.Lock()
+		var held int64
+		withHistory := 0
+		for _, r := range s.rings {
+			held += keyOverhead + r.bytes
+			if r.n > 1 {
+				withHistory++
+			}
+		}
+		bytes, keys := s.bytes, len(s.rings)
+		s.mu.Unlock()
+		if bytes != held || bytes > s.maxBytes {
+			t.Fatalf("add %d: %d bytes charged, %d held, bound %d", i, bytes, held, s.maxBytes)
+		}
+		// A newest goes only once no history is left, and nothing makes
+		// history after that within one add.
+		if lost := before - keys; lost > 0 && withHistory > 0 {
+			t.Fatalf("add %d: %d keys lost their newest while %d keys keep history", i, lost, withHistory)
+		}
+	}
+}
+
 // Remove forgets one key entirely, and its bytes.
 func TestStoreRemove(t *testing.T) {
 	t.Parallel()
@@ -116,7 +178,7 @@ func TestStoreRemove(t *testing.T) {
 	}
 }
 
-// Ring turnover leaves stale entries in the eviction order; they must not
+// Ring turnover leaves stale entries in the eviction queues; they must not
 // accumulate without bound when the byte bound is never reached.
 func TestStoreOrderStaysBounded(t *testing.T) {
 	t.Parallel()
@@ -125,10 +187,10 @@ func TestStoreOrderStaysBounded(t *testing.T) {
 		s.Add(obsAt(fmt.Sprintf("n%d.com", i%10), "us", "dns", i))
 	}
 	s.mu.Lock()
-	live := len(s.order) - s.head
+	history, newest := len(s.history.entries)-s.history.head, len(s.newest.entries)-s.newest.head
 	s.mu.Unlock()
-	if st := s.Stats(); st.Observations != 20 || live > 2048 {
-		t.Errorf("Observations %d (want 20), order queue %d entries (want ≤ 2048)", st.Observations, live)
+	if st := s.Stats(); st.Observations != 20 || history > 2048 || newest > 2048 {
+		t.Errorf("Observations %d (want 20), queues of %d and %d entries (want ≤ 2048)", st.Observations, history, newest)
 	}
 }
 
