@@ -28,12 +28,14 @@ type Metrics struct {
 	runs        *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	propagation prometheus.Histogram
+	delay       *prometheus.HistogramVec
 
 	// series caches the runs and duration children of each (kind,
 	// vantage): WithLabelValues validates and hashes the label values on
 	// every call, and the scheduler counts hundreds of runs a second.
 	seriesMu sync.RWMutex
 	series   map[seriesKey]*runSeries
+	delays   map[string]prometheus.Observer // delay's children by kind
 
 	canarySteps  *prometheus.HistogramVec
 	canaryOK     *prometheus.GaugeVec
@@ -92,6 +94,12 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 			// From sub-second replication to the half hour some providers take.
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800},
 		}),
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "acmediag_schedule_delay_seconds",
+			Help: "How late probe runs start after they are due, by probe kind; growing delays mean schedule.concurrency is too low for the targets.",
+			// Runs may start a little early (batching); those count as 0.
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"kind"}),
 		canarySteps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "acmediag_canary_step_duration_seconds",
 			Help:    "Duration of each step of canary orders (account, order, challenge, poll, finalize, download, ...).",
@@ -123,6 +131,7 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 			"Build information; the value is always 1.", []string{"version", "goversion"}, nil),
 	}
 	m.series = map[seriesKey]*runSeries{}
+	m.delays = map[string]prometheus.Observer{}
 	m.codes = map[reports.Code]struct{}{}
 	for _, e := range reports.Catalogue() {
 		m.codes[e.Code] = struct{}{}
@@ -176,6 +185,22 @@ func (m *Metrics) seriesOf(k seriesKey) *runSeries {
 	return rs
 }
 
+// ObserveDelay records how late a run of kind started after it was due.
+func (m *Metrics) ObserveDelay(kind string, d time.Duration) {
+	m.seriesMu.RLock()
+	o := m.delays[kind]
+	m.seriesMu.RUnlock()
+	if o == nil {
+		m.seriesMu.Lock()
+		if o = m.delays[kind]; o == nil {
+			o = m.delay.WithLabelValues(kind)
+			m.delays[kind] = o
+		}
+		m.seriesMu.Unlock()
+	}
+	o.Observe(max(d, 0).Seconds())
+}
+
 // ObservePropagation records one completed propagation watch: how long the
 // value took to reach every authoritative server address.
 func (m *Metrics) ObservePropagation(d time.Duration) {
@@ -187,6 +212,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.runs.Describe(ch)
 	m.duration.Describe(ch)
 	m.propagation.Describe(ch)
+	m.delay.Describe(ch)
 	m.canarySteps.Describe(ch)
 	m.canaryOK.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo} {
@@ -200,6 +226,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.runs.Collect(ch)
 	m.duration.Collect(ch)
 	m.propagation.Collect(ch)
+	m.delay.Collect(ch)
 	m.canarySteps.Collect(ch)
 	m.canaryOK.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.buildInfo, prometheus.GaugeValue, 1, m.version, runtime.Version())

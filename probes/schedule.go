@@ -504,10 +504,13 @@ func (s *Scheduler) dispatch(ctx context.Context, work chan<- *schedRun) {
 func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 	s.mu.Lock()
 	t, v, p := *r.target, *r.vantage, r.probe
-	metrics := s.metrics
+	metrics, due := s.metrics, r.next
 	s.mu.Unlock()
 
 	start := s.clock.Now()
+	if metrics != nil {
+		metrics.ObserveDelay(p.Kind(), start.Sub(due))
+	}
 	runCtx, cancel := context.WithTimeout(ctx, s.sch.Timeout)
 	obs := s.runProbe(runCtx, p, t, v)
 	timedOut := errors.Is(runCtx.Err(), context.DeadlineExceeded)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -627,5 +628,60 @@ func TestRunHeap(t *testing.T) {
 			t.Fatalf("pop %d: due %s after %s, index %d", n, r.next.Sub(t0), last.Sub(t0), r.index)
 		}
 		last = r.next
+	}
+}
+
+// clockProbe takes its time on the fake clock: each run moves it forward.
+type clockProbe struct {
+	clock *fakeClock
+	takes time.Duration
+}
+
+func (p *clockProbe) Kind() string { return "dns" }
+
+func (p *clockProbe) Run(_ context.Context, t Target, v Vantage) Observation {
+	start := p.clock.Now()
+	p.clock.Set(start.Add(p.takes))
+	return finish(Observation{Target: t, Vantage: v, Kind: "dns", Start: start, Duration: p.takes})
+}
+
+// A run that waits for a free worker starts late by the time it waited,
+// and acmediag_schedule_delay_seconds says so.
+func TestSchedulerDelayMetric(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock(t0)
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, nil, "test")
+	s := newTestScheduler(Schedule{Concurrency: 1, Jitter: -1}, []Probe{&clockProbe{clock: clk, takes: 3 * time.Second}}, nil, zaptest.NewLogger(t), clk)
+	s.SetMetrics(m)
+	s.SetWork(targets("a.com", "b.com"), []Vantage{{Name: "us"}})
+	startScheduler(t, s)
+	waitQuiet(t, s, clk)
+	clk.Set(t0.Add(DefaultInterval))
+	waitQuiet(t, s, clk)
+	delays := func() (uint64, float64) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "acmediag_schedule_delay_seconds" {
+				h := mf.GetMetric()[0].GetHistogram()
+				return h.GetSampleCount(), h.GetSampleSum()
+			}
+		}
+		return 0, 0
+	}
+	count0, sum0 := delays()
+	if count0 < 2 {
+		t.Fatalf("%d delays recorded for the first runs, want one per run (2 or more)", count0)
+	}
+	// Both due at one instant, one worker: the second waits 3 s.
+	s.Reprobe("a.com")
+	s.Reprobe("b.com")
+	waitQuiet(t, s, clk)
+	count, sum := delays()
+	if count-count0 != 2 || sum-sum0 != 3 {
+		t.Errorf("re-probe delays: %d runs, %.1f s in all; want 2 runs, 3.0 s (0 and 3)", count-count0, sum-sum0)
 	}
 }
