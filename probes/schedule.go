@@ -50,6 +50,11 @@ type Schedule struct {
 	Concurrency int                      // runs in flight at once, default 32
 	Timeout     time.Duration            // per run, default 30s
 	MaxBackoff  time.Duration            // default 10m
+	// FirstWithin spreads the first run of new work over this window
+	// instead of a whole interval (0: the interval). The canary sets a
+	// short one: an hourly order should not wait up to an hour to show
+	// that a fresh deployment works.
+	FirstWithin time.Duration
 }
 
 func (sch Schedule) interval(kind string) time.Duration {
@@ -57,6 +62,15 @@ func (sch Schedule) interval(kind string) time.Duration {
 		return d
 	}
 	return DefaultInterval
+}
+
+// firstWithin is the window kind's first runs are spread over.
+func (sch Schedule) firstWithin(kind string) time.Duration {
+	iv := sch.interval(kind)
+	if sch.FirstWithin > 0 {
+		return min(sch.FirstWithin, iv)
+	}
+	return iv
 }
 
 // runKey names one run: one probe kind for one name from one vantage.
@@ -291,9 +305,8 @@ func (s *Scheduler) SetWork(targets []Target, vantages []Vantage) {
 					r.target, r.vantage, r.probe = tp, vp, p
 					continue
 				}
-				iv := s.sch.interval(p.Kind())
 				r := &schedRun{key: k, target: tp, vantage: vp, probe: p, index: -1,
-					next: now.Add(time.Duration(s.jitter() * float64(iv)))}
+					next: now.Add(time.Duration(s.jitter() * float64(s.sch.firstWithin(p.Kind()))))}
 				s.runs[k] = r
 				s.byName[k.name] = append(s.byName[k.name], r)
 				s.push(r)

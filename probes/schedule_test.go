@@ -685,3 +685,40 @@ func TestSchedulerDelayMetric(t *testing.T) {
 		t.Errorf("re-probe delays: %d runs, %.1f s in all; want 2 runs, 3.0 s (0 and 3)", count-count0, sum-sum0)
 	}
 }
+
+// FirstWithin spreads the first runs over a short window instead of the
+// whole interval (the canary's hourly orders start within seconds).
+func TestSchedulerFirstWithin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc        string
+		firstWithin time.Duration
+		want        int // runs by 10 s after the start
+	}{
+		{desc: "spread over 10 s", firstWithin: 10 * time.Second, want: 5},
+		{desc: "spread over the hour", want: 0},
+		{desc: "a window longer than the interval is the interval", firstWithin: 2 * time.Hour, want: 0},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			clk := newFakeClock(t0)
+			p := &scriptProbe{kind: "dns", clock: clk}
+			s := newTestScheduler(Schedule{Interval: map[string]time.Duration{"dns": time.Hour}, FirstWithin: tc.firstWithin, Jitter: -1},
+				[]Probe{p}, nil, zaptest.NewLogger(t), clk)
+			s.jitter = func() float64 { return 0.9 }
+			s.SetWork(targets("a.com", "b.com", "c.com", "d.com", "e.com"), []Vantage{{Name: "us"}})
+			startScheduler(t, s)
+			clk.Set(t0.Add(10 * time.Second))
+			waitQuiet(t, s, clk)
+			p.mu.Lock()
+			runs := 0
+			for _, ts := range p.runs {
+				runs += len(ts)
+			}
+			p.mu.Unlock()
+			if runs != tc.want {
+				t.Errorf("%d runs in the first 10 s, want %d", runs, tc.want)
+			}
+		})
+	}
+}

@@ -192,6 +192,11 @@ func (p *liveProbe) Run(ctx context.Context, t probes.Target, v probes.Vantage) 
 	return (&probes.ChallengeProbe{Challenge: p.kind, Sessions: sessions, Validator: pc.validator}).Run(ctx, t, v)
 }
 
+// canaryFirstWithin is the window the first canary orders (at start, and
+// for names a reload adds) are spread over: feedback on a deployment comes
+// in seconds, and two orders at a time still keep the CA's rate limits.
+const canaryFirstWithin = 5 * time.Second
+
 // recordLocks serializes the canary's dns-01 orders whose TXT records
 // share an owner name (a wildcard and its base name both publish at
 // _acme-challenge.BASE): lego providers such as dnsupdate replace the whole
@@ -282,6 +287,7 @@ func newDaemon(cfg *daemonConfig, logger *zap.Logger) *daemon {
 		canarySch.Interval["acme"] = cfg.Canary.Interval
 	}
 	canarySch.Concurrency = 2 // orders are slow and rate-limited: a few at a time
+	canarySch.FirstWithin = canaryFirstWithin
 	canarySch.Timeout = max(sch.Timeout, 2*time.Minute)
 	d.canary = probes.NewScheduler(canarySch, []probes.Probe{&liveProbe{kind: "acme", cfg: &d.probes}}, d.store, logger.Named("canary"), probes.RealClock())
 	d.canary.SetMetrics(d.metrics)
