@@ -43,6 +43,9 @@ type Server struct {
 	cfg  Config
 	log  *zap.Logger
 	done chan struct{}
+	// workers are the replication goroutines; Close waits for them, so
+	// none logs after its owner (a test) has finished.
+	workers sync.WaitGroup
 
 	mu       sync.RWMutex
 	zones    map[string]*Zone
@@ -177,6 +180,7 @@ func (s *Server) Close() error {
 		}
 		cancel()
 	}
+	s.workers.Wait()
 	return errors.Join(errs...)
 }
 

@@ -152,7 +152,7 @@ func (s *Server) AllowUpdate(origin string, secondaries ...Secondary) error {
 		}
 		r := &replica{name: sec.Name, zone: sec.Zone, lag: sec.Lag, queue: make(chan changeSet, maxPendingReplication)}
 		uz.replicas = append(uz.replicas, r)
-		go s.replicate(r)
+		s.workers.Go(func() { s.replicate(r) })
 	}
 	s.updates[origin] = uz
 	return nil
