@@ -400,38 +400,3 @@ func (p idleProbe) Kind() string { return string(p) }
 func (p idleProbe) Run(_ context.Context, t Target, v Vantage) Observation {
 	return finish(Observation{Target: t, Vantage: v, Kind: string(p)})
 }
-
-// BenchmarkIdleRSS1k configures 1,000 names × 4 vantages × 2 probe kinds
-// and measures heap and RSS while the scheduler waits for the first runs
-// (the interval is long enough that none is due): the daemon's idle cost.
-func BenchmarkIdleRSS1k(b *testing.B) {
-	ts, vs := benchWork(1000, 4)
-	store := NewStore(StoreLimits{})
-	day := 24 * time.Hour
-	probes := []Probe{idleProbe("dns"), idleProbe("http-01")}
-	s := NewScheduler(Schedule{Interval: map[string]time.Duration{"dns": day, "http-01": day}}, probes, store, nil, RealClock())
-	s.SetMetrics(NewMetrics(nil, store, "bench"))
-	ctx, cancel := context.WithCancel(b.Context())
-	done := make(chan error, 1)
-	runtime.GC()
-	rss0 := selfRSS(b)
-	b.ResetTimer()
-	for range b.N {
-		s.SetWork(ts, vs)
-	}
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	time.Sleep(100 * time.Millisecond)
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.StopTimer()
-	rss := selfRSS(b)
-	b.ReportMetric(float64(rss)/mib, "rss-MiB")
-	b.ReportMetric(float64(rss-rss0)/mib, "rss-added-MiB")
-	b.ReportMetric(float64(ms.HeapInuse)/mib, "heap-MiB")
-	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
-}

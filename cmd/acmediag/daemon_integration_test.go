@@ -33,7 +33,7 @@ import (
 
 const daemonUniversePort = 10653
 
-func needBinary(t *testing.T) {
+func needBinary(t testing.TB) {
 	t.Helper()
 	if testing.Short() || binary == "" {
 		t.Skip("integration: -short, or the binary was not built")
@@ -124,7 +124,7 @@ func (d *daemonProc) logs() string {
 	return d.log.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	port, err := measure.FreePort()
 	if err != nil {
@@ -151,7 +151,7 @@ func daemonConfigYAML(u *testenv.Universe, port int, targets []string) string {
 	return b.String()
 }
 
-func startDaemon(t *testing.T, config string) *daemonProc {
+func startDaemon(t testing.TB, config string) *daemonProc {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
@@ -166,7 +166,7 @@ func startDaemon(t *testing.T, config string) *daemonProc {
 
 // startProc runs the built binary with args, its output collected in the
 // returned daemonProc; cleanup sends SIGTERM and kills it after 10 s.
-func startProc(t *testing.T, base string, args ...string) *daemonProc {
+func startProc(t testing.TB, base string, args ...string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{base: base, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, args...)
@@ -213,7 +213,7 @@ func (d *daemonProc) status(path string) int {
 }
 
 // waitFor polls cond every 200ms until it holds or the deadline passes.
-func waitFor(t *testing.T, d *daemonProc, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d *daemonProc, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
