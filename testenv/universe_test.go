@@ -299,7 +299,7 @@ func testFaults(t *testing.T, u *Universe) {
 			}},
 		{desc: "garbage", q: query{server: "garbage.com-ns1", name: "www.garbage.com.", qtype: dns.TypeA},
 			check: func(t *testing.T, r *dns.Msg, err error) {
-				// Random bytes almost never unpack; if they do, the ID won't match.
+				// The garbage never unpacks.
 				if err == nil {
 					t.Errorf("garbage parsed as a valid reply: %v", r)
 				}

@@ -25,7 +25,7 @@ const (
 	FaultAlwaysTC                            // every UDP answer is an empty TC=1 reply
 	FaultWrong0x20                           // the question comes back lower-cased
 	FaultEDNSIntolerant                      // FORMERR whenever the query carries OPT
-	FaultGarbage                             // random bytes instead of a message
+	FaultGarbage                             // random bytes that never parse as a message
 	FaultWrongID                             // a reply with a different message ID
 )
 

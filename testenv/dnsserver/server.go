@@ -249,10 +249,16 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 				return
 			}
 		case FaultGarbage:
-			b := make([]byte, 12+rand.IntN(100))
+			// Random bytes that no parser takes for a message, so a test
+			// of it cannot pass or fail by chance: one question whose name
+			// is a compression pointer to itself (random bytes alone parse
+			// now and then, e.g. a bare 12-byte header).
+			b := make([]byte, 14+rand.IntN(100))
 			for i := range b {
 				b[i] = byte(rand.IntN(256))
 			}
+			b[4], b[5] = 0, 1
+			b[12], b[13] = 0xC0, 12
 			_, _ = w.Write(b)
 			return
 		case FaultAlwaysTC:
