@@ -466,7 +466,14 @@ func classify(err error) ErrorKind {
 	}
 }
 
+// isUnpackError: the bytes that came back are not a DNS message. miekg/dns
+// reports most of these as a *dns.Error (wrapped: "bad question name: dns:
+// too many compression pointers"); the rest only by their text.
 func isUnpackError(err error) bool {
+	var de *dns.Error
+	if errors.As(err, &de) {
+		return true
+	}
 	s := err.Error()
 	return strings.Contains(s, "overflow") || strings.Contains(s, "unpack") || strings.Contains(s, "bad rdata") ||
 		strings.Contains(s, "buffer size too small") || strings.Contains(s, "dns: bad")

@@ -92,6 +92,12 @@ func TestQuerierAnswers(t *testing.T) {
 			b := []byte{byte(q.Id>>8) ^ 0xff, byte(q.Id), 0x81, 0x80, 0, 1, 0, 9, 0, 9, 0, 9, 0xff, 0xfe, 0xfd}
 			return b
 		}, wantKind: KindMalformed},
+		{desc: "a question name that points at itself", reply: func(q *dns.Msg) []byte {
+			return []byte{byte(q.Id >> 8), byte(q.Id), 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}
+		}, wantKind: KindMalformed},
+		{desc: "the same with an unknown ID", reply: func(q *dns.Msg) []byte {
+			return []byte{byte(q.Id>>8) ^ 0xff, byte(q.Id), 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}
+		}, wantKind: KindMalformed},
 		// Like a resolver, the client ignores answers with another ID (a
 		// spoofing defence): such a server looks silent.
 		{desc: "mismatched ID", reply: func(q *dns.Msg) []byte {
