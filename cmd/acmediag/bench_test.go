@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acmediag/acmediag/testenv/measure"
 )
 
 // BenchmarkDaemonIdleRSS1k measures the daemon process itself, as a user
@@ -33,7 +35,7 @@ func BenchmarkDaemonIdleRSS1k(b *testing.B) {
 			var rss int64
 			for range b.N {
 				var err error
-				if rss, err = rssOf(d.cmd.Process.Pid); err != nil {
+				if rss, err = measure.ProcessRSS(d.cmd.Process.Pid); err != nil {
 					b.Fatal(err)
 				}
 			}

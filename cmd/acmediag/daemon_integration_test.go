@@ -774,24 +774,6 @@ func testDaemonReprobe(t *testing.T, d *daemonProc) {
 	}
 }
 
-// rssOf is a process's resident set size from /proc/PID/status.
-func rssOf(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
-				return 0, fmt.Errorf("VmRSS %q: %w", v, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
 // maxRSS100k bounds the daemon's RSS with 100,000 targets: the default
 // memory_limit (192 MiB) bounds what the Go runtime maps (heap, stacks,
 // metadata), the store's 16 MiB included; the 42 MB binary's text and
@@ -857,7 +839,7 @@ func testDaemon100k(t *testing.T, u *testenv.Universe) {
 				t.Errorf("%s: %d %v in %s, want 200 within 5s", path, code, err, took)
 			}
 		}
-		rss, err := rssOf(d.cmd.Process.Pid)
+		rss, err := measure.ProcessRSS(d.cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -52,18 +52,23 @@ func ProcessCPU(pid int) (time.Duration, error) {
 }
 
 // SelfRSS is this process's resident set size now, from /proc/self/statm.
-func SelfRSS() (int64, error) {
-	raw, err := os.ReadFile("/proc/self/statm")
+func SelfRSS() (int64, error) { return rss("/proc/self/statm") }
+
+// ProcessRSS is a process's resident set size now, from /proc/PID/statm.
+func ProcessRSS(pid int) (int64, error) { return rss(fmt.Sprintf("/proc/%d/statm", pid)) }
+
+func rss(statm string) (int64, error) {
+	raw, err := os.ReadFile(statm)
 	if err != nil {
 		return 0, err
 	}
 	f := strings.Fields(string(raw))
 	if len(f) < 2 {
-		return 0, fmt.Errorf("unparsable /proc/self/statm %q", raw)
+		return 0, fmt.Errorf("unparsable %s %q", statm, raw)
 	}
 	pages, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("/proc/self/statm: %w", err)
+		return 0, fmt.Errorf("%s: %w", statm, err)
 	}
 	return pages * int64(os.Getpagesize()), nil
 }

@@ -34,8 +34,16 @@ func TestReadings(t *testing.T) {
 	if _, err := ProcessCPU(-1); err == nil {
 		t.Error("ProcessCPU(-1) gave no error")
 	}
-	if rss, err := SelfRSS(); err != nil || rss < 1<<20 {
-		t.Errorf("SelfRSS = %d, %v", rss, err)
+	self, err := SelfRSS()
+	if err != nil || self < 1<<20 {
+		t.Errorf("SelfRSS = %d, %v", self, err)
+	}
+	// The same process read by PID: within a few MiB of SelfRSS.
+	if viaPID, err := ProcessRSS(os.Getpid()); err != nil || viaPID < self/2 || viaPID > 2*self {
+		t.Errorf("ProcessRSS(self) = %d, %v; SelfRSS %d", viaPID, err, self)
+	}
+	if _, err := ProcessRSS(-1); err == nil {
+		t.Error("ProcessRSS(-1) gave no error")
 	}
 	port, err := FreePort()
 	if err != nil {
