@@ -179,12 +179,12 @@ func (p *liveProbe) Run(ctx context.Context, t probes.Target, v probes.Vantage) 
 			return probes.Observation{Target: t, Vantage: v, Kind: p.kind, Start: time.Now(), OK: true, Checks: []reports.Check{{
 				Name: "acme.order", Target: t.Name, Status: reports.CheckSkipped, Note: "the canary is not configured"}}}
 		}
-		// A dns-01 order waits until every authoritative server address
-		// serves its value, watched as the expect_txt values are: the
-		// page, the API and the propagation histogram show it.
 		order := *pc.canary
-		order.Config.DNS01Propagation = pc.watches.CanaryCheck(t.Name)
 		if t.Challenge == dnscheck.DNS01 {
+			// The order waits until every authoritative server address
+			// serves its value, watched as the expect_txt values are: the
+			// page, the API and the propagation histogram show it.
+			order.Config.DNS01Propagation = pc.watches.CanaryCheck(t.Name)
 			defer pc.records.lock(t.Name)()
 		}
 		return order.Run(ctx, t, v)
