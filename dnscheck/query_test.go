@@ -20,28 +20,11 @@ import (
 // which gets the parsed query and returns the bytes to send (nil: silence).
 func rawServer(t *testing.T, reply func(q *dns.Msg) []byte, tcp bool) netip.AddrPort {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			if b := reply(q); b != nil {
-				_, _ = pc.WriteTo(b, addr)
-			}
+	_, ap := udpServer(t, "127.0.0.1:0", func(pc net.PacketConn, from net.Addr, q *dns.Msg) {
+		if b := reply(q); b != nil {
+			_, _ = pc.WriteTo(b, from)
 		}
-	}()
-	ap := netip.MustParseAddrPort(pc.LocalAddr().String())
+	})
 	if tcp {
 		ln, err := net.Listen("tcp", ap.String())
 		if err != nil {
@@ -49,11 +32,7 @@ func rawServer(t *testing.T, reply func(q *dns.Msg) []byte, tcp bool) netip.Addr
 		}
 		t.Cleanup(func() { ln.Close() })
 		srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-			m := new(dns.Msg)
-			m.SetReply(q)
-			m.Authoritative = true
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{"over tcp"}})
-			_ = w.WriteMsg(m)
+			_, _ = w.Write(txtReply(q, "over tcp"))
 		})}
 		go func() { _ = srv.ActivateAndServe() }()
 		t.Cleanup(func() { _ = srv.Shutdown() })

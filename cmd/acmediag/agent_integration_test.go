@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/reports"
-	"github.com/acmediag/acmediag/testenv"
 )
 
 // The agent's integration tier: the built binary as an agent process bound
@@ -46,18 +44,7 @@ func startAgentProc(t *testing.T, port int, args ...string) *daemonProc {
 
 func TestAgentProcess(t *testing.T) {
 	needBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	start := time.Now()
-	u, err := testenv.Start(ctx, testenv.Options{Port: agentUniversePort})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the agent's universe did not start: %v", err)
-		}
-		t.Skipf("the agent's universe did not start: %v", err)
-	}
-	defer u.Close()
-	t.Logf("universe up in %s", time.Since(start).Round(time.Millisecond))
+	u := startUniverse(t, agentUniversePort, "agent")
 
 	vs := u.Vantages()
 	local, remote := vs[0], vs[1] // us-east probes in the daemon, eu-west through the agent
@@ -99,7 +86,7 @@ func TestAgentProcess(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.desc, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(ctx, time.Minute)
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 				defer cancel()
 				res, err := client.Probe(ctx, tc.kind, probes.Target{Name: tc.name, Challenge: "http-01"})
 				if err != nil {
@@ -136,11 +123,11 @@ func TestAgentProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stranger.CloseIdleConnections()
-		if _, err := stranger.Probe(ctx, "dns", probes.Target{Name: healthyName}); err == nil || !strings.Contains(err.Error(), "tls: ") {
+		if _, err := stranger.Probe(t.Context(), "dns", probes.Target{Name: healthyName}); err == nil || !strings.Contains(err.Error(), "tls: ") {
 			t.Errorf("a stranger's client certificate: %v, want a TLS failure", err)
 		}
 		// A forbidden target: an address, not a DNS name.
-		_, err = client.Probe(ctx, "http-01", probes.Target{Name: "127.0.0.1", Challenge: "http-01"})
+		_, err = client.Probe(t.Context(), "http-01", probes.Target{Name: "127.0.0.1", Challenge: "http-01"})
 		var ae *probes.AgentError
 		if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, "is not a DNS name") {
 			t.Errorf("an address as the target: %v, want 403 not a DNS name", err)
@@ -148,17 +135,13 @@ func TestAgentProcess(t *testing.T) {
 	})
 
 	t.Run("diagnose asks the agent too", func(t *testing.T) {
-		stdout, stderr, code := runBinary(t, "diagnose", "-o", "json", "--log-level", "error",
+		rep, stdout, code := diagnoseJSON(t, "diagnose", "-o", "json", "--log-level", "error",
 			"--vantage", fmt.Sprintf("%s=%s,resolver=%s,rir=%s", local.Name, local.Addr, local.Resolver, local.RIR),
 			"--agent", fmt.Sprintf("%s=%s,rir=%s", remote.Name, agent.base, remote.RIR),
 			"--agent-cert", pki.clientCert, "--agent-key", pki.clientKey, "--agent-ca", pki.agentCA,
 			"--roots", strings.Join(u.Roots(), ","), "--trust-anchor", u.TrustAnchorFile(), "--dns-port", strconv.Itoa(u.Port()),
 			"--http-port", strconv.Itoa(u.HTTPPort()), "--https-port", strconv.Itoa(u.HTTPSPort()),
 			"--resolver", u.Resolver(), "--allow-address", "127.0.0.0/8,::1/128", healthyName)
-		var rep reports.Report
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-			t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
-		}
 		if code != 0 || len(rep.Vantages) != 2 || rep.Vantages[1].Name != remote.Name || !rep.Vantages[1].OK {
 			t.Errorf("exit %d, vantages %+v, want %s and %s passing\n%s", code, rep.Vantages, local.Name, remote.Name, stdout)
 		}

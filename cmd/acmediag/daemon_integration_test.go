@@ -33,6 +33,26 @@ import (
 
 const daemonUniversePort = 10653
 
+// startUniverse starts a universe of the test's own on port, closed when
+// the test ends; when it cannot start, the test fails in CI and is skipped
+// elsewhere.
+func startUniverse(t *testing.T, port int, whose string) *testenv.Universe {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel) // after Close: the universe's processes live as long as ctx
+	u, err := testenv.Start(ctx, testenv.Options{Port: port})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the %s's universe did not start: %v", whose, err)
+		}
+		t.Skipf("the %s's universe did not start: %v", whose, err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	t.Logf("universe up in %s", time.Since(start).Round(time.Millisecond))
+	return u
+}
+
 func needBinary(t testing.TB) {
 	t.Helper()
 	if testing.Short() || binary == "" {
@@ -290,17 +310,7 @@ const (
 func TestDaemon(t *testing.T) {
 	needBinary(t)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	u, err := testenv.Start(ctx, testenv.Options{Port: daemonUniversePort})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the daemon's universe did not start: %v", err)
-		}
-		t.Skipf("the daemon's universe did not start: %v", err)
-	}
-	defer u.Close()
-	t.Logf("universe up in %s", time.Since(start).Round(time.Millisecond))
+	u := startUniverse(t, daemonUniversePort, "daemon")
 
 	port := freePort(t)
 	d := startDaemon(t, daemonConfigYAML(u, port, []string{healthyName, nxName, refusedName}))

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -107,21 +105,9 @@ func TestServerCorrelatesCanary(t *testing.T) {
 		func() *daemonState { return st }, "test", 2)
 	srv := httptest.NewServer(s.handler())
 	defer srv.Close()
-	get := func(path string) string {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
-	}
 
 	var rep reports.Report
-	if err := json.Unmarshal([]byte(get("/api/v1/report")), &rep); err != nil {
+	if err := json.Unmarshal([]byte(getOK(t, srv.URL+"/api/v1/report")), &rep); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -165,7 +151,7 @@ func TestServerCorrelatesCanary(t *testing.T) {
 		})
 	}
 
-	page := get("/")
+	page := getOK(t, srv.URL+"/")
 	sec, canaryAt := strings.Index(page, "Last canary: likely root causes"), strings.Index(page, "<h2>Canary orders</h2>")
 	if sec < 0 || canaryAt < 0 || sec > canaryAt {
 		t.Errorf("the page has no correlation section before the canary table (at %d, canary at %d)", sec, canaryAt)

@@ -72,7 +72,7 @@ func needUniverse(t *testing.T) {
 }
 
 // runBinary runs the built acmediag and returns stdout, stderr and exit code.
-func runBinary(t *testing.T, args ...string) (string, string, int) {
+func runBinary(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -89,6 +89,29 @@ func runBinary(t *testing.T, args ...string) (string, string, int) {
 		t.Fatalf("running %s: %v", binary, err)
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// diagnoseJSON runs the binary with args (a diagnose with -o json) and
+// decodes its report; it also returns stdout for failure messages.
+func diagnoseJSON(t testing.TB, args ...string) (reports.Report, string, int) {
+	t.Helper()
+	stdout, stderr, code := runBinary(t, args...)
+	var rep reports.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	return rep, stdout, code
+}
+
+// acmeSteps are the report's acme.* checks by name.
+func acmeSteps(rep reports.Report) map[string]reports.CheckStatus {
+	steps := map[string]reports.CheckStatus{}
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.Name, "acme.") {
+			steps[c.Name] = c.Status
+		}
+	}
+	return steps
 }
 
 func TestScenarios(t *testing.T) {
@@ -169,12 +192,8 @@ func TestHostileRoots(t *testing.T) {
 				t.Fatalf("no server %s in the universe", tc.server)
 			}
 			addr := srv.Addrs()[0]
-			stdout, stderr, code := runBinary(t, "diagnose", "-o", "json", "--roots", addr, "--dns-port", strconv.Itoa(universe.Port()),
+			rep, stdout, code := diagnoseJSON(t, "diagnose", "-o", "json", "--roots", addr, "--dns-port", strconv.Itoa(universe.Port()),
 				"--query-timeout", "300ms", "--resolver", universe.Resolver(), "--timeout", "20s", "www.healthy-unsigned.com")
-			var rep reports.Report
-			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-				t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
-			}
 			if code != exitFindings {
 				t.Errorf("exit %d, want %d", code, exitFindings)
 			}
@@ -220,11 +239,7 @@ func TestACMEProbeOrders(t *testing.T) {
 				t.Fatalf("no scenario %s", tc.scenario)
 			}
 			args := append([]string{"diagnose", "-o", "json", "--log-level", "error"}, universe.ACMEArgs()...)
-			stdout, stderr, code := runBinary(t, append(args, universe.DiagnoseArgs(sc)...)...)
-			var rep reports.Report
-			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-				t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
-			}
+			rep, stdout, _ := diagnoseJSON(t, append(args, universe.DiagnoseArgs(sc)...)...)
 			var own, order *reports.Finding
 			for i, f := range rep.Findings {
 				if f.Code == reports.CodeACMEOrderFailed {
@@ -267,17 +282,8 @@ func TestACMEServeTokenIssues(t *testing.T) {
 	args = append(args, "--roots", strings.Join(universe.Roots(), ","), "--dns-port", strconv.Itoa(universe.Port()),
 		"--trust-anchor", universe.TrustAnchorFile(), "--resolver", universe.Resolver(), "--allow-address", "127.0.0.0/8,::1/128",
 		"--http-port", strconv.Itoa(universe.HTTPPort()), "--https-port", strconv.Itoa(universe.HTTPSPort()), "web-refused.acmeweb.com")
-	stdout, stderr, code := runBinary(t, args...)
-	var rep reports.Report
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
-	}
-	steps := map[string]reports.CheckStatus{}
-	for _, c := range rep.Checks {
-		if strings.HasPrefix(c.Name, "acme.") {
-			steps[c.Name] = c.Status
-		}
-	}
+	rep, _, _ := diagnoseJSON(t, args...)
+	steps := acmeSteps(rep)
 	for _, s := range []string{"acme.account", "acme.order", "acme.serve_token", "acme.challenge", "acme.poll", "acme.finalize", "acme.download"} {
 		if steps[s] != reports.CheckOK {
 			t.Errorf("step %s: %q, want ok (steps %v)", s, steps[s], steps)
@@ -304,17 +310,8 @@ func TestACMEDNS01ThroughRFC2136(t *testing.T) {
 	args = append(args, "--roots", strings.Join(universe.Roots(), ","), "--dns-port", strconv.Itoa(universe.Port()),
 		"--trust-anchor", universe.TrustAnchorFile(), "--resolver", universe.ClusterResolver(), "--allow-address", "127.0.0.0/8,::1/128",
 		"canary-dns01.healthy-signed.com")
-	stdout, stderr, code := runBinary(t, args...)
-	var rep reports.Report
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, stdout, stderr)
-	}
-	steps := map[string]reports.CheckStatus{}
-	for _, c := range rep.Checks {
-		if strings.HasPrefix(c.Name, "acme.") {
-			steps[c.Name] = c.Status
-		}
-	}
+	rep, stdout, _ := diagnoseJSON(t, args...)
+	steps := acmeSteps(rep)
 	for _, s := range []string{"acme.present_txt", "acme.propagation", "acme.challenge", "acme.finalize", "acme.download", "acme.cleanup"} {
 		if steps[s] != reports.CheckOK {
 			t.Errorf("step %s: %q, want ok (steps %v)\n%s", s, steps[s], steps, stdout)

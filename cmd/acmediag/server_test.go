@@ -262,18 +262,6 @@ func TestAPIServerPropagation(t *testing.T) {
 	s.propagation = prop
 	srv := httptest.NewServer(s.handler())
 	defer srv.Close()
-	get := func(t *testing.T, path string) string {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
-	}
 	cases := []struct {
 		desc        string
 		name        string
@@ -289,7 +277,7 @@ func TestAPIServerPropagation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			var r reports.Report
-			if err := json.Unmarshal([]byte(get(t, "/api/v1/report?name="+tc.name)), &r); err != nil {
+			if err := json.Unmarshal([]byte(getOK(t, srv.URL+"/api/v1/report?name="+tc.name)), &r); err != nil {
 				t.Fatal(err)
 			}
 			var check *reports.Check
@@ -317,7 +305,7 @@ func TestAPIServerPropagation(t *testing.T) {
 		})
 	}
 	t.Run("page", func(t *testing.T) {
-		page := get(t, "/")
+		page := getOK(t, srv.URL+"/")
 		for _, want := range []string{`id="propagation"`, "ns1.example.com (127.0.0.1)", "<td>1.5</td>", "ns1.fast.com (127.0.0.3)"} {
 			if !strings.Contains(page, want) {
 				t.Errorf("the page lacks %q", want)
@@ -429,4 +417,19 @@ func TestAPIServerReprobe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getOK GETs url and returns the body; any status but 200 fails t.
+func getOK(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
 }
