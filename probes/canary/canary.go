@@ -124,7 +124,7 @@ func ProbeOrder(ctx context.Context, cfg Config, name string) Outcome {
 
 // FullOrder serves the HTTP-01 token on serveAddr (lego's http01 provider
 // server) and completes the order: account, order, authorization,
-// challenge, poll, finalize, download.
+// challenge, poll, finalize, download, then deactivates the authorization.
 func FullOrder(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
 	if serveAddr == "" {
 		return Outcome{Err: errors.New("canary: full order needs a serve address")}
@@ -538,6 +538,10 @@ func (o *order) verdict(c acme.ExtendedChallenge) {
 
 // finish finalizes a valid order and downloads the certificate.
 func (o *order) finish(ctx context.Context, ord acme.ExtendedOrder) {
+	// A valid authorization left in place would be reused by the next
+	// order for the name (the CA keeps them for hours), which would then
+	// validate nothing: the canary's next run would pass untested.
+	defer o.deactivate(ctx)
 	certKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		o.out.Err = fmt.Errorf("canary: certificate key: %w", err)

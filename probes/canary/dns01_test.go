@@ -150,7 +150,7 @@ func TestDNS01AgainstUniverse(t *testing.T) {
 	}{
 		{desc: "rfc2136 into the primary: issued, propagated, cleaned up", provider: "rfc2136", env: rfc2136,
 			name: "dns01-canary." + strings.TrimSuffix(dns01Zone, "."), wantIssued: true,
-			wantSteps: []string{"present_txt", "propagation", "challenge", "poll", "finalize", "download", "cleanup"}},
+			wantSteps: []string{"present_txt", "propagation", "challenge", "poll", "finalize", "download", "deactivate", "cleanup"}},
 		{desc: "wildcard through dnsupdate (lego's name)", provider: "dnsupdate", env: rfc2136,
 			name: "*." + strings.TrimSuffix(dns01Zone, "."), wantIssued: true},
 		{desc: "rfc2136 aimed at the secondary: refused, provider error", provider: "rfc2136",
