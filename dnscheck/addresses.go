@@ -168,7 +168,7 @@ func explainOr(fs []reports.Finding, problem string, fallback func() reports.Fin
 // resolverFailure classifies a failed resolver lookup that nothing in the
 // authoritative view explains.
 func resolverFailure(a *resolverAnswer, what string) reports.Finding {
-	detail := fmt.Sprintf("resolver %s could not look up %s %s: %s", a.Resolver, what, trimDot(a.Resp.Name), errText(a.Resp.Err))
+	detail := fmt.Sprintf("resolver %s could not look up %s %s: %s", a.Resolver, what, trimDot(a.Resp.Name), a.Resp.Outcome())
 	if a.EDE != nil {
 		detail += fmt.Sprintf(" (extended error %d %q)", a.EDE.InfoCode, a.EDE.ExtraText)
 	}
@@ -205,7 +205,7 @@ func authSummary(hops []*Hop, end ChainEnd) string {
 // answerText is one server's answer in a few words.
 func answerText(r *Response, name string, qtype uint16) string {
 	if r.Msg == nil {
-		return errText(r.Err)
+		return r.Outcome()
 	}
 	if r.Msg.Rcode != dns.RcodeSuccess {
 		return dns.RcodeToString[r.Msg.Rcode]

@@ -177,7 +177,7 @@ func judgeAddr(ah *AddrHealth, apex, mixed string) {
 	case errors.As(resp.Err, &qe) && qe.Kind == KindNetwork:
 		ah.State, ah.Reason = "silent", qe.Err.Error()
 	case resp.Msg == nil:
-		ah.State, ah.Reason = "malformed", errText(resp.Err)
+		ah.State, ah.Reason = "malformed", resp.Outcome()
 	case resp.Msg.Rcode == dns.RcodeRefused:
 		ah.State, ah.Reason = "lame", "answered REFUSED for its own zone"
 	case resp.Msg.Rcode != dns.RcodeSuccess:

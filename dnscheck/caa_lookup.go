@@ -81,7 +81,7 @@ func (n *nameRun) lookupCAA(ctx context.Context, label string, tld bool) CAALook
 	case a.Resp.Rcode() == dns.RcodeNameError && !tld:
 		// NXDOMAIN below the TLD is an empty set (Boulder).
 	case a.Failed():
-		l.Err = fmt.Errorf("%w: %s", errLookup, errText(a.Resp.Err))
+		l.Err = fmt.Errorf("%w: %s", errLookup, a.Resp.Outcome())
 		l.Problem = a.Problem
 	case a.Resp.Msg.Truncated:
 		l.Err = fmt.Errorf("%w: response was truncated", errLookup)

@@ -354,7 +354,14 @@ func statusOf(fs []reports.Finding) reports.CheckStatus {
 	return s
 }
 
-func trimDot(s string) string { return strings.TrimSuffix(s, ".") }
+// trimDot is a name as messages show it: without the root dot, except the
+// root itself (".").
+func trimDot(s string) string {
+	if s == "." {
+		return s
+	}
+	return strings.TrimSuffix(s, ".")
+}
 
 // caResolver is the resolver whose view stands for the CA's.
 func (n *nameRun) caResolver() (netip.AddrPort, bool) {

@@ -995,7 +995,7 @@ func (d *denial) proveNXDomain(name string) proof {
 	if !dns.IsSubDomain(d.zone, ce) {
 		ce = d.zone
 	}
-	wc := "*." + ce
+	wc := wildcardAt(ce)
 	if m := d.nsecAt(wc); m != nil {
 		return broken(fmt.Sprintf("%s shows that wildcard %s exists, so %s should have been answered", nsecString(m), wc, name))
 	}
@@ -1026,7 +1026,7 @@ func (d *denial) proveNoData(name string, qtype uint16) proof {
 		return proved(SecuritySecure, fmt.Sprintf("%s is an empty non-terminal (%s)", name, nsecString(c)))
 	}
 	ce := nsecClosestEncloser(c, name)
-	wc := "*." + ce
+	wc := wildcardAt(ce)
 	if m := d.nsecAt(wc); m != nil && qtype != dns.TypeDS {
 		if bad := typesOK(m.TypeBitMap, qtype, false); bad != "" {
 			return broken(fmt.Sprintf("wildcard %s %s", nsecString(m), bad))
@@ -1161,7 +1161,7 @@ func (d *denial) proveNXDomain3(name string) proof {
 	if ce == "" {
 		return broken(why)
 	}
-	wc := "*." + ce
+	wc := wildcardAt(ce)
 	if m := d.nsec3Matching(wc); m != nil {
 		return broken(fmt.Sprintf("%s matches wildcard %s, so %s should have been answered", nsec3String(m), wc, name))
 	}
@@ -1201,7 +1201,7 @@ func (d *denial) proveNoData3(name string, qtype uint16) proof {
 		}
 		return broken(fmt.Sprintf("%s covers %s without opt-out: the delegation does not exist", nsec3String(nc), name))
 	}
-	wc := "*." + ce
+	wc := wildcardAt(ce)
 	if m := d.nsec3Matching(wc); m != nil {
 		if bad := typesOK(m.TypeBitMap, qtype, false); bad != "" {
 			return broken(fmt.Sprintf("wildcard %s %s", wc, bad))
@@ -1354,4 +1354,13 @@ func secList(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// wildcardAt is the wildcard name directly below encloser (an FQDN): "*."
+// below the root, "*.example.com." below example.com.
+func wildcardAt(encloser string) string {
+	if encloser == "." {
+		return "*."
+	}
+	return "*." + encloser
 }

@@ -108,6 +108,23 @@ type Response struct {
 	Err       error
 }
 
+// Outcome says in a few words how the exchange ended: the error when there
+// was one, else the rcode (NXDOMAIN, SERVFAIL, NOERROR, ...). A resolver's
+// NXDOMAIN is a failed lookup without an error, so callers that explain a
+// failure must not assume Err is set.
+func (r *Response) Outcome() string {
+	switch {
+	case r.Err != nil:
+		return errText(r.Err)
+	case r.Msg == nil:
+		return "no answer"
+	}
+	if s, ok := dns.RcodeToString[r.Msg.Rcode]; ok {
+		return s
+	}
+	return fmt.Sprintf("rcode %d", r.Msg.Rcode)
+}
+
 // Rcode is the answer's rcode, or -1 without an answer.
 func (r *Response) Rcode() int {
 	if r.Msg == nil {

@@ -186,3 +186,34 @@ func BenchmarkDiagnose(b *testing.B) {
 		}
 	}
 }
+
+// A resolver that answers NXDOMAIN at the TLD (a split-horizon or
+// in-cluster resolver asked about a name outside its zones; here the
+// universe's root, which has no such TLD) is a finding, never a crash: the
+// CAA lookup at the TLD label failed without an error value, and its
+// explanation read that nil error.
+func TestNXDomainAtTheTLD(t *testing.T) {
+	u := needUniverse(t)
+	for _, name := range []string{"www.foo.de", "example.museum", "a.b.io"} {
+		for _, challenge := range []string{HTTP01, DNS01, TLSALPN01} {
+			t.Run(name+"/"+challenge, func(t *testing.T) {
+				c := universeChecker(t, u)
+				res, _ := c.Check(context.Background(), []Request{{Name: name, Challenge: challenge}})
+				codes := map[reports.Code]bool{}
+				for _, f := range res[0].Findings {
+					codes[f.Code] = true
+				}
+				// A name that does not exist fails an address lookup; dns-01
+				// needs no address, but the CA's CAA lookup at the TLD fails
+				// (NXDOMAIN there is an error, below it an empty set).
+				want := reports.CodeDNSNXDomain
+				if challenge == DNS01 {
+					want = reports.CodeCAALookupFailed
+				}
+				if !codes[want] {
+					t.Errorf("no %s finding: %+v", want, res[0].Findings)
+				}
+			})
+		}
+	}
+}

@@ -398,7 +398,7 @@ func describeFailures(rs []*Response) string {
 			if errors.As(r.Err, &qe) && qe.Kind == KindRcode {
 				parts = append(parts, fmt.Sprintf("%s answered %s", r.Server.Addr(), dns.RcodeToString[qe.Rcode]))
 			} else {
-				parts = append(parts, fmt.Sprintf("%s: %s", r.Server.Addr(), errText(r.Err)))
+				parts = append(parts, fmt.Sprintf("%s: %s", r.Server.Addr(), r.Outcome()))
 			}
 		case r.Msg != nil && !r.Msg.Authoritative:
 			parts = append(parts, fmt.Sprintf("%s answered without the AA bit and no referral", r.Server.Addr()))

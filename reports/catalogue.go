@@ -94,9 +94,20 @@ var catalogueOrder = []Code{
 	CodeRenewalFailed,
 	CodeRenewalAtRisk,
 	CodeRenewalOverdue,
+	CodeRenewalWindowOpen,
+	CodeRenewalARIEarly,
 	CodeRenewalBackoff,
 	CodeCertManagerSelfCheckBlocked,
 	CodeIssuerNotReady,
+	CodeCertManagerRecordNotReplicated,
+	CodeCertManagerWrongZone,
+	CodeTLSExpiring,
+	CodeTLSNameMismatch,
+	CodeTLSChainIncomplete,
+	CodeTLSStaleBackend,
+	CodeTLSUntrusted,
+	CodeTLSHandshakeFailed,
+	CodeProbeInternalError,
 }
 
 // catalogue holds the texts for every code in FINDINGS.md. A summary says in
@@ -414,6 +425,16 @@ var catalogue = map[Code]Entry{
 		Summary:  "The renewal time has passed and no new certificate has been issued",
 		Fix:      "Run `cmctl status certificate NAME` to see where issuance stops, fix the cause shown by the other findings, then `cmctl renew NAME` and watch the expiry date.",
 	},
+	CodeRenewalWindowOpen: {
+		Severity: Info,
+		Summary:  "The renewal window is open now",
+		Fix:      "Nothing to do while the challenge path passes: the client should renew within the window. If it does not, check that it runs and reads the window (cert-manager uses its own `renewBefore`, not the CA's ARI window).",
+	},
+	CodeRenewalARIEarly: {
+		Severity: Warning,
+		Summary:  "The CA asks for renewal earlier than usual (ARI): an incident or a revocation",
+		Fix:      "Read the CA's explanation at the URL in the evidence and renew within the window it gives: `cmctl renew NAMESPACE/NAME` for cert-manager, which does not read ARI, or lower `renewBefore` so its own schedule falls inside the window.",
+	},
 	CodeRenewalBackoff: {
 		Severity: Warning,
 		Summary:  "cert-manager is backing off after failed issuance attempts",
@@ -428,5 +449,50 @@ var catalogue = map[Code]Entry{
 		Severity: Error,
 		Summary:  "The Issuer or ClusterIssuer is not Ready",
 		Fix:      "Read the Ready condition's message (`kubectl describe issuer` or `clusterissuer`); usually the ACME account key Secret, the directory URL or the email is wrong, or the directory is unreachable.",
+	},
+	CodeCertManagerRecordNotReplicated: {
+		Severity: Error,
+		Summary:  "The solver's DNS server has the challenge record, the public authoritative servers do not",
+		Fix:      "Fix replication from the server the solver writes to (often a hidden primary) to the servers named in the detail: allow zone transfers to them and send NOTIFY, or point the solver at a server in the NS set. The CA asks only the public servers.",
+	},
+	CodeCertManagerWrongZone: {
+		Severity: Error,
+		Summary:  "The solver wrote the challenge record to a hosted zone that does not serve _acme-challenge",
+		Fix:      "Point the solver at the hosted zone named in the detail (the zone cut of `_acme-challenge.NAME`): set `hostedZoneID` or the provider's zone selector, or delegate the record with a CNAME into the zone the solver manages.",
+	},
+	CodeTLSExpiring: {
+		Severity: Warning,
+		Summary:  "The served certificate is near or past its expiry",
+		Fix:      "Renew now and check why the renewal has not happened: the other findings for this name name a broken challenge path, and `cmctl status certificate` shows cert-manager's side. A certificate past expiry breaks every client.",
+	},
+	CodeTLSNameMismatch: {
+		Severity: Error,
+		Summary:  "The served certificate does not cover the name",
+		Fix:      "Serve the certificate issued for this name at every address: check the ingress or load balancer's TLS secret for the host and its SNI routing, and that the Certificate's `dnsNames` include the name.",
+	},
+	CodeTLSChainIncomplete: {
+		Severity: Warning,
+		Summary:  "The server sends the leaf without the intermediate certificates",
+		Fix:      "Serve the full chain (the leaf then its intermediates, as the CA delivered it): use the `tls.crt` cert-manager writes, which holds the chain, not the leaf alone. Some clients cannot fetch missing intermediates.",
+	},
+	CodeTLSStaleBackend: {
+		Severity: Error,
+		Summary:  "Some addresses or vantages are served an older certificate than the others",
+		Fix:      "Reload or roll the backends named in the detail so that they pick up the renewed certificate (a pod or node that did not reload its secret, or a second load balancer). They will break when the old certificate expires.",
+	},
+	CodeTLSUntrusted: {
+		Severity: Warning,
+		Summary:  "The served certificate does not chain to a trusted root",
+		Fix:      "Serve a certificate from the public CA (a staging or self-signed one is a leftover from testing), or set the roots to check against with `--tls-roots` or `tls.roots` for a private CA.",
+	},
+	CodeTLSHandshakeFailed: {
+		Severity: Error,
+		Summary:  "No TLS handshake on port 443 at an address",
+		Fix:      "Make port 443 answer TLS at every address named in the detail: check the load balancer's listener, the firewall and that the address still belongs to this service.",
+	},
+	CodeProbeInternalError: {
+		Severity: Error,
+		Summary:  "acmediag failed inside a probe run and could not judge the name",
+		Fix:      "Report it with the log line that names the probe and the name (it holds the stack): this is a bug in acmediag, not in your setup. The other probes keep running.",
 	},
 }

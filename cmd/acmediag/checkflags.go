@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,9 +46,11 @@ type checkFlags struct {
 	resolverTime time.Duration
 	httpPort     int
 	httpsPort    int
+	flags        *pflag.FlagSet // where they were registered: which were given
 }
 
 func (c *checkFlags) register(fl *pflag.FlagSet) {
+	c.flags = fl
 	fl.StringArrayVar(&c.caIdentities, "ca-identity", []string{"letsencrypt.org"}, "CAA issuer domain of the CA; repeatable")
 	fl.StringSliceVar(&c.roots, "roots", ianaRoots, "root server addresses for the delegation walk")
 	fl.StringVar(&c.trustAnchor, "trust-anchor", "", "DNSSEC root trust anchor file (DS or DNSKEY, zone-file syntax) (default the IANA root KSKs)")
@@ -82,6 +85,11 @@ func (c *checkFlags) checker() (*dnscheck.Checker, error) {
 		ch.Roots = append(ch.Roots, a)
 	}
 	resolvers := c.resolvers
+	if c.flags != nil && c.flags.Changed("resolver") && (len(resolvers) == 0 || slices.Contains(resolvers, "")) {
+		// An empty value must not quietly become the machine's resolvers:
+		// in a test universe those would be asked about names outside it.
+		return nil, usagef("--resolver is empty: give ADDR[:PORT],... or leave the flag out for /etc/resolv.conf's servers")
+	}
 	if len(resolvers) == 0 {
 		cfg, err := dns.ClientConfigFromFile("/etc/resolv.conf")
 		if err != nil {

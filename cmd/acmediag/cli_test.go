@@ -43,6 +43,8 @@ func TestUsageErrors(t *testing.T) {
 		{desc: "bad challenge", args: []string{"diagnose", "--challenge", "http-02", "a.com"}, want: `--challenge "http-02"`},
 		{desc: "bad root", args: []string{"diagnose", "--roots", "a.root", "a.com"}, want: `--roots "a.root"`},
 		{desc: "bad resolver", args: []string{"diagnose", "--resolver", "1.2.3.4:x", "a.com"}, want: `--resolver "1.2.3.4:x"`},
+		{desc: "empty resolver", args: []string{"diagnose", "--resolver", "", "a.com"}, want: "--resolver is empty"},
+		{desc: "empty agent resolver", args: []string{"agent", "--cert", "c", "--key", "k", "--client-ca", "ca", "--resolver", ""}, want: "--resolver is empty"},
 		{desc: "bad port", args: []string{"diagnose", "--dns-port", "70000", "a.com"}, want: "--dns-port 70000"},
 		{desc: "bad allow", args: []string{"diagnose", "--allow-address", "10.0.0.0/33", "a.com"}, want: "--allow-address"},
 		{desc: "missing trust anchor", args: []string{"diagnose", "--trust-anchor", filepath.Join(dir, "nope.key"), "a.com"}, want: "nope.key"},

@@ -160,6 +160,9 @@ func (z *Zone) negative(a *Answer, name string, signed, nx bool) {
 	cover := z.nsecCovering(name)
 	z.appendNSEC(a, cover)
 	wild := "*." + z.closestEncloser(name)
+	if wild == "*.." {
+		wild = "*." // the root is the closest encloser
+	}
 	if w := z.nsecCovering(wild); w != nil && (cover == nil || w.Hdr.Name != cover.Hdr.Name) {
 		z.appendNSEC(a, w)
 	}
