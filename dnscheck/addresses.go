@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/acmediag/acmediag/internal/special"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -110,7 +111,7 @@ func (n *nameRun) checkAddresses(ctx context.Context) (v6, v4 []netip.Addr) {
 				continue
 			}
 			seen[a] = true
-			if why := ReservedReason(a, n.c.Allow); why != "" {
+			if why := special.ReservedReason(a, n.c.Allow); why != "" {
 				src := "the CA's resolver"
 				if s, ok := authAddrs[a]; ok {
 					src = s
@@ -226,7 +227,7 @@ func answerText(r *Response, name string, qtype uint16) string {
 func (n *nameRun) splitHorizon(views [][2]*resolverAnswer, hopsByType ...[]*Hop) []reports.Finding {
 	public := func(rr dns.RR) bool {
 		a, ok := rrAddr(rr)
-		return !ok || ReservedReason(a, n.c.Allow) == ""
+		return !ok || special.ReservedReason(a, n.c.Allow) == ""
 	}
 	var fs []reports.Finding
 	for _, v := range views {

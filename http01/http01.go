@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/internal/special"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -146,7 +146,7 @@ func (v *Validator) userAgent() string {
 func (v *Validator) usable(addrs []netip.Addr) []netip.Addr {
 	out := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
-		if a.IsValid() && dnscheck.ReservedReason(a.Unmap(), v.Allow) == "" {
+		if a.IsValid() && special.ReservedReason(a.Unmap(), v.Allow) == "" {
 			out = append(out, a.Unmap())
 		}
 	}
@@ -155,7 +155,7 @@ func (v *Validator) usable(addrs []netip.Addr) []netip.Addr {
 
 // reservedReason is "" for an address Boulder accepts.
 func (v *Validator) reservedReason(a netip.Addr) string {
-	return dnscheck.ReservedReason(a, v.Allow)
+	return special.ReservedReason(a, v.Allow)
 }
 
 // family names an address family for finding details.

@@ -1,4 +1,4 @@
-package dnscheck
+package special
 
 import (
 	"net/netip"

@@ -1,4 +1,9 @@
-package dnscheck
+// Package special knows the IANA special-purpose address registries as
+// Let's Encrypt applies them: which addresses the CA refuses to validate
+// (private, loopback, CGNAT, ULA, documentation, ...) and why. dnscheck (an
+// address in public DNS) and http01 (a connection or redirect target) both
+// ask it. It holds data and a lookup only: no I/O, no findings.
+package special
 
 import (
 	"fmt"
