@@ -41,8 +41,8 @@ type CAAPolicy struct {
 	// AccountURI is the ACME account URL; "" = unknown: accounturi-restricted
 	// records cannot be judged, and the finding says so.
 	AccountURI string
-	// Method is the challenge: "http-01" | "dns-01" | "tls-alpn-01".
-	Method string
+	// Method is the challenge the order validates with.
+	Method reports.Challenge
 }
 
 // CAALookup is the result of looking up CAA at one label, as a validating recursive resolver
@@ -277,7 +277,7 @@ func evalCAARecord(rr *dns.CAA, p CAAPolicy) caaEval {
 	}
 	// An unknown account cannot be judged, but a method mismatch fails the
 	// record whatever the account, and is the more useful thing to say.
-	if mv, mwhy := caaMethodCheck(methods, p.Method); mv != caaAuthorizes {
+	if mv, mwhy := caaMethodCheck(methods, string(p.Method)); mv != caaAuthorizes {
 		ev.verdict, ev.why = mv, mwhy
 		return ev
 	}

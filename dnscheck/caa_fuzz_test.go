@@ -47,7 +47,7 @@ func FuzzEvaluateCAA(f *testing.F) {
 			lookups = append(lookups, CAALookup{Label: label, Records: rrs})
 		}
 		name := strings.TrimSuffix(lookups[0].Label, ".")
-		res := EvaluateCAA(name, wildcard, lookups, CAAPolicy{Method: method, AccountURI: account})
+		res := EvaluateCAA(name, wildcard, lookups, CAAPolicy{Method: reports.Challenge(method), AccountURI: account})
 
 		fatal := 0
 		for _, fd := range res.Findings {

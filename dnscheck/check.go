@@ -15,13 +15,6 @@ import (
 	"github.com/acmediag/acmediag/reports"
 )
 
-// Challenge types as ACME names them.
-const (
-	HTTP01    = "http-01"
-	DNS01     = "dns-01"
-	TLSALPN01 = "tls-alpn-01"
-)
-
 // Checker runs the DNS checks. Its fields are the configuration; one
 // Checker can serve many runs.
 type Checker struct {
@@ -48,7 +41,7 @@ type Checker struct {
 // Request is one name to check.
 type Request struct {
 	Name      string // as the user wrote it
-	Challenge string // http-01, dns-01 or tls-alpn-01
+	Challenge reports.Challenge
 	ExpectTXT string // dns-01: the value that must be visible everywhere
 }
 
@@ -220,7 +213,7 @@ func (r *run) checkName(ctx context.Context, req Request) Result {
 	var wg sync.WaitGroup
 	// A wildcard is validated by dns-01 whatever was asked: that is what
 	// the CA will check.
-	if req.Challenge == DNS01 || name.Wildcard {
+	if req.Challenge == reports.DNS01 || name.Wildcard {
 		wg.Go(func() { n.checkDNS01(ctx) })
 	} else {
 		wg.Go(func() { v6, v4 = n.checkAddresses(ctx) })

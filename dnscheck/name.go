@@ -357,7 +357,7 @@ func unicodeForm(ascii string) string {
 // .20), so there is no ACME problem to quote: the authorization simply has no
 // other challenge, and the client finds nothing to solve. An empty challenge
 // means "not chosen yet" and yields nil.
-func ChallengeFinding(n Name, challenge string) *reports.Finding {
+func ChallengeFinding(n Name, challenge reports.Challenge) *reports.Finding {
 	if !n.Wildcard || challenge == "" || challenge == "dns-01" {
 		return nil
 	}
@@ -366,7 +366,7 @@ func ChallengeFinding(n Name, challenge string) *reports.Finding {
 		"(cert-manager reports \"no configured challenge solvers can be used for this challenge\").",
 		n.ASCII, challenge, challenge)
 	f := reports.New(reports.CodeNameWildcardNeedsDNS01, n.ASCII, detail).
-		With("challenge", challenge).
+		With("challenge", string(challenge)).
 		With("offered", []string{"dns-01"})
 	return &f
 }

@@ -199,7 +199,7 @@ func TestChallengeFinding(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			f := ChallengeFinding(tc.n, tc.challenge)
+			f := ChallengeFinding(tc.n, reports.Challenge(tc.challenge))
 			if (f != nil) != tc.want {
 				t.Fatalf("ChallengeFinding(%q, %q) = %v, want finding: %v", tc.n.ASCII, tc.challenge, f, tc.want)
 			}

@@ -89,7 +89,7 @@ func TestBlackholedAddressCostsOneTimeout(t *testing.T) {
 	// server on its own schedule, which is not what this test counts.
 	c.Resolvers = nil
 	sc := scenario(t, "ns-unreachable")
-	res, stats := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: HTTP01}})
+	res, stats := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: reports.HTTP01}})
 	if stats.Timeouts != 1 {
 		t.Errorf("%d exchanges waited out the timeout, want exactly 1 (one per black-holed address)", stats.Timeouts)
 	}
@@ -116,7 +116,7 @@ func TestSequentialAndParallelAgree(t *testing.T) {
 			codes := func(inflight int) map[reports.Code]bool {
 				c := universeChecker(t, u)
 				c.MaxInflight = inflight
-				res, _ := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: HTTP01}})
+				res, _ := c.Check(context.Background(), []Request{{Name: sc.Domain, Challenge: reports.HTTP01}})
 				out := map[reports.Code]bool{}
 				for _, f := range res[0].Findings {
 					out[f.Code] = true
@@ -144,12 +144,12 @@ func BenchmarkDiagnose(b *testing.B) {
 	u := needUniverse(b)
 	for _, name := range []string{"healthy-signed", "healthy-slow-servers", "healthy-dns01", "ns-unreachable"} {
 		sc := scenario(b, name)
-		challenge := HTTP01
+		challenge := reports.HTTP01
 		expect := ""
 		for i, a := range sc.Args {
 			switch a {
 			case "--challenge":
-				challenge = sc.Args[i+1]
+				challenge = reports.Challenge(sc.Args[i+1])
 			case "--expect-txt":
 				expect = sc.Args[i+1]
 			}
@@ -195,8 +195,8 @@ func BenchmarkDiagnose(b *testing.B) {
 func TestNXDomainAtTheTLD(t *testing.T) {
 	u := needUniverse(t)
 	for _, name := range []string{"www.foo.de", "example.museum", "a.b.io"} {
-		for _, challenge := range []string{HTTP01, DNS01, TLSALPN01} {
-			t.Run(name+"/"+challenge, func(t *testing.T) {
+		for _, challenge := range []reports.Challenge{reports.HTTP01, reports.DNS01, reports.TLSALPN01} {
+			t.Run(name+"/"+string(challenge), func(t *testing.T) {
 				c := universeChecker(t, u)
 				res, _ := c.Check(context.Background(), []Request{{Name: name, Challenge: challenge}})
 				codes := map[reports.Code]bool{}
@@ -207,7 +207,7 @@ func TestNXDomainAtTheTLD(t *testing.T) {
 				// needs no address, but the CA's CAA lookup at the TLD fails
 				// (NXDOMAIN there is an error, below it an empty set).
 				want := reports.CodeDNSNXDomain
-				if challenge == DNS01 {
+				if challenge == reports.DNS01 {
 					want = reports.CodeCAALookupFailed
 				}
 				if !codes[want] {

@@ -83,6 +83,27 @@ type Hop struct {
 	Body     string // first bytes of the body (≤ 128, sanitized by the renderer, not here)
 }
 
+// String is the hop in one line: what was asked, of which address, and
+// what came back.
+func (h Hop) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s", h.URL)
+	if h.Used.IsValid() {
+		fmt.Fprintf(&b, " at %s", h.Used)
+	}
+	switch {
+	case h.Err != "":
+		fmt.Fprintf(&b, ": %s", h.Err)
+	case h.Status != 0:
+		fmt.Fprintf(&b, " → %d", h.Status)
+		if h.Location != "" {
+			fmt.Fprintf(&b, " %s", h.Location)
+		}
+	}
+	fmt.Fprintf(&b, " (%s)", h.Duration.Round(time.Millisecond))
+	return b.String()
+}
+
 // Result is one validation: what Let's Encrypt would conclude, and why.
 type Result struct {
 	OK       bool             // the CA would accept it (or, without a token, the path is reachable)

@@ -147,9 +147,9 @@ type queryProbe struct {
 	udp     *dnscheck.UDPPool // shared by every run, as the daemon shares one
 }
 
-func (p *queryProbe) Kind() string { return "dns" }
+func (p *queryProbe) Kind() reports.Kind { return KindDNS }
 
-func (p *queryProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
+func (p *queryProbe) Run(ctx context.Context, t Target, v Vantage) reports.Observation {
 	start := time.Now()
 	q := dnscheck.NewQuerier(2*time.Second, v.SourceAddr, nil)
 	q.UseUDPPool(p.udp)
@@ -158,13 +158,13 @@ func (p *queryProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
 	server := p.servers[i%len(p.servers)]
 	resp := q.Query(ctx, server, t.Name, dns.TypeA, dnscheck.QueryOptions{})
 	c := reports.Check{Name: "dns.authoritative", Target: t.Name, Status: reports.CheckOK, Duration: time.Since(start)}
-	o := Observation{Target: t, Vantage: v, Kind: "dns", Start: start, Checks: []reports.Check{c}}
+	o := reports.Observation{Name: t.Name, Challenge: t.Challenge, Vantage: v.Vantage, Kind: KindDNS, Start: start, Checks: []reports.Check{c}}
 	if resp.Msg == nil || resp.Msg.Rcode != dns.RcodeNameError {
 		o.Checks[0].Status = reports.CheckFail
 		o.Findings = []reports.Finding{reports.New(reports.CodeDNSTimeout, t.Name, fmt.Sprintf("%s: %v", server, resp.Err))}
 	}
 	o.Duration = time.Since(start)
-	return finish(o)
+	return o.Finish()
 }
 
 // fillStore adds observations shaped like queryProbe's, each its own
@@ -174,7 +174,7 @@ func fillStore(store *Store, ts []Target, vs []Vantage) {
 	old := time.Now().Add(-time.Hour)
 	for i := 0; i < 10_000_000; i++ { // bounded; the store fills long before
 		t, v := ts[i%len(ts)], vs[(i/len(ts))%len(vs)]
-		o := Observation{Target: t, Vantage: v, Kind: "dns", Start: old, Duration: time.Millisecond, OK: true,
+		o := reports.Observation{Name: t.Name, Challenge: t.Challenge, Vantage: v.Vantage, Kind: KindDNS, Start: old, Duration: time.Millisecond, OK: true,
 			Checks: []reports.Check{{Name: "dns.authoritative", Target: t.Name, Status: reports.CheckOK, Duration: time.Millisecond}}}
 		store.Add(o)
 		if st := store.Stats(); st.Dropped > 0 {
@@ -190,7 +190,7 @@ func benchWork(names, vantages int) ([]Target, []Vantage) {
 	}
 	vs := make([]Vantage, vantages)
 	for i := range vs {
-		vs[i] = Vantage{Name: fmt.Sprintf("v%d", i), Kind: KindExternal}
+		vs[i] = Vantage{Vantage: reports.Vantage{Name: fmt.Sprintf("v%d", i), Kind: reports.External}}
 	}
 	return ts, vs
 }
@@ -240,7 +240,7 @@ func BenchmarkSchedulerDNS10k(b *testing.B) {
 		servers := startBenchUniverse(b)
 		probe := &queryProbe{servers: servers, udp: dnscheck.NewUDPPool()}
 		// One question outside the measurement: the universe must answer.
-		if o := probe.Run(b.Context(), Target{Name: "t0.healthy-unsigned.com"}, Vantage{Name: "v0"}); !o.OK {
+		if o := probe.Run(b.Context(), Target{Name: "t0.healthy-unsigned.com"}, vantages("v0")[0]); !o.OK {
 			b.Fatalf("the universe does not answer: %+v", o.Findings)
 		}
 		cpuPerRun := steadyScheduler(b, probe)
@@ -264,14 +264,14 @@ func BenchmarkSchedulerDNS10k(b *testing.B) {
 // steadyScheduler runs 10,000 names × 4 vantages × probe every 60 s on the
 // real clock for b.N seconds and reports CPU, memory and goroutines; it
 // returns the CPU per run.
-func steadyScheduler(b *testing.B, probe Probe) time.Duration {
+func steadyScheduler(b *testing.B, probe kindProbe) time.Duration {
 	ts, vs := benchWork(10_000, 4)
 	store := NewStore(StoreLimits{})
 	// The daemon's store fills to its bound within hours; start there, so
 	// that RSS is the steady state's, not the first minute's.
 	fillStore(store, ts, vs)
-	metrics := NewMetrics(nil, store, "bench")
-	s := NewScheduler(Schedule{}, []Probe{probe}, store, nil, RealClock())
+	metrics := NewMetrics(nil, store, nil, "bench")
+	s := newSched(Schedule{}, []kindProbe{probe}, store, nil, RealClock())
 	s.SetMetrics(metrics)
 	s.SetWork(ts, vs)
 	ctx, cancel := context.WithCancel(b.Context())
@@ -299,7 +299,7 @@ func steadyScheduler(b *testing.B, probe Probe) time.Duration {
 		b.Fatal("no run completed")
 	}
 	fails := 0
-	for _, o := range store.Latest() {
+	for _, o := range store.Latest("") {
 		if !o.OK {
 			fails++
 		}
@@ -396,7 +396,7 @@ func freePort(tb testing.TB) int {
 // idleProbe passes at once: the idle benchmark measures the scheduler.
 type idleProbe string
 
-func (p idleProbe) Kind() string { return string(p) }
-func (p idleProbe) Run(_ context.Context, t Target, v Vantage) Observation {
-	return finish(Observation{Target: t, Vantage: v, Kind: string(p)})
+func (p idleProbe) Kind() reports.Kind { return reports.Kind(p) }
+func (p idleProbe) Run(_ context.Context, t Target, v Vantage) reports.Observation {
+	return reports.Observation{Name: t.Name, Vantage: v.Vantage, Kind: reports.Kind(p)}.Finish()
 }

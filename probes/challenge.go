@@ -3,71 +3,71 @@ package probes
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/acmediag/acmediag/http01"
 	"github.com/acmediag/acmediag/reports"
 )
 
-// ChallengeProbe validates HTTP-01 or TLS-ALPN-01 as Let's Encrypt's VA
-// would, from the vantage: addresses from the vantage's DNS session (never
+// challengeKind validates HTTP-01 or TLS-ALPN-01 as Let's Encrypt's VA
+// would, from each vantage: addresses from the vantage's DNS session (never
 // the system resolver), connections from its source address.
-type ChallengeProbe struct {
-	Challenge string // http-01 or tls-alpn-01
-	Sessions  *Sessions
-	Validator http01.Validator // base configuration; LocalAddr and Resolver are set per vantage
+func challengeKind(kind reports.Kind, c reports.Challenge) KindSpec {
+	return KindSpec{Kind: kind, Remote: true, Lane: LaneProbes,
+		Doc:     string(c) + " as Let's Encrypt's VA validates it: the same addresses, redirects, ports, TLS and body rules",
+		Applies: func(_ *Plan, t Target) bool { return t.Challenge == c },
+		New: func(p *Plan) Probe {
+			env := p.Env
+			return ProbeFunc(func(ctx context.Context, t Target, v Vantage) reports.Observation {
+				return env.validate(ctx, kind, c, t, v)
+			})
+		}}
 }
 
-// Kind implements Probe.
-func (p *ChallengeProbe) Kind() string { return p.Challenge }
-
-// Applies implements Applier: targets of this challenge only.
-func (p *ChallengeProbe) Applies(t Target) bool { return t.Challenge == p.Challenge }
-
-// Run implements Probe.
-func (p *ChallengeProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
-	start := time.Now()
-	obs := Observation{Target: t, Vantage: v, Kind: p.Kind(), Start: start}
-	check := reports.Check{Name: p.Challenge + ".validation", Target: t.Name}
+func (e *Env) validate(ctx context.Context, kind reports.Kind, c reports.Challenge, t Target, v Vantage) reports.Observation {
+	obs, done := e.observe(t, v, kind)
+	check := reports.Check{Name: string(c) + ".validation", Target: t.Name}
 	if strings.HasPrefix(t.Name, "*.") {
 		// The CA offers only dns-01 for a wildcard; the DNS probe says so.
-		check.Status, check.Note = reports.CheckSkipped, "wildcard: no "+p.Challenge+" challenge is offered"
+		check.Status, check.Note = reports.CheckSkipped, "wildcard: no "+string(c)+" challenge is offered"
 		obs.Checks = []reports.Check{check}
-		return finish(obs)
+		return done(obs).Finish()
 	}
-	sess := p.Sessions.For(v)
+	sess := e.sessions().For(v)
 	v6, v4, err := sess.LookupHost(ctx, t.Name)
 	if err != nil || len(v6)+len(v4) == 0 {
-		// The DNS probe reports why there is no address; nothing to connect to.
+		// The DNS probe reports why there is no address; nothing to connect
+		// to, so this vantage cannot pass.
 		check.Status, check.Note = reports.CheckSkipped, "no address to connect to"
 		obs.Checks = []reports.Check{check}
-		obs.Duration = time.Since(start)
-		obs = finish(obs)
+		obs = done(obs).Finish()
 		obs.OK = false
 		return obs
 	}
-	val := p.Validator
+	val := e.Validator
 	val.LocalAddr = v.SourceAddr
 	val.Resolver = sess
 	req := http01.Request{Name: t.Name, Token: t.Token, KeyAuth: t.KeyAuth, V6: v6, V4: v4}
 	var res http01.Result
-	if p.Challenge == "tls-alpn-01" {
+	if c == reports.TLSALPN01 {
 		res = val.TLSALPN01(ctx, req)
 	} else {
 		res = val.Survey(ctx, req)
 	}
-	check.Duration = time.Since(start)
+	obs = done(obs)
+	check.Duration = obs.Duration
 	check.Status = statusOf(res)
 	if res.Problem != nil {
 		check.Note = res.Problem.Detail
 	} else {
 		check.Note = "Let's Encrypt would accept the response"
 	}
-	obs.Findings, obs.Checks, obs.Trace = res.Findings, []reports.Check{check}, res
-	obs.Duration = time.Since(start)
+	obs.Findings, obs.Checks = res.Findings, []reports.Check{check}
+	for _, h := range res.Trace {
+		obs.Trace.Add("%s", h.String())
+	}
 	// OK follows the findings: without a token a doubtful answer is only a
 	// warning, and must not count as a failed perspective.
-	return finish(obs)
+	return obs.Finish()
 }
 
 func statusOf(res http01.Result) reports.CheckStatus {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/reports"
 )
 
 // Sessions hands out one dnscheck session per vantage for a round of
@@ -54,17 +55,31 @@ func (s *Sessions) Stats() dnscheck.Stats {
 	return total
 }
 
-// DNSProbe checks everything DNS: delegation, every authoritative server,
-// addresses or the dns-01 TXT record, CAA, DNSSEC.
-type DNSProbe struct{ Sessions *Sessions }
+// dnsKind checks everything DNS from each vantage: delegation, every
+// authoritative server, addresses or the dns-01 TXT record, CAA, DNSSEC.
+func dnsKind() KindSpec {
+	return KindSpec{Kind: KindDNS, Remote: true, Lane: LaneProbes,
+		Doc: "delegation, every authoritative server, addresses or the dns-01 TXT record, CAA and DNSSEC",
+		New: func(p *Plan) Probe {
+			env := p.Env
+			return ProbeFunc(func(ctx context.Context, t Target, v Vantage) reports.Observation {
+				o, done := env.observe(t, v, KindDNS)
+				res := env.sessions().For(v).Check(ctx, dnscheck.Request{Name: t.Name, Challenge: t.Challenge, ExpectTXT: t.ExpectTXT})
+				o.Findings, o.Checks = res.Findings, res.Checks
+				return done(o).Finish()
+			})
+		}}
+}
 
-// Kind implements Probe.
-func (p *DNSProbe) Kind() string { return "dns" }
-
-// Run implements Probe.
-func (p *DNSProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
-	start := time.Now()
-	res := p.Sessions.For(v).Check(ctx, dnscheck.Request{Name: t.Name, Challenge: t.Challenge, ExpectTXT: t.ExpectTXT})
-	return finish(Observation{Target: t, Vantage: v, Kind: p.Kind(), Start: start, Duration: time.Since(start),
-		Findings: res.Findings, Checks: res.Checks, Trace: res})
+// observe starts the observation of one run of kind for t from v: its
+// start on the plan's clock (what correlation and queries compare), and
+// done sets its duration, measured on the monotonic clock (what the run
+// cost).
+func (e *Env) observe(t Target, v Vantage, kind reports.Kind) (o reports.Observation, done func(reports.Observation) reports.Observation) {
+	o = reports.Observation{Name: t.Name, Challenge: t.Challenge, Vantage: v.Vantage, Kind: kind, Start: e.Clock.Now()}
+	t0 := time.Now()
+	return o, func(o reports.Observation) reports.Observation {
+		o.Duration = time.Since(t0)
+		return o
+	}
 }

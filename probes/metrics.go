@@ -23,19 +23,21 @@ import (
 // catalogue (a code outside it is exported as "unknown").
 type Metrics struct {
 	store *Store
+	kinds *Registry
 	codes map[reports.Code]struct{} // the catalogue: the code label's values
 
 	runs        *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	propagation prometheus.Histogram
 	delay       *prometheus.HistogramVec
+	panics      *prometheus.CounterVec
 
 	// series caches the runs and duration children of each (kind,
 	// vantage): WithLabelValues validates and hashes the label values on
 	// every call, and the scheduler counts hundreds of runs a second.
 	seriesMu sync.RWMutex
 	series   map[seriesKey]*runSeries
-	delays   map[string]prometheus.Observer // delay's children by kind
+	delays   map[reports.Kind]prometheus.Observer // delay's children by kind
 
 	canarySteps  *prometheus.HistogramVec
 	canaryOK     *prometheus.GaugeVec
@@ -53,8 +55,9 @@ type Metrics struct {
 // seriesKey names the series of one probe kind from one vantage with one
 // result.
 type seriesKey struct {
-	kind, vantage string
-	ok            bool
+	kind    reports.Kind
+	vantage string
+	ok      bool
 }
 
 // runSeries are the children of runs and duration for one seriesKey.
@@ -71,13 +74,17 @@ const unknownCode = "unknown"
 // of a name do not all give the same answer.
 var inconsistencyCodes = []reports.Code{reports.CodeDNSSerialMismatch, reports.CodeDNS01TXTNotPropagated}
 
-// NewMetrics creates the metrics and registers them with reg (nil: not
-// registered, for a caller that registers m itself). Registering twice
-// with the same registry panics, as prometheus.MustRegister does: that is a
-// wiring mistake, not input.
-func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metrics {
+// NewMetrics creates the metrics of the kinds' runs and registers them
+// with reg (nil: not registered, for a caller that registers m itself).
+// Registering twice with the same registry panics, as
+// prometheus.MustRegister does: that is a wiring mistake, not input.
+func NewMetrics(reg prometheus.Registerer, store *Store, kinds *Registry, version string) *Metrics {
+	if kinds == nil {
+		kinds = DefaultKinds()
+	}
 	m := &Metrics{
 		store:   store,
+		kinds:   kinds,
 		version: version,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "acmediag_probe_runs_total",
@@ -99,6 +106,10 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 			Help: "How late probe runs start after they are due, by probe kind; growing delays mean schedule.concurrency is too low for the targets.",
 			// Runs may start a little early (batching); those count as 0.
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"kind"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "acmediag_probe_panics_total",
+			Help: "Probe runs that failed inside acmediag (a bug), by probe kind; each is a probe.internal_error finding and a log line with the stack.",
 		}, []string{"kind"}),
 		canarySteps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "acmediag_canary_step_duration_seconds",
@@ -131,7 +142,7 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 			"Build information; the value is always 1.", []string{"version", "goversion"}, nil),
 	}
 	m.series = map[seriesKey]*runSeries{}
-	m.delays = map[string]prometheus.Observer{}
+	m.delays = map[reports.Kind]prometheus.Observer{}
 	m.codes = map[reports.Code]struct{}{}
 	for _, e := range reports.Catalogue() {
 		m.codes[e.Code] = struct{}{}
@@ -142,14 +153,19 @@ func NewMetrics(reg prometheus.Registerer, store *Store, version string) *Metric
 	return m
 }
 
-// Observe counts one run. The scheduler calls it after each run.
-func (m *Metrics) Observe(o Observation) {
+// Observe counts one run, and what its kind says it means (KindSpec.Record).
+// The scheduler calls it after each run.
+func (m *Metrics) Observe(o reports.Observation) {
 	rs := m.seriesOf(seriesKey{o.Kind, o.Vantage.Name, o.OK})
 	rs.runs.Inc()
 	rs.duration.Observe(o.Duration.Seconds())
-	if o.Kind != "acme" {
-		return
+	if k, ok := m.kinds.Lookup(o.Kind); ok && k.Record != nil {
+		k.Record(m, o)
 	}
+}
+
+// observeOrder records a canary order's steps and its success.
+func (m *Metrics) observeOrder(o reports.Observation) {
 	for _, c := range o.Checks {
 		// Step names come from the canary's fixed list, not from the network.
 		if step, ok := strings.CutPrefix(c.Name, "acme."); ok && c.Status != reports.CheckSkipped {
@@ -157,9 +173,12 @@ func (m *Metrics) Observe(o Observation) {
 		}
 	}
 	if o.OK {
-		m.canaryOK.WithLabelValues(o.Target.Name).Set(float64(o.Start.Add(o.Duration).Unix()))
+		m.canaryOK.WithLabelValues(o.Name).Set(float64(o.Start.Add(o.Duration).Unix()))
 	}
 }
+
+// ObservePanic counts a run that panicked.
+func (m *Metrics) ObservePanic(kind reports.Kind) { m.panics.WithLabelValues(string(kind)).Inc() }
 
 // seriesOf returns the cached series of k, creating them on first use:
 // they are the vectors' own children, so a series appears with its first
@@ -180,20 +199,20 @@ func (m *Metrics) seriesOf(k seriesKey) *runSeries {
 	if !k.ok {
 		result = "failure"
 	}
-	rs = &runSeries{runs: m.runs.WithLabelValues(k.kind, k.vantage, result), duration: m.duration.WithLabelValues(k.kind, k.vantage)}
+	rs = &runSeries{runs: m.runs.WithLabelValues(string(k.kind), k.vantage, result), duration: m.duration.WithLabelValues(string(k.kind), k.vantage)}
 	m.series[k] = rs
 	return rs
 }
 
 // ObserveDelay records how late a run of kind started after it was due.
-func (m *Metrics) ObserveDelay(kind string, d time.Duration) {
+func (m *Metrics) ObserveDelay(kind reports.Kind, d time.Duration) {
 	m.seriesMu.RLock()
 	o := m.delays[kind]
 	m.seriesMu.RUnlock()
 	if o == nil {
 		m.seriesMu.Lock()
 		if o = m.delays[kind]; o == nil {
-			o = m.delay.WithLabelValues(kind)
+			o = m.delay.WithLabelValues(string(kind))
 			m.delays[kind] = o
 		}
 		m.seriesMu.Unlock()
@@ -213,6 +232,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.duration.Describe(ch)
 	m.propagation.Describe(ch)
 	m.delay.Describe(ch)
+	m.panics.Describe(ch)
 	m.canarySteps.Describe(ch)
 	m.canaryOK.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo} {
@@ -227,6 +247,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.duration.Collect(ch)
 	m.propagation.Collect(ch)
 	m.delay.Collect(ch)
+	m.panics.Collect(ch)
 	m.canarySteps.Collect(ch)
 	m.canaryOK.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.buildInfo, prometheus.GaugeValue, 1, m.version, runtime.Version())
@@ -239,13 +260,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.evicted, prometheus.CounterValue, float64(st.Dropped))
 
 	// Latest is sorted by name, so each name's observations are adjacent.
-	latest := m.store.Latest()
+	latest := m.store.Latest("")
 	for i := 0; i < len(latest); {
 		j := i
-		for j < len(latest) && normName(latest[j].Target.Name) == normName(latest[i].Target.Name) {
+		for j < len(latest) && normName(latest[j].Name) == normName(latest[i].Name) {
 			j++
 		}
-		m.collectName(ch, normName(latest[i].Target.Name), latest[i:j])
+		m.collectName(ch, normName(latest[i].Name), latest[i:j])
 		i = j
 	}
 }
@@ -257,15 +278,12 @@ type findingKey struct {
 
 // collectName exports the gauges of one name from its latest observations
 // (one per vantage and kind).
-func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []Observation) {
+func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []reports.Observation) {
 	counts := map[findingKey]int{}
 	var order []findingKey
 	dnsSeen, consistent := false, true
-	type vantageState struct {
-		v  Vantage
-		ok bool
-	}
-	var vantages []*vantageState
+	var vantages []reports.Vantage
+	byVantage := map[string][]reports.Observation{}
 	for _, o := range obs {
 		for _, f := range o.Findings {
 			k := findingKey{code: m.codeLabel(f.Code), severity: f.Severity.String()}
@@ -277,23 +295,21 @@ func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []Ob
 			}
 			counts[k]++
 		}
-		if o.Kind == "dns" {
+		if o.Kind == KindDNS {
 			dnsSeen = true
 			if slices.ContainsFunc(o.Findings, func(f reports.Finding) bool { return slices.Contains(inconsistencyCodes, f.Code) }) {
 				consistent = false
 			}
 		}
-		// The CA's own verdict does not depend on our vantage: it is not a
-		// perspective.
-		if o.Kind == "acme" || !o.Vantage.External() {
+		// A run made from no vantage (the CA's own order) is not a
+		// perspective, and cluster vantages do not count toward the quorum.
+		if !o.Perspective() || !o.Vantage.External() {
 			continue
 		}
-		i := slices.IndexFunc(vantages, func(s *vantageState) bool { return s.v.Name == o.Vantage.Name })
-		if i < 0 {
-			vantages = append(vantages, &vantageState{v: o.Vantage, ok: true})
-			i = len(vantages) - 1
+		if _, ok := byVantage[o.Vantage.Name]; !ok {
+			vantages = append(vantages, o.Vantage)
 		}
-		vantages[i].ok = vantages[i].ok && o.OK
+		byVantage[o.Vantage.Name] = append(byVantage[o.Vantage.Name], o)
 	}
 	for _, k := range order {
 		ch <- prometheus.MustNewConstMetric(m.findings, prometheus.GaugeValue, float64(counts[k]), k.code, k.severity, name)
@@ -304,16 +320,17 @@ func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []Ob
 	if len(vantages) == 0 {
 		return
 	}
-	perspectives := make([]reports.Perspective, 0, len(vantages))
+	results := make([]reports.VantageResult, 0, len(vantages))
 	passing := 0
-	for _, s := range vantages {
-		perspectives = append(perspectives, reports.Perspective{Name: s.v.Name, RIR: s.v.RIR, External: true, OK: s.ok})
-		if s.ok {
+	for _, v := range vantages {
+		ok := reports.Judge(byVantage[v.Name]) != reports.CheckFail
+		results = append(results, reports.VantageResult{Vantage: v, OK: ok})
+		if ok {
 			passing++
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(m.passing, prometheus.GaugeValue, float64(passing), name)
-	if q := reports.ComputeQuorum(perspectives); q != nil {
+	if q := reports.ComputeQuorum(results); q != nil {
 		ch <- prometheus.MustNewConstMetric(m.quorumOK, prometheus.GaugeValue, boolValue(q.OK), name)
 	}
 }

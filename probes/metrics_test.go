@@ -16,21 +16,21 @@ import (
 // but its secondaries disagree; b.com fails from eu only (quorum holds);
 // c.com has only a cluster vantage and an unknown finding code.
 func metricsStore() *Store {
-	us := Vantage{Name: "us", Kind: KindExternal, RIR: "ARIN"}
-	eu := Vantage{Name: "eu", Kind: KindExternal, RIR: "RIPE"}
-	ap := Vantage{Name: "ap", Kind: KindExternal, RIR: "APNIC"}
-	k8s := Vantage{Name: "k8s", Kind: KindCluster}
-	obs := func(name string, v Vantage, kind string, fs ...reports.Finding) Observation {
-		return finish(Observation{Target: Target{Name: name}, Vantage: v, Kind: kind, Start: t0, Findings: fs})
+	us := reports.Vantage{Name: "us", Kind: reports.External, RIR: "ARIN"}
+	eu := reports.Vantage{Name: "eu", Kind: reports.External, RIR: "RIPE"}
+	ap := reports.Vantage{Name: "ap", Kind: reports.External, RIR: "APNIC"}
+	k8s := reports.Vantage{Name: "k8s", Kind: reports.Cluster}
+	obs := func(name string, v reports.Vantage, kind reports.Kind, fs ...reports.Finding) reports.Observation {
+		return reports.Observation{Name: name, Vantage: v, Kind: kind, Start: t0, Findings: fs}.Finish()
 	}
 	serial := reports.New(reports.CodeDNSSerialMismatch, "a.com", "ns1 has 5, ns2 has 4")
 	timeout := reports.New(reports.CodeHTTP01ConnectTimeout, "b.com", "blocked")
 	s := NewStore(StoreLimits{})
-	for _, o := range []Observation{
+	for _, o := range []reports.Observation{
 		obs("a.com", us, "dns", serial), obs("a.com", eu, "dns", serial), obs("a.com", us, "http-01"), obs("a.com", eu, "http-01"),
 		obs("b.com", us, "dns"), obs("b.com", eu, "dns"), obs("b.com", ap, "dns"),
 		obs("b.com", us, "http-01"), obs("b.com", eu, "http-01", timeout), obs("b.com", ap, "http-01"),
-		obs("b.com", eu, "acme", timeout), // the CA's verdict is no perspective
+		obs("b.com", reports.Vantage{}, "acme", timeout), // the CA's verdict is no perspective
 		obs("c.com", k8s, "dns", reports.Finding{Code: "made.up", Severity: reports.Warning}),
 	} {
 		s.Add(o)
@@ -41,7 +41,7 @@ func metricsStore() *Store {
 func TestMetricsFromStore(t *testing.T) {
 	t.Parallel()
 	store := metricsStore()
-	m := NewMetrics(nil, store, "v1.2.3")
+	m := NewMetrics(nil, store, nil, "v1.2.3")
 	tests := []struct {
 		desc  string
 		names []string
@@ -110,11 +110,11 @@ acmediag_store_observations 12
 func TestMetricsObserve(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	m := NewMetrics(reg, nil, "dev")
-	us := Vantage{Name: "us"}
-	m.Observe(Observation{Vantage: us, Kind: "dns", OK: true, Duration: 31250 * time.Microsecond})
-	m.Observe(Observation{Vantage: us, Kind: "dns", OK: true, Duration: 2 * time.Second})
-	m.Observe(Observation{Vantage: us, Kind: "dns", OK: false, Duration: 1953125 * time.Nanosecond}) // sums exactly in binary
+	m := NewMetrics(reg, nil, nil, "dev")
+	us := reports.Vantage{Name: "us"}
+	m.Observe(reports.Observation{Vantage: us, Kind: "dns", OK: true, Duration: 31250 * time.Microsecond})
+	m.Observe(reports.Observation{Vantage: us, Kind: "dns", OK: true, Duration: 2 * time.Second})
+	m.Observe(reports.Observation{Vantage: us, Kind: "dns", OK: false, Duration: 1953125 * time.Nanosecond}) // sums exactly in binary
 	want := `
 # HELP acmediag_probe_runs_total Probe runs by probe kind, vantage and result (success: no error or fatal finding).
 # TYPE acmediag_probe_runs_total counter
@@ -158,8 +158,8 @@ func TestMetricsLint(t *testing.T) {
 	t.Parallel()
 	store := metricsStore()
 	reg := prometheus.NewPedanticRegistry()
-	m := NewMetrics(reg, store, "dev")
-	m.Observe(Observation{Vantage: Vantage{Name: "us"}, Kind: "dns", OK: true})
+	m := NewMetrics(reg, store, nil, "dev")
+	m.Observe(reports.Observation{Vantage: reports.Vantage{Name: "us"}, Kind: "dns", OK: true})
 	problems, err := testutil.CollectAndLint(m)
 	if err != nil {
 		t.Fatal(err)
@@ -183,19 +183,19 @@ func TestMetricsFollowWork(t *testing.T) {
 	p := &scriptProbe{kind: "dns", clock: clk}
 	p.setFail("bad.com", true)
 	store := NewStore(StoreLimits{})
-	m := NewMetrics(nil, store, "dev")
-	s := newTestScheduler(Schedule{}, []Probe{p}, store, nil, clk)
+	m := NewMetrics(nil, store, nil, "dev")
+	s := newTestScheduler(Schedule{}, []kindProbe{p}, store, nil, clk)
 	s.SetMetrics(m)
-	s.SetWork(targets("bad.com", "ok.com"), []Vantage{{Name: "us"}})
-	startScheduler(t, s)
-	stepUntil(t, s, clk, t0.Add(DefaultInterval))
+	s.SetWork(targets("bad.com", "ok.com"), vantages("us"))
+	startScheduler(t, s.Scheduler)
+	stepUntil(t, s.Scheduler, clk, t0.Add(DefaultInterval))
 	if got := testutil.ToFloat64(m.runs.WithLabelValues("dns", "us", "failure")); got != 1 {
 		t.Errorf("%v failed runs counted, want 1", got)
 	}
 	if n := testutil.CollectAndCount(m, "acmediag_findings"); n != 1 {
 		t.Errorf("%d findings series, want 1", n)
 	}
-	s.SetWork(targets("ok.com"), []Vantage{{Name: "us"}})
+	s.SetWork(targets("ok.com"), vantages("us"))
 	if n := testutil.CollectAndCount(m, "acmediag_findings"); n != 0 {
 		t.Errorf("%d findings series after bad.com left the work, want 0", n)
 	}
@@ -206,13 +206,13 @@ func TestMetricsFollowWork(t *testing.T) {
 func TestMetricsCanary(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	m := NewMetrics(reg, NewStore(StoreLimits{}), "test")
+	m := NewMetrics(reg, NewStore(StoreLimits{}), nil, "test")
 	start := time.Unix(1_800_000_000, 0)
 	steps := []reports.Check{{Name: "acme.order", Status: reports.CheckOK, Duration: 20 * time.Millisecond},
 		{Name: "acme.poll", Status: reports.CheckOK, Duration: 300 * time.Millisecond}}
-	m.Observe(Observation{Kind: "acme", Target: Target{Name: "ok.com"}, Start: start, Duration: time.Second, OK: true, Checks: steps})
-	m.Observe(Observation{Kind: "acme", Target: Target{Name: "bad.com"}, Start: start, Duration: time.Second, OK: false, Checks: steps[:1]})
-	m.Observe(Observation{Kind: "dns", Target: Target{Name: "ok.com"}, Start: start, OK: true,
+	m.Observe(reports.Observation{Kind: "acme", Name: "ok.com", Start: start, Duration: time.Second, OK: true, Checks: steps})
+	m.Observe(reports.Observation{Kind: "acme", Name: "bad.com", Start: start, Duration: time.Second, OK: false, Checks: steps[:1]})
+	m.Observe(reports.Observation{Kind: "dns", Name: "ok.com", Start: start, OK: true,
 		Checks: []reports.Check{{Name: "acme.order", Duration: time.Hour}}}) // not a canary run: ignored
 	if n := testutil.CollectAndCount(m, "acmediag_canary_step_duration_seconds"); n != 2 {
 		t.Errorf("%d step series, want 2 (order, poll)", n)

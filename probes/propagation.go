@@ -10,331 +10,406 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 )
 
-// Default pacing of a propagation watch. Replication usually completes
-// within the first seconds, so addresses are polled as densely as the rate
-// limit allows at first; the interval then grows by PropagationBackoff per
-// poll up to PropagationMaxInterval, so a slow provider costs one query
-// every two seconds per address, not a flood.
+// The propagation watch is a probe kind: each run asks every authoritative
+// server address of a dns-01 record's zone that has not served the
+// expected value yet, once, directly (RD=0), and records when each first
+// served it. Its cadence is its own (Next): dense while the value is new
+// (every PropagationFirstInterval, growing by PropagationBackoff up to
+// PropagationMaxInterval, never faster than PropagationMaxRate queries a
+// second per address), then the DNS interval once every address serves it
+// or the watch timed out. The value is the target's expect_txt, or, while
+// a canary order waits between publishing its record and answering the
+// challenge, the order's (Watches.Await): the same watch, scheduled by the
+// same scheduler, stored like every other observation.
+
+// Pacing of a watch.
 const (
 	PropagationFirstInterval = 50 * time.Millisecond
 	PropagationBackoff       = 1.5
 	PropagationMaxInterval   = 2 * time.Second
-	// PropagationMaxRate is the most queries per second sent to one server
-	// address, whatever the other settings say.
+	// PropagationMaxRate is the most queries a second sent to one server
+	// address: polls are at least a fifth of a second apart.
 	PropagationMaxRate = 5
-	// maxWatchedAddrs bounds the goroutines and state of one watch; a zone
-	// with more server addresses than this is hostile.
+	// maxWatchedAddrs bounds the state of one watch; a zone with more
+	// server addresses than this is hostile.
 	maxWatchedAddrs = 64
+	// serversMaxAge is how long a watch trusts the server addresses it
+	// found; a value being watched keeps its list, a watch idle at the
+	// slow cadence walks the delegation again on its next run.
+	serversMaxAge = 10 * time.Minute
 )
 
-// PropagationVerdict is how a watch ended.
-type PropagationVerdict string
+// PropagationCheck is the check name of each server address in a watch's
+// observation.
+const PropagationCheck = "dns01.propagation"
 
-// Verdicts of a propagation watch.
-const (
-	// PropagationEverywhere: every authoritative address served the value.
-	PropagationEverywhere PropagationVerdict = "everywhere"
-	// PropagationPartial: some addresses served it when the watch ended.
-	PropagationPartial PropagationVerdict = "partial"
-	// PropagationNowhere: no address served it when the watch ended.
-	PropagationNowhere PropagationVerdict = "nowhere"
-	// PropagationUnknown: the servers could not be found.
-	PropagationUnknown PropagationVerdict = "unknown"
-)
-
-// PropagationWatcher watches a dns-01 TXT value reach every authoritative
-// server address of its zone, asking each address directly (RD=0), and
-// measures when each one first served it. Its fields are configuration;
-// one watcher can run many watches concurrently.
-type PropagationWatcher struct {
-	// Checker is the DNS configuration: roots, port, timeouts, source address.
-	Checker dnscheck.Checker
-	// FirstInterval, Backoff and MaxInterval pace the polls of one address:
-	// the k-th wait is FirstInterval·Backoff^k, at most MaxInterval, and
-	// never shorter than the rate limit allows. Zero values take the
-	// Propagation* defaults.
-	FirstInterval time.Duration
-	Backoff       float64
-	MaxInterval   time.Duration
-	// MaxRate caps the queries per second to one address (0 or above
-	// PropagationMaxRate: PropagationMaxRate).
-	MaxRate int
-	// Wait is how long the issuer waits before answering the challenge
-	// (cert-manager's or lego's propagation delay): a measured time above
-	// it gives dns01.propagation_slow. 0: no such finding.
-	Wait time.Duration
-	// Metrics, when set, observes acmediag_propagation_seconds for every
-	// watch that ends "everywhere".
-	Metrics *Metrics
-	// OnQuery, when set, is called just before each poll is sent (tests
-	// count queries per address with it). It must not block.
-	OnQuery func(addr netip.Addr, at time.Time)
-	Logger  *zap.Logger
+// Watches is the state of every propagation watch: which value each
+// dns-01 name should serve and since when, the servers of its record, and
+// when each first served the value. It outlives plans (Shared).
+type Watches struct {
+	mu      sync.Mutex
+	watches map[string]*watch // normalized target name
+	// poke runs a name's propagation watch now; the engine that runs the
+	// plan sets it (SetPoke).
+	poke func(name string)
 }
 
-// AddrPropagation is what one authoritative server address did during a watch.
-type AddrPropagation struct {
-	dnscheck.HostAddr
-	Served    bool          // the address served the value
-	FirstSeen time.Duration // since the watch started, when Served
-	Queries   int           // polls sent to this address
-	// Last is the address's last answer in a few words (an error, an
-	// rcode, the TXT set), for the lagging ones.
-	Last string
+// watch is one name's watch of one value.
+type watch struct {
+	value   string
+	canary  bool      // the value is a waiting canary order's
+	start   time.Time // when the value became expected
+	servers *dnscheck.TXTServers
+	found   time.Time
+	seen    map[netip.Addr]time.Duration // first served, since start
+	polls   int
+	done    bool          // every address served it
+	changed chan struct{} // closed and replaced after every run
 }
 
-// PropagationResult is one watch's outcome.
-type PropagationResult struct {
-	Name    string // the challenge name (_acme-challenge.NAME)
-	Owner   string // the name holding the TXT record after CNAMEs
-	Zone    string // Owner's zone
-	Value   string
-	Start   time.Time
-	Verdict PropagationVerdict
-	// Elapsed is the time from Start to the last address serving the value
-	// (Verdict everywhere), else to the end of the watch.
-	Elapsed   time.Duration
-	Addresses []AddrPropagation // sorted by host, then address
-	Queries   int64             // every query sent, discovery included
-	Polls     int               // TXT polls of the authoritative addresses
-	Findings  []reports.Finding
-	Err       error // why the servers could not be found (Verdict unknown)
+// NewWatches returns empty watches.
+func NewWatches() *Watches { return &Watches{watches: map[string]*watch{}} }
+
+// SetPoke installs what runs a name's watch now (the engine's re-probe).
+func (w *Watches) SetPoke(poke func(name string)) {
+	w.mu.Lock()
+	w.poke = poke
+	w.mu.Unlock()
 }
 
-// Lagging lists the addresses that had not served the value.
-func (r *PropagationResult) Lagging() []AddrPropagation {
-	var out []AddrPropagation
-	for _, a := range r.Addresses {
-		if !a.Served {
-			out = append(out, a)
+// expect returns the watch of name for value, starting it anew (at now)
+// when the value changed; canary marks the value as a waiting order's.
+// Call with mu held.
+func (w *Watches) expect(name, value string, canary bool, now time.Time) *watch {
+	name = normName(name)
+	wt := w.watches[name]
+	if wt == nil || wt.value != value {
+		wt = &watch{value: value, canary: canary, start: now, seen: map[netip.Addr]time.Duration{}, changed: make(chan struct{})}
+		if old := w.watches[name]; old != nil {
+			close(old.changed) // a waiter of the old value sees it is gone
 		}
+		w.watches[name] = wt
+	}
+	return wt
+}
+
+// Await is a canary order's wait between publishing value at name's
+// _acme-challenge record and answering the challenge: it makes value the
+// watched one, runs the watch now, and returns nil once every server
+// address served it, or an error naming the lagging addresses when ctx
+// ends first. The target's own expected value (expect_txt), if any, is
+// watched again afterwards.
+func (w *Watches) Await(ctx context.Context, clock Clock, name, value string) error {
+	w.mu.Lock()
+	wt := w.expect(name, value, true, clock.Now())
+	poke := w.poke
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if cur := w.watches[normName(name)]; cur == wt {
+			delete(w.watches, normName(name))
+			close(wt.changed)
+		}
+		w.mu.Unlock()
+	}()
+	if poke == nil {
+		return errors.New("no propagation watch runs here")
+	}
+	poke(name)
+	for {
+		w.mu.Lock()
+		done, changed := wt.done, wt.changed
+		w.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+			if cur := w.current(name); cur != wt {
+				return fmt.Errorf("another value replaced %q while it was watched", value)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%s not served everywhere yet: %s: %w", dnscheck.ChallengeName(strings.TrimPrefix(name, "*.")),
+				w.lagging(wt), ctx.Err())
+		}
+	}
+}
+
+func (w *Watches) current(name string) *watch {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watches[normName(name)]
+}
+
+func (w *Watches) lagging(wt *watch) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if wt.servers == nil {
+		return "its servers are not known yet"
+	}
+	var out []string
+	for _, ha := range watched(wt.servers) {
+		if _, ok := wt.seen[ha.Addr]; !ok {
+			out = append(out, ha.String())
+		}
+	}
+	return "missing at " + strings.Join(out, ", ")
+}
+
+func watched(srv *dnscheck.TXTServers) []dnscheck.HostAddr {
+	if len(srv.Servers) > maxWatchedAddrs {
+		return srv.Servers[:maxWatchedAddrs]
+	}
+	return srv.Servers
+}
+
+// follow makes the watches follow the plan's expected values: a name
+// whose expect_txt is new or changed starts a new watch now, a name gone
+// or without a value drops its own (a waiting canary order's stays). It
+// returns the names to watch at once.
+func (w *Watches) follow(p *Plan) []string {
+	now := p.Env.Clock.Now()
+	want := map[string]string{}
+	for _, t := range p.Targets {
+		if t.Challenge == reports.DNS01 && t.ExpectTXT != "" {
+			want[normName(t.Name)] = t.ExpectTXT
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, wt := range w.watches {
+		if v, ok := want[name]; !wt.canary && (!ok || v != wt.value) {
+			delete(w.watches, name)
+			close(wt.changed)
+		}
+	}
+	var start []string
+	for name, v := range want {
+		if wt := w.watches[name]; wt == nil {
+			w.expect(name, v, false, now)
+			start = append(start, name)
+		}
+	}
+	slices.Sort(start)
+	return start
+}
+
+// propagationKind registers the watch.
+func propagationKind() KindSpec {
+	return KindSpec{Kind: KindPropagation, Once: true, Lane: LanePropagation,
+		Doc: "the time a dns-01 value takes to reach every authoritative server address",
+		Applies: func(p *Plan, t Target) bool {
+			if t.Challenge != reports.DNS01 {
+				return false
+			}
+			return t.ExpectTXT != "" || p.Canary != nil && p.Canary.DNSProvider != nil && p.Canary.Names[t.Name]
+		},
+		Interval: func(p *Plan) time.Duration {
+			if d := p.Schedule.Intervals[string(KindDNS)]; d > 0 {
+				return time.Duration(d)
+			}
+			return DefaultInterval
+		},
+		Next: func(p *Plan, o reports.Observation) (time.Duration, bool) {
+			return p.Env.Shared.Watches.next(o, p.Propagation.Timeout)
+		},
+		Follow: func(p *Plan) []string { return p.Env.Shared.Watches.follow(p) },
+		New: func(p *Plan) Probe {
+			return ProbeFunc(func(ctx context.Context, t Target, v Vantage) reports.Observation {
+				return p.Env.Shared.Watches.run(ctx, p, t, v)
+			})
+		},
+		Record: func(m *Metrics, o reports.Observation) {
+			for _, c := range o.Checks {
+				if c.Name == PropagationCheck+".everywhere" {
+					m.ObservePropagation(c.Duration)
+				}
+			}
+		}}
+}
+
+// run is one run of the watch of t: it asks each address that has not
+// served the value yet.
+func (w *Watches) run(ctx context.Context, p *Plan, t Target, v Vantage) reports.Observation {
+	env := p.Env
+	obs, done := env.observe(t, v, KindPropagation)
+	now := obs.Start
+	w.mu.Lock()
+	wt := w.watches[normName(t.Name)]
+	if wt == nil || !wt.canary {
+		if t.ExpectTXT == "" {
+			delete(w.watches, normName(t.Name))
+			wt = nil
+		} else {
+			wt = w.expect(t.Name, t.ExpectTXT, false, now)
+		}
+	}
+	var servers *dnscheck.TXTServers
+	seen := map[netip.Addr]time.Duration{}
+	if wt != nil {
+		servers, seen = wt.servers, copySeen(wt.seen)
+		if wt.done && now.Sub(wt.found) > serversMaxAge {
+			servers = nil
+		}
+	}
+	w.mu.Unlock()
+	if wt == nil {
+		obs.Checks = []reports.Check{{Name: PropagationCheck, Target: t.Name, Status: reports.CheckSkipped,
+			Note: "no value to watch: no expect_txt, and no canary order is waiting"}}
+		return done(obs).Finish()
+	}
+	sess := env.sessions().For(v)
+	challenge := dnscheck.ChallengeName(strings.TrimPrefix(t.Name, "*."))
+	if servers == nil {
+		srv, err := sess.TXTServers(ctx, challenge)
+		if err != nil {
+			obs.Checks = []reports.Check{{Name: PropagationCheck, Target: t.Name, Status: reports.CheckFail,
+				Note: fmt.Sprintf("cannot find the authoritative servers of %s: %v", strings.TrimSuffix(challenge, "."), err)}}
+			obs.Findings = []reports.Finding{reports.New(reports.CodeDNS01TXTNotPropagated, t.Name,
+				fmt.Sprintf("cannot watch %q reach the authoritative servers: %v", wt.value, err))}
+			w.finishRun(wt, nil, nil)
+			return done(obs).Finish()
+		}
+		servers = srv
+	}
+	// Ask every address that has not served the value, at once.
+	hosts := watched(servers)
+	answers := make([]string, len(hosts))
+	served := make([]bool, len(hosts))
+	var wg sync.WaitGroup
+	for i, ha := range hosts {
+		if _, ok := seen[ha.Addr]; ok {
+			continue
+		}
+		wg.Go(func() {
+			values, resp := sess.AskTXT(ctx, netip.AddrPortFrom(ha.Addr, servers.Port), servers.Owner)
+			served[i] = slices.Contains(values, wt.value)
+			answers[i] = dnscheck.AnswerText(resp)
+		})
+	}
+	wg.Wait()
+	// First seen: this run's time on the plan's clock.
+	elapsed := max(env.Clock.Now().Sub(wt.start), time.Nanosecond)
+	for i, ha := range hosts {
+		if served[i] {
+			seen[ha.Addr] = elapsed
+		}
+	}
+	everywhere, first := w.finishRun(wt, servers, seen)
+	obs = done(obs)
+	obs.Checks, obs.Findings = watchResult(p, t, wt, hosts, seen, answers, elapsed, everywhere, first)
+	return obs.Finish()
+}
+
+// finishRun stores a run's results in the watch and wakes its waiters;
+// first says the run saw the value everywhere for the first time.
+func (w *Watches) finishRun(wt *watch, servers *dnscheck.TXTServers, seen map[netip.Addr]time.Duration) (everywhere, first bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt.polls++
+	if servers != nil && servers != wt.servers {
+		wt.servers, wt.found = servers, time.Now()
+	}
+	for a, d := range seen {
+		if _, ok := wt.seen[a]; !ok {
+			wt.seen[a] = d
+		}
+	}
+	if servers != nil {
+		everywhere = true
+		for _, ha := range watched(servers) {
+			if _, ok := wt.seen[ha.Addr]; !ok {
+				everywhere = false
+			}
+		}
+	}
+	first = everywhere && !wt.done
+	wt.done = wt.done || everywhere
+	close(wt.changed)
+	wt.changed = make(chan struct{})
+	return everywhere, first
+}
+
+// watchResult is a run's checks (one per server address: served after how
+// long, or what it answers) and findings (not everywhere by the timeout;
+// slower than the issuer waits).
+func watchResult(p *Plan, t Target, wt *watch, hosts []dnscheck.HostAddr, seen map[netip.Addr]time.Duration, answers []string,
+	elapsed time.Duration, everywhere, first bool) ([]reports.Check, []reports.Finding) {
+	timedOut := !everywhere && elapsed >= p.Propagation.Timeout
+	var checks []reports.Check
+	var lagging, lines []string
+	slowest, slowestAt := time.Duration(0), ""
+	for i, ha := range hosts {
+		c := reports.Check{Name: PropagationCheck, Target: t.Name, Server: ha.String()}
+		if d, ok := seen[ha.Addr]; ok {
+			c.Status, c.Duration, c.Note = reports.CheckOK, d, fmt.Sprintf("served %q after %s", wt.value, d.Round(time.Millisecond))
+			if d >= slowest {
+				slowest, slowestAt = d, ha.String()
+			}
+		} else {
+			c.Status, c.Note = reports.CheckWarn, "not yet: "+answers[i]
+			if timedOut {
+				c.Status = reports.CheckFail
+			}
+			lagging = append(lagging, ha.String())
+			lines = append(lines, fmt.Sprintf("%s: %s", ha, answers[i]))
+		}
+		checks = append(checks, c)
+	}
+	if first {
+		// The time to "everywhere", for acmediag_propagation_seconds.
+		checks = append(checks, reports.Check{Name: PropagationCheck + ".everywhere", Target: t.Name, Status: reports.CheckOK,
+			Duration: slowest, Note: fmt.Sprintf("%q reached every server address after %s", wt.value, slowest.Round(time.Millisecond))})
+	}
+	var fs []reports.Finding
+	zone := strings.TrimSuffix(wt.servers.Zone, ".")
+	if timedOut {
+		fs = append(fs, reports.New(reports.CodeDNS01TXTNotPropagated, t.Name,
+			fmt.Sprintf("%q is served by %d of %d server addresses of zone %s after %s; missing at:\n%s",
+				wt.value, len(hosts)-len(lagging), len(hosts), zone, elapsed.Round(time.Millisecond), strings.Join(lines, "\n"))).
+			With("missing", lagging).With("zone", zone).With("watched_seconds", elapsed.Seconds()))
+	}
+	if wait := p.Propagation.IssuerWait; everywhere && wait > 0 && slowest > wait {
+		fs = append(fs, reports.New(reports.CodeDNS01PropagationSlow, t.Name,
+			fmt.Sprintf("%q took %s to reach every server address of zone %s (the last: %s); the issuer waits %s",
+				wt.value, slowest.Round(time.Millisecond), zone, slowestAt, wait)).
+			With("propagation_seconds", slowest.Seconds()).With("wait_seconds", wait.Seconds()))
+	}
+	return checks, fs
+}
+
+// next is the watch's cadence after o: dense while its value is not
+// everywhere and the watch has not timed out, the kind's interval after.
+func (w *Watches) next(o reports.Observation, timeout time.Duration) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := w.watches[normName(o.Name)]
+	if wt == nil || wt.done || (!wt.canary && o.Start.Sub(wt.start) >= timeout) {
+		return 0, false
+	}
+	d := PropagationFirstInterval
+	for range min(wt.polls, 20) {
+		d = time.Duration(float64(d) * PropagationBackoff)
+	}
+	return min(max(d, time.Second/PropagationMaxRate), PropagationMaxInterval), true
+}
+
+func copySeen(m map[netip.Addr]time.Duration) map[netip.Addr]time.Duration {
+	out := make(map[netip.Addr]time.Duration, len(m))
+	for k, v := range m {
+		out[k] = v
 	}
 	return out
 }
 
-func (w *PropagationWatcher) logger() *zap.Logger {
-	if w.Logger == nil {
-		return zap.NewNop()
-	}
-	return w.Logger.Named("propagation")
-}
-
-// pacing returns the effective schedule parameters.
-func (w *PropagationWatcher) pacing() (first time.Duration, backoff float64, maxInterval time.Duration, rate int) {
-	first, backoff, maxInterval, rate = w.FirstInterval, w.Backoff, w.MaxInterval, w.MaxRate
-	if first <= 0 {
-		first = PropagationFirstInterval
-	}
-	if backoff < 1 {
-		backoff = PropagationBackoff
-	}
-	if maxInterval <= 0 {
-		maxInterval = PropagationMaxInterval
-	}
-	maxInterval = max(maxInterval, first)
-	if rate <= 0 || rate > PropagationMaxRate {
-		rate = PropagationMaxRate
-	}
-	return first, backoff, maxInterval, rate
-}
-
-// Watch waits until value is served at _acme-challenge.NAME (CNAMEs
-// followed) by every authoritative server address of its zone, or until
-// ctx ends. name is the domain (a wildcard's "*." is dropped). Addresses
-// are polled independently: each stops as soon as it serves the value.
-func (w *PropagationWatcher) Watch(ctx context.Context, name, value string) (res PropagationResult) {
-	log := w.logger()
-	start := time.Now()
-	challenge := dnscheck.ChallengeName(strings.TrimSuffix(name, "."))
-	res = PropagationResult{Name: strings.TrimSuffix(challenge, "."), Value: value, Start: start, Verdict: PropagationUnknown}
-	sess := w.Checker.NewSession()
-	defer func() { res.Queries = sess.Stats().Queries }()
-
-	srv, err := sess.TXTServers(ctx, challenge)
-	if err != nil {
-		res.Err = err
-		res.Elapsed = time.Since(start)
-		res.Findings = append(res.Findings, reports.New(reports.CodeDNS01TXTNotPropagated, res.Name,
-			fmt.Sprintf("cannot watch %q reach the authoritative servers: %v", value, err)))
-		return res
-	}
-	res.Owner, res.Zone = strings.TrimSuffix(srv.Owner, "."), strings.TrimSuffix(srv.Zone, ".")
-	hosts := srv.Servers
-	if len(hosts) > maxWatchedAddrs {
-		hosts = hosts[:maxWatchedAddrs]
-	}
-	res.Addresses = make([]AddrPropagation, len(hosts))
-	var wg sync.WaitGroup
-	for i, ha := range hosts {
-		wg.Go(func() {
-			res.Addresses[i] = w.pollAddr(ctx, sess, start, netip.AddrPortFrom(ha.Addr, srv.Port), ha, srv.Owner, value)
-		})
-	}
-	wg.Wait()
-
-	served, last := 0, time.Duration(0)
-	for _, a := range res.Addresses {
-		res.Polls += a.Queries
-		if a.Served {
-			served++
-			last = max(last, a.FirstSeen)
-		}
-	}
-	slices.SortFunc(res.Addresses, func(a, b AddrPropagation) int {
-		if c := strings.Compare(a.Host, b.Host); c != 0 {
-			return c
-		}
-		return a.Addr.Compare(b.Addr)
-	})
-	switch {
-	case served == len(res.Addresses):
-		res.Verdict, res.Elapsed = PropagationEverywhere, last
-		if w.Metrics != nil {
-			w.Metrics.ObservePropagation(last)
-		}
-	case served > 0:
-		res.Verdict, res.Elapsed = PropagationPartial, time.Since(start)
-	default:
-		res.Verdict, res.Elapsed = PropagationNowhere, time.Since(start)
-	}
-	res.Findings = append(res.Findings, w.judge(&res, served)...)
-	log.Debug("propagation watch ended", zap.String("name", res.Name), zap.String("verdict", string(res.Verdict)),
-		zap.Duration("elapsed", res.Elapsed), zap.Int("polls", res.Polls))
-	return res
-}
-
-// judge turns a finished watch into findings.
-func (w *PropagationWatcher) judge(res *PropagationResult, served int) []reports.Finding {
-	var fs []reports.Finding
-	if res.Verdict != PropagationEverywhere {
-		var lines, lagging []string
-		for _, a := range res.Lagging() {
-			lagging = append(lagging, a.HostAddr.String())
-			lines = append(lines, fmt.Sprintf("%s: %s (%d queries)", a.HostAddr, a.Last, a.Queries))
-		}
-		fs = append(fs, reports.New(reports.CodeDNS01TXTNotPropagated, res.Name,
-			fmt.Sprintf("%q is served by %d of %d server addresses of zone %s after %s; missing at:\n%s",
-				res.Value, served, len(res.Addresses), res.Zone, res.Elapsed.Round(time.Millisecond), strings.Join(lines, "\n"))).
-			With("missing", lagging).With("zone", res.Zone).With("watched_seconds", res.Elapsed.Seconds()))
-	}
-	if w.Wait > 0 && res.Verdict == PropagationEverywhere && res.Elapsed > w.Wait {
-		slowest := ""
-		for _, a := range res.Addresses {
-			if a.FirstSeen == res.Elapsed {
-				slowest = a.HostAddr.String()
-			}
-		}
-		fs = append(fs, reports.New(reports.CodeDNS01PropagationSlow, res.Name,
-			fmt.Sprintf("%q took %s to reach every server address of zone %s (the last: %s); the issuer waits %s",
-				res.Value, res.Elapsed.Round(time.Millisecond), res.Zone, slowest, w.Wait)).
-			With("propagation_seconds", res.Elapsed.Seconds()).With("wait_seconds", w.Wait.Seconds()))
-	}
-	return fs
-}
-
-// pollAddr polls one address until it serves value or ctx ends. One
-// question is on the wire at a time; the waits grow from the first
-// interval, and a sliding window keeps the last rate sends at least one
-// second apart, so no one-second window ever holds more than rate queries.
-func (w *PropagationWatcher) pollAddr(ctx context.Context, sess *dnscheck.Session, start time.Time, server netip.AddrPort,
-	ha dnscheck.HostAddr, owner, value string) AddrPropagation {
-	first, backoff, maxInterval, rate := w.pacing()
-	minGap := time.Second / time.Duration(rate)
-	out := AddrPropagation{HostAddr: ha, Last: "not asked"}
-	sent := make([]time.Time, 0, rate) // the last rate send times, oldest first
-	interval := first
-	next := start
-	for {
-		// The window: the (rate+1)-th query must come a second (and a hair,
-		// for timer slop) after the oldest of the last rate.
-		if len(sent) == rate {
-			next = latest(next, sent[0].Add(time.Second+time.Millisecond))
-		}
-		if d := time.Until(next); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return out
-			case <-t.C:
-			}
-		}
-		if ctx.Err() != nil {
-			return out
-		}
-		now := time.Now()
-		if len(sent) == rate {
-			sent = append(sent[:0], sent[1:]...)
-		}
-		sent = append(sent, now)
-		if w.OnQuery != nil {
-			w.OnQuery(ha.Addr, now)
-		}
-		out.Queries++
-		values, resp := sess.AskTXT(ctx, server, owner)
-		if slices.Contains(values, value) {
-			out.Served, out.FirstSeen = true, time.Since(start)
-			out.Last = "serves the value"
-			return out
-		}
-		if resp.Err != nil && errors.Is(resp.Err, context.Canceled) && ctx.Err() != nil {
-			return out
-		}
-		out.Last = dnscheck.AnswerText(resp)
-		next = now.Add(max(interval, minGap))
-		interval = min(time.Duration(float64(interval)*backoff), maxInterval)
-	}
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// AuthoritativePropagation is the canary's wait between publishing a
-// dns-01 TXT record and answering the challenge: a PropagationWatcher with
-// c's configuration, returning once every authoritative server address of
-// the record's zone serves value, or an error naming the lagging addresses
-// when ctx ends first.
-func AuthoritativePropagation(c dnscheck.Checker) canary.PropagationCheck {
-	w := &PropagationWatcher{Checker: c, Logger: c.Logger}
-	return AwaitPropagation(w.Watch)
-}
-
-// AwaitPropagation makes a canary.PropagationCheck of watch, which watches
-// name's TXT value at every authoritative server address (a
-// PropagationWatcher's Watch, or the daemon's, which also keeps the
-// result): nil once the value is served everywhere, else an error naming
-// the lagging addresses.
-func AwaitPropagation(watch func(ctx context.Context, name, value string) PropagationResult) canary.PropagationCheck {
-	return func(ctx context.Context, fqdn, value string) error {
-		base := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(fqdn), "_acme-challenge."), ".")
-		res := watch(ctx, base, value)
-		if res.Verdict == PropagationEverywhere {
-			return nil
-		}
-		detail := ""
-		for _, f := range res.Findings {
-			if f.Code == reports.CodeDNS01TXTNotPropagated {
-				detail = f.Detail
-			}
-		}
-		err := ctx.Err()
-		if err == nil {
-			err = res.Err
-		}
-		if err == nil {
-			err = errors.New("the watch ended")
-		}
-		return fmt.Errorf("%s not served everywhere yet: %s: %w", strings.TrimSuffix(fqdn, "."), detail, err)
+// canaryWait is a canary dns-01 order's wait on the watch of name.
+func (e *Env) canaryWait(name string) canary.PropagationCheck {
+	return func(ctx context.Context, _, value string) error {
+		return e.Shared.Watches.Await(ctx, e.Clock, name, value)
 	}
 }

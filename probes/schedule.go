@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,15 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/reports"
-)
-
-// Schedule defaults.
-const (
-	DefaultInterval    = 60 * time.Second
-	DefaultJitter      = 0.1
-	DefaultConcurrency = 32
-	DefaultTimeout     = 30 * time.Second
-	DefaultMaxBackoff  = 10 * time.Minute
 )
 
 // Dispatch slack is how early a run may start so that runs due close
@@ -45,19 +38,22 @@ const maxBackoffShift = 30
 // Schedule says how often and how many at once the probes run. Zero fields
 // take the defaults.
 type Schedule struct {
-	Interval    map[string]time.Duration // per probe kind; default 60s
-	Jitter      float64                  // fraction of the interval added at random to each wait, default 0.1
-	Concurrency int                      // runs in flight at once, default 32
-	Timeout     time.Duration            // per run, default 30s
-	MaxBackoff  time.Duration            // default 10m
+	Interval    map[reports.Kind]time.Duration // per probe kind; default 60s
+	Jitter      float64                        // fraction of the interval added at random to each wait, default 0.1
+	Concurrency int                            // runs in flight at once, default 32
+	Timeout     time.Duration                  // per run, default 30s
+	MaxBackoff  time.Duration                  // default 10m
 	// FirstWithin spreads the first run of new work over this window
 	// instead of a whole interval (0: the interval). The canary sets a
 	// short one: an hourly order should not wait up to an hour to show
 	// that a fresh deployment works.
 	FirstWithin time.Duration
+	// Next, for the kinds that have one, decides the wait after a run
+	// instead of the interval and the backoff (ok false: they apply).
+	Next map[reports.Kind]func(reports.Observation) (time.Duration, bool)
 }
 
-func (sch Schedule) interval(kind string) time.Duration {
+func (sch Schedule) interval(kind reports.Kind) time.Duration {
 	if d := sch.Interval[kind]; d > 0 {
 		return d
 	}
@@ -65,7 +61,7 @@ func (sch Schedule) interval(kind string) time.Duration {
 }
 
 // firstWithin is the window kind's first runs are spread over.
-func (sch Schedule) firstWithin(kind string) time.Duration {
+func (sch Schedule) firstWithin(kind reports.Kind) time.Duration {
 	iv := sch.interval(kind)
 	if sch.FirstWithin > 0 {
 		return min(sch.FirstWithin, iv)
@@ -74,7 +70,10 @@ func (sch Schedule) firstWithin(kind string) time.Duration {
 }
 
 // runKey names one run: one probe kind for one name from one vantage.
-type runKey struct{ name, vantage, kind string }
+type runKey struct {
+	name, vantage string
+	kind          reports.Kind
+}
 
 // schedRun is one (vantage × target × kind) and its timing. Fields are
 // guarded by Scheduler.mu. The target and the vantage are shared by every
@@ -201,7 +200,6 @@ func (s *Scheduler) fix(i int) {
 // goroutine stack each.
 type Scheduler struct {
 	sch     Schedule
-	probes  []Probe
 	store   *Store
 	log     *zap.Logger
 	clock   Clock
@@ -217,6 +215,7 @@ type Scheduler struct {
 	notReady int  // runs that have not completed once
 	loaded   bool // SetWork was called
 	metrics  *Metrics
+	ready    chan struct{} // closed while every run has completed once
 	wake     chan struct{} // the earliest due time may have moved
 	inflight int
 	// sleepUntil is when the dispatcher's current timer fires, zero while
@@ -229,7 +228,7 @@ type Scheduler struct {
 // NewScheduler returns a scheduler with no work; SetWork gives it some.
 // A nil logger logs nothing, a nil clock is the real one, a nil store keeps
 // nothing.
-func NewScheduler(sch Schedule, probes []Probe, store *Store, logger *zap.Logger, clock Clock) *Scheduler {
+func NewScheduler(sch Schedule, store *Store, logger *zap.Logger, clock Clock) *Scheduler {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -250,9 +249,9 @@ func NewScheduler(sch Schedule, probes []Probe, store *Store, logger *zap.Logger
 	if sch.MaxBackoff <= 0 {
 		sch.MaxBackoff = DefaultMaxBackoff
 	}
-	return &Scheduler{sch: sch, probes: probes, store: store, log: logger.Named("scheduler"), clock: clock, epoch: clock.Now(),
+	return &Scheduler{sch: sch, store: store, log: logger.Named("scheduler"), clock: clock, epoch: clock.Now(),
 		jitter: rand.Float64, slack: maxDispatchSlack, runs: map[runKey]*schedRun{}, byName: map[string][]*schedRun{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), ready: make(chan struct{})}
 }
 
 // SetMetrics makes the scheduler count every run in m (Metrics.Observe).
@@ -263,57 +262,35 @@ func (s *Scheduler) SetMetrics(m *Metrics) {
 	s.mu.Unlock()
 }
 
-// applies reports whether probe p has anything to check for t: a challenge
-// probe only runs for targets of its challenge (it would record an empty
-// observation for the others).
-func applies(p Probe, t Target) bool {
-	if a, ok := p.(Applier); ok {
-		return a.Applies(t)
-	}
-	return true
-}
-
-// SetWork replaces the targets and vantages: runs that stay keep their
-// timing and backoff (their target and vantage details are updated), new
-// ones start at a random point within one interval, removed ones stop and
-// their observations leave the store. A target listed twice counts once.
-func (s *Scheduler) SetWork(targets []Target, vantages []Vantage) {
+// SetWork replaces the runs with entries: runs that stay keep their timing
+// and backoff (their target, vantage and probe are updated), new ones
+// start at a random point within one interval (FirstWithin), removed ones
+// stop and their observations leave the store. An entry listed twice
+// counts once.
+func (s *Scheduler) SetWork(entries []Entry) {
 	now := s.clock.Now()
-	want := make(map[runKey]struct{}, len(targets)*len(vantages)*len(s.probes))
+	want := make(map[runKey]struct{}, len(entries))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	added := 0
-	shared := make([]*Target, len(targets))
-	for i := range targets {
-		t := targets[i]
-		shared[i] = &t
-	}
-	for _, v := range vantages {
-		vp := &v
-		for i, t := range targets {
-			tp := shared[i]
-			for _, p := range s.probes {
-				if !applies(p, t) {
-					continue
-				}
-				k := runKey{normName(t.Name), v.Name, p.Kind()}
-				if _, dup := want[k]; dup {
-					continue
-				}
-				want[k] = struct{}{}
-				if r := s.runs[k]; r != nil {
-					r.target, r.vantage, r.probe = tp, vp, p
-					continue
-				}
-				r := &schedRun{key: k, target: tp, vantage: vp, probe: p, index: -1,
-					next: now.Add(time.Duration(s.jitter() * float64(s.sch.firstWithin(p.Kind()))))}
-				s.runs[k] = r
-				s.byName[k.name] = append(s.byName[k.name], r)
-				s.push(r)
-				s.notReady++
-				added++
-			}
+	for i := range entries {
+		e := &entries[i]
+		k := runKey{normName(e.Target.Name), e.Vantage.Name, e.Kind}
+		if _, dup := want[k]; dup {
+			continue
 		}
+		want[k] = struct{}{}
+		if r := s.runs[k]; r != nil {
+			r.target, r.vantage, r.probe = e.Target, e.Vantage, e.Probe
+			continue
+		}
+		r := &schedRun{key: k, target: e.Target, vantage: e.Vantage, probe: e.Probe, index: -1,
+			next: now.Add(time.Duration(s.jitter() * float64(s.sch.firstWithin(e.Kind))))}
+		s.runs[k] = r
+		s.byName[k.name] = append(s.byName[k.name], r)
+		s.push(r)
+		s.notReady++
+		added++
 	}
 	removed := 0
 	for k, r := range s.runs {
@@ -349,8 +326,32 @@ func (s *Scheduler) SetWork(targets []Target, vantages []Vantage) {
 		}
 	}
 	s.loaded = true
+	s.readyChanged()
 	s.log.Info("work set", zap.Int("runs", len(s.runs)), zap.Int("added", added), zap.Int("removed", removed))
 	s.poke()
+}
+
+// readyChanged opens or closes the ready channel after notReady changed;
+// call with mu held.
+func (s *Scheduler) readyChanged() {
+	select {
+	case <-s.ready:
+		if s.notReady > 0 || !s.loaded {
+			s.ready = make(chan struct{})
+		}
+	default:
+		if s.loaded && s.notReady == 0 {
+			close(s.ready)
+		}
+	}
+}
+
+// AllRan is closed once work was set and every run has completed once
+// (until work that has not run yet is added).
+func (s *Scheduler) AllRan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
 }
 
 // slackOf is how early r may start (see minDispatchSlack), never more than
@@ -379,13 +380,16 @@ func (s *Scheduler) poke() {
 	}
 }
 
-// Reprobe runs every probe of name now (runs in flight run again as soon
-// as they finish). Unknown names are ignored.
-func (s *Scheduler) Reprobe(name string) {
+// Reprobe runs every probe of name now, or those of the given kinds (runs
+// in flight run again as soon as they finish). Unknown names are ignored.
+func (s *Scheduler) Reprobe(name string, kinds ...reports.Kind) {
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.byName[normName(name)] {
+		if len(kinds) > 0 && !slices.Contains(kinds, r.key.kind) {
+			continue
+		}
 		if r.running {
 			r.again = true
 			continue
@@ -516,22 +520,23 @@ func (s *Scheduler) dispatch(ctx context.Context, work chan<- *schedRun) {
 // schedules the next.
 func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 	s.mu.Lock()
-	t, v, p := *r.target, *r.vantage, r.probe
+	t, v, p, kind := *r.target, *r.vantage, r.probe, r.key.kind
 	metrics, due := s.metrics, r.next
 	s.mu.Unlock()
 
 	start := s.clock.Now()
 	if metrics != nil {
-		metrics.ObserveDelay(p.Kind(), start.Sub(due))
+		metrics.ObserveDelay(kind, start.Sub(due))
 	}
 	runCtx, cancel := context.WithTimeout(ctx, s.sch.Timeout)
-	obs := s.runProbe(runCtx, p, t, v)
+	obs := s.runProbe(runCtx, kind, p, t, v)
 	timedOut := errors.Is(runCtx.Err(), context.DeadlineExceeded)
 	cancel()
 	shutdown := ctx.Err() != nil
 
-	if obs.Kind == "" {
-		obs.Kind = p.Kind()
+	obs.Kind = kind
+	if obs.Name == "" {
+		obs.Name, obs.Challenge, obs.Vantage = t.Name, t.Challenge, v.Vantage
 	}
 	if obs.Start.IsZero() {
 		obs.Start = start
@@ -568,15 +573,21 @@ func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 	if !r.done {
 		r.done = true
 		s.notReady--
+		s.readyChanged()
 	}
-	wait := s.sch.interval(r.key.kind)
+	wait := s.sch.interval(kind)
 	if obs.OK {
 		r.failures = 0
 	} else {
 		r.failures++
 		wait = backoff(wait, r.failures, s.sch.MaxBackoff)
-		s.log.Debug("probe run failed", zap.String("name", t.Name), zapVantage(v), zap.String("kind", obs.Kind),
+		s.log.Debug("probe run failed", zap.String("name", t.Name), zapVantage(v), zap.String("kind", string(kind)),
 			zap.Int("failures", r.failures), zap.Duration("next_in", wait))
+	}
+	if next := s.sch.Next[kind]; next != nil {
+		if d, ok := next(obs); ok {
+			wait = d
+		}
 	}
 	wait += time.Duration(s.jitter() * s.sch.Jitter * float64(wait))
 	// The cadence follows the time the run was due, not when it started, so
@@ -594,17 +605,41 @@ func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 	s.wakeFor(r.next)
 }
 
-// runProbe runs p, turning a panic in a probe into a failed observation:
-// one bad probe kind must not take the daemon down.
-func (s *Scheduler) runProbe(ctx context.Context, p Probe, t Target, v Vantage) (obs Observation) {
+// runProbe runs p, turning a panic into a failed observation with a
+// probe.internal_error finding: one bad answer or one bug must not take the
+// daemon down. The stack goes to the log, never into the report.
+func (s *Scheduler) runProbe(ctx context.Context, kind reports.Kind, p Probe, t Target, v Vantage) (obs reports.Observation) {
 	defer func() {
 		if rec := recover(); rec != nil {
-			s.log.Error("probe panicked", zap.String("kind", p.Kind()), zap.String("name", t.Name), zapVantage(v), zap.Any("panic", rec))
-			obs = Observation{Target: t, Vantage: v, Kind: p.Kind(), Checks: []reports.Check{{Name: "probe.run", Target: t.Name,
-				Status: reports.CheckFail, Note: fmt.Sprintf("the %s probe crashed: %v", p.Kind(), rec)}}}
+			obs = s.panicked(kind, t, v, rec)
 		}
 	}()
 	return p.Run(ctx, t, v)
+}
+
+// panicked records a probe run that panicked.
+func (s *Scheduler) panicked(kind reports.Kind, t Target, v Vantage, rec any) reports.Observation {
+	s.log.Error("probe panicked", zap.String("kind", string(kind)), zap.String("name", t.Name), zapVantage(v),
+		zap.Any("panic", rec), zap.Stack("stack"))
+	s.mu.Lock()
+	m := s.metrics
+	s.mu.Unlock()
+	if m != nil {
+		m.ObservePanic(kind)
+	}
+	return PanicObservation(kind, t, v, rec)
+}
+
+// PanicObservation is the observation of a run that panicked: not OK, a
+// probe.internal_error finding naming the kind, nothing of the panic's
+// own text beyond its first line (it may carry what a hostile answer said).
+func PanicObservation(kind reports.Kind, t Target, v Vantage, rec any) reports.Observation {
+	msg := strings.SplitN(fmt.Sprint(rec), "\n", 2)[0]
+	o := reports.Observation{Name: t.Name, Challenge: t.Challenge, Vantage: v.Vantage, Kind: kind,
+		Findings: []reports.Finding{reports.New(reports.CodeProbeInternalError, t.Name,
+			fmt.Sprintf("the %s probe failed inside acmediag (%s); its log line has the stack", kind, truncate(msg, 120)))},
+		Checks: []reports.Check{{Name: "probe.run", Target: t.Name, Status: reports.CheckFail, Note: fmt.Sprintf("the %s probe crashed", kind)}}}
+	return o.Finish()
 }
 
 // backoff is interval × 2^failures, capped at max (never below interval).

@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -24,7 +26,7 @@ import (
 // each vantage; it fails the names in fail and can hold each run for a
 // while of real time.
 type scriptProbe struct {
-	kind  string
+	kind  reports.Kind
 	clock Clock
 	hold  time.Duration // real time each run takes (or until its ctx ends)
 
@@ -36,9 +38,9 @@ type scriptProbe struct {
 	ctxErrs  []error
 }
 
-func (p *scriptProbe) Kind() string { return p.kind }
+func (p *scriptProbe) Kind() reports.Kind { return p.kind }
 
-func (p *scriptProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
+func (p *scriptProbe) Run(ctx context.Context, t Target, v Vantage) reports.Observation {
 	p.mu.Lock()
 	if p.runs == nil {
 		p.runs = map[string][]time.Time{}
@@ -59,11 +61,11 @@ func (p *scriptProbe) Run(ctx context.Context, t Target, v Vantage) Observation 
 	p.inflight--
 	p.ctxErrs = append(p.ctxErrs, ctx.Err())
 	p.mu.Unlock()
-	o := Observation{Target: t, Vantage: v, Kind: p.kind, Start: p.clock.Now()}
+	o := reports.Observation{Name: t.Name, Challenge: t.Challenge, Vantage: v.Vantage, Kind: p.kind, Start: p.clock.Now()}
 	if fail {
 		o.Findings = []reports.Finding{reports.New(reports.CodeDNSTimeout, t.Name, "scripted failure")}
 	}
-	return finish(o)
+	return o.Finish()
 }
 
 func (p *scriptProbe) times(key string) []time.Time {
@@ -110,6 +112,44 @@ func startScheduler(t *testing.T, s *Scheduler) context.CancelFunc {
 	return cancel
 }
 
+// kindProbe is a test probe that names its kind.
+type kindProbe interface {
+	Probe
+	Kind() reports.Kind
+}
+
+// testScheduler is a Scheduler whose work the tests give as targets ×
+// vantages × probes (the plan's Entries in production).
+type testScheduler struct {
+	*Scheduler
+	probes []kindProbe
+}
+
+func newSched(sch Schedule, probes []kindProbe, store *Store, logger *zap.Logger, clock Clock) *testScheduler {
+	return &testScheduler{Scheduler: NewScheduler(sch, store, logger, clock), probes: probes}
+}
+
+// SetWork runs every probe for every target from every vantage.
+func (s *testScheduler) SetWork(ts []Target, vs []Vantage) {
+	var es []Entry
+	for vi := range vs {
+		for ti := range ts {
+			for _, p := range s.probes {
+				es = append(es, Entry{Target: &ts[ti], Vantage: &vs[vi], Kind: p.Kind(), Probe: p})
+			}
+		}
+	}
+	s.Scheduler.SetWork(es)
+}
+
+func vantages(names ...string) []Vantage {
+	out := make([]Vantage, len(names))
+	for i, n := range names {
+		out[i].Name = n
+	}
+	return out
+}
+
 func targets(names ...string) []Target {
 	var ts []Target
 	for _, n := range names {
@@ -141,14 +181,14 @@ func TestSchedulerIntervalAndJitter(t *testing.T) {
 			sch := Schedule{Jitter: tc.jitter}
 			iv := DefaultInterval
 			if tc.interval > 0 {
-				sch.Interval = map[string]time.Duration{"dns": tc.interval}
+				sch.Interval = map[reports.Kind]time.Duration{"dns": tc.interval}
 				iv = tc.interval
 			}
-			s := newTestScheduler(sch, []Probe{p}, NewStore(StoreLimits{}), zaptest.NewLogger(t), clk)
+			s := newTestScheduler(sch, []kindProbe{p}, NewStore(StoreLimits{}), zaptest.NewLogger(t), clk)
 			names := []string{"a.com", "b.com", "c.com", "d.com", "e.com", "f.com", "g.com", "h.com"}
-			s.SetWork(targets(names...), []Vantage{{Name: "us"}, {Name: "eu"}})
-			startScheduler(t, s)
-			stepUntil(t, s, clk, t0.Add(10*iv))
+			s.SetWork(targets(names...), vantages("us", "eu"))
+			startScheduler(t, s.Scheduler)
+			stepUntil(t, s.Scheduler, clk, t0.Add(10*iv))
 			var firsts []time.Duration
 			for _, v := range []string{"us", "eu"} {
 				for _, n := range names {
@@ -197,15 +237,15 @@ func TestSchedulerBackoff(t *testing.T) {
 			clk := newFakeClock(t0)
 			p := &scriptProbe{kind: "dns", clock: clk}
 			p.setFail("bad.com", true)
-			s := newTestScheduler(Schedule{Interval: map[string]time.Duration{"dns": iv}, Jitter: -1, MaxBackoff: tc.maxBackoff},
-				[]Probe{p}, nil, zaptest.NewLogger(t), clk)
-			s.SetWork(targets("bad.com", "good.com"), []Vantage{{Name: "us"}})
-			startScheduler(t, s)
+			s := newTestScheduler(Schedule{Interval: map[reports.Kind]time.Duration{"dns": iv}, Jitter: -1, MaxBackoff: tc.maxBackoff},
+				[]kindProbe{p}, nil, zaptest.NewLogger(t), clk)
+			s.SetWork(targets("bad.com", "good.com"), vantages("us"))
+			startScheduler(t, s.Scheduler)
 			var total time.Duration
 			for _, g := range tc.want {
 				total += g
 			}
-			stepUntil(t, s, clk, t0.Add(iv+total))
+			stepUntil(t, s.Scheduler, clk, t0.Add(iv+total))
 			got := gaps(p.times("us/bad.com"))
 			if len(got) < len(tc.want) || !slices.Equal(got[:len(tc.want)], tc.want) {
 				t.Errorf("failing gaps %v, want %v", got, tc.want)
@@ -218,7 +258,7 @@ func TestSchedulerBackoff(t *testing.T) {
 			// Recovery: the next run passes, and the one after follows the interval.
 			p.setFail("bad.com", false)
 			n := len(p.times("us/bad.com"))
-			stepUntil(t, s, clk, clk.Now().Add(2*max(tc.maxBackoff, iv)+iv))
+			stepUntil(t, s.Scheduler, clk, clk.Now().Add(2*max(tc.maxBackoff, iv)+iv))
 			after := p.times("us/bad.com")[n:]
 			if len(after) < 2 || after[1].Sub(after[0]) != iv {
 				t.Errorf("after recovery the runs are %v apart, want %s", gaps(after), iv)
@@ -243,16 +283,16 @@ func TestSchedulerConcurrencyLimit(t *testing.T) {
 			t.Parallel()
 			clk := newFakeClock(t0)
 			p := &scriptProbe{kind: "dns", clock: clk, hold: 5 * time.Millisecond}
-			s := newTestScheduler(Schedule{Concurrency: tc.limit}, []Probe{p}, nil, zaptest.NewLogger(t), clk)
+			s := newTestScheduler(Schedule{Concurrency: tc.limit}, []kindProbe{p}, nil, zaptest.NewLogger(t), clk)
 			var names []string
 			for i := range tc.names {
 				names = append(names, fmt.Sprintf("n%d.com", i))
 			}
-			s.SetWork(targets(names...), []Vantage{{Name: "us"}})
-			startScheduler(t, s)
-			waitQuiet(t, s, clk)
+			s.SetWork(targets(names...), vantages("us"))
+			startScheduler(t, s.Scheduler)
+			waitQuiet(t, s.Scheduler, clk)
 			clk.Set(t0.Add(DefaultInterval)) // every first run is due at once
-			waitQuiet(t, s, clk)
+			waitQuiet(t, s.Scheduler, clk)
 			p.mu.Lock()
 			maxIn := p.maxIn
 			p.mu.Unlock()
@@ -273,11 +313,11 @@ func TestSchedulerTimeout(t *testing.T) {
 	clk := newFakeClock(t0)
 	p := &scriptProbe{kind: "dns", clock: clk, hold: time.Minute}
 	store := NewStore(StoreLimits{})
-	s := newTestScheduler(Schedule{Timeout: 20 * time.Millisecond}, []Probe{p}, store, zaptest.NewLogger(t), clk)
-	s.SetWork(targets("slow.com"), []Vantage{{Name: "us"}})
-	startScheduler(t, s)
+	s := newTestScheduler(Schedule{Timeout: 20 * time.Millisecond}, []kindProbe{p}, store, zaptest.NewLogger(t), clk)
+	s.SetWork(targets("slow.com"), vantages("us"))
+	startScheduler(t, s.Scheduler)
 	start := time.Now()
-	stepUntil(t, s, clk, t0.Add(DefaultInterval))
+	stepUntil(t, s.Scheduler, clk, t0.Add(DefaultInterval))
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the timed-out run took %s of real time", took)
 	}
@@ -301,22 +341,22 @@ func TestSchedulerReprobe(t *testing.T) {
 	clk := newFakeClock(t0)
 	dnsP := &scriptProbe{kind: "dns", clock: clk}
 	httpP := &scriptProbe{kind: "http-01", clock: clk}
-	s := newTestScheduler(Schedule{}, []Probe{dnsP, httpP}, nil, zaptest.NewLogger(t), clk)
-	s.SetWork(targets("a.com", "b.com"), []Vantage{{Name: "us"}, {Name: "eu"}})
-	startScheduler(t, s)
-	stepUntil(t, s, clk, t0.Add(90*time.Second))
+	s := newTestScheduler(Schedule{}, []kindProbe{dnsP, httpP}, nil, zaptest.NewLogger(t), clk)
+	s.SetWork(targets("a.com", "b.com"), vantages("us", "eu"))
+	startScheduler(t, s.Scheduler)
+	stepUntil(t, s.Scheduler, clk, t0.Add(90*time.Second))
 	count := func(p *scriptProbe, key string) int { return len(p.times(key)) }
 	before := map[string]int{}
 	for _, p := range []*scriptProbe{dnsP, httpP} {
 		for _, k := range []string{"us/a.com", "eu/a.com", "us/b.com", "eu/b.com"} {
-			before[p.kind+" "+k] = count(p, k)
+			before[string(p.kind)+" "+k] = count(p, k)
 		}
 	}
 	s.Reprobe("A.com")
-	waitQuiet(t, s, clk)
+	waitQuiet(t, s.Scheduler, clk)
 	for _, p := range []*scriptProbe{dnsP, httpP} {
 		for _, k := range []string{"us/a.com", "eu/a.com", "us/b.com", "eu/b.com"} {
-			want := before[p.kind+" "+k]
+			want := before[string(p.kind)+" "+k]
 			if k[3:] == "a.com" {
 				want++
 				if ts := p.times(k); ts[len(ts)-1] != t0.Add(90*time.Second) {
@@ -329,7 +369,7 @@ func TestSchedulerReprobe(t *testing.T) {
 		}
 	}
 	s.Reprobe("unknown.com") // ignored
-	waitQuiet(t, s, clk)
+	waitQuiet(t, s.Scheduler, clk)
 }
 
 // SetWork adds and removes runs without moving the others.
@@ -338,10 +378,10 @@ func TestSchedulerSetWork(t *testing.T) {
 	clk := newFakeClock(t0)
 	p := &scriptProbe{kind: "dns", clock: clk}
 	store := NewStore(StoreLimits{})
-	s := newTestScheduler(Schedule{}, []Probe{p}, store, zaptest.NewLogger(t), clk)
-	s.SetWork(targets("keep.com", "gone.com"), []Vantage{{Name: "us"}, {Name: "old"}})
-	startScheduler(t, s)
-	stepUntil(t, s, clk, t0.Add(70*time.Second))
+	s := newTestScheduler(Schedule{}, []kindProbe{p}, store, zaptest.NewLogger(t), clk)
+	s.SetWork(targets("keep.com", "gone.com"), vantages("us", "old"))
+	startScheduler(t, s.Scheduler)
+	stepUntil(t, s.Scheduler, clk, t0.Add(70*time.Second))
 	next := func() map[runKey]time.Time {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -354,7 +394,7 @@ func TestSchedulerSetWork(t *testing.T) {
 	before := next()
 	changed := targets("keep.com", "new.com")
 	changed[0].ExpectTXT = "v2" // details change, timing does not
-	s.SetWork(changed, []Vantage{{Name: "us"}})
+	s.SetWork(changed, vantages("us"))
 	after := next()
 	tests := []struct {
 		desc    string
@@ -383,12 +423,12 @@ func TestSchedulerSetWork(t *testing.T) {
 	if s.Ready() {
 		t.Error("Ready with a new run that has not completed")
 	}
-	for _, o := range store.Latest() {
-		if o.Target.Name == "gone.com" || o.Vantage.Name == "old" {
-			t.Errorf("the store still holds %s/%s", o.Vantage.Name, o.Target.Name)
+	for _, o := range store.Latest("") {
+		if o.Name == "gone.com" || o.Vantage.Name == "old" {
+			t.Errorf("the store still holds %s/%s", o.Vantage.Name, o.Name)
 		}
 	}
-	stepUntil(t, s, clk, t0.Add(140*time.Second))
+	stepUntil(t, s.Scheduler, clk, t0.Add(140*time.Second))
 	if !s.Ready() {
 		t.Error("not Ready once the new run completed")
 	}
@@ -401,21 +441,6 @@ func TestSchedulerSetWork(t *testing.T) {
 	}
 }
 
-// A challenge probe gets runs only for targets of its challenge.
-func TestSchedulerChallengeProbesApply(t *testing.T) {
-	t.Parallel()
-	s := newTestScheduler(Schedule{}, []Probe{&ChallengeProbe{Challenge: "http-01"}, &ChallengeProbe{Challenge: "tls-alpn-01"}, &DNSProbe{}}, nil, nil, nil)
-	s.SetWork([]Target{{Name: "a.com", Challenge: "http-01"}, {Name: "b.com", Challenge: "dns-01"}}, []Vantage{{Name: "us"}})
-	var got []string
-	for k := range s.runs {
-		got = append(got, k.name+"/"+k.kind)
-	}
-	slices.Sort(got)
-	if want := []string{"a.com/dns", "a.com/http-01", "b.com/dns"}; !slices.Equal(got, want) {
-		t.Errorf("runs %v, want %v", got, want)
-	}
-}
-
 // Run returns once its context ends, cancelling runs in flight, and leaves
 // no goroutine behind; a second concurrent Run is refused.
 func TestSchedulerRunReturns(t *testing.T) {
@@ -424,8 +449,8 @@ func TestSchedulerRunReturns(t *testing.T) {
 	clk := newFakeClock(t0)
 	var started atomic.Int32
 	p := &blockingProbe{started: &started}
-	s := newTestScheduler(Schedule{Concurrency: 8}, []Probe{p}, nil, zaptest.NewLogger(t), clk)
-	s.SetWork(targets("a.com", "b.com", "c.com"), []Vantage{{Name: "us"}})
+	s := newTestScheduler(Schedule{Concurrency: 8}, []kindProbe{p}, nil, zaptest.NewLogger(t), clk)
+	s.SetWork(targets("a.com", "b.com", "c.com"), vantages("us"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -466,32 +491,43 @@ func TestSchedulerRunReturns(t *testing.T) {
 // blockingProbe waits for its context.
 type blockingProbe struct{ started *atomic.Int32 }
 
-func (p *blockingProbe) Kind() string { return "dns" }
-func (p *blockingProbe) Run(ctx context.Context, t Target, v Vantage) Observation {
+func (p *blockingProbe) Kind() reports.Kind { return "dns" }
+func (p *blockingProbe) Run(ctx context.Context, t Target, v Vantage) reports.Observation {
 	p.started.Add(1)
 	<-ctx.Done()
-	return Observation{Target: t, Vantage: v, Kind: "dns"}
+	return reports.Observation{Name: t.Name, Vantage: v.Vantage, Kind: "dns"}
 }
 
-// A panicking probe is a failed run, not a dead daemon.
+// A panicking probe is a failed run with a probe.internal_error finding,
+// counted, not a dead daemon; the stack stays out of the observation.
 func TestSchedulerProbePanic(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(t0)
 	store := NewStore(StoreLimits{})
-	s := newTestScheduler(Schedule{}, []Probe{panicProbe{}}, store, zaptest.NewLogger(t), clk)
-	s.SetWork(targets("a.com"), []Vantage{{Name: "us"}})
-	startScheduler(t, s)
-	stepUntil(t, s, clk, t0.Add(DefaultInterval))
+	m := NewMetrics(nil, store, nil, "test")
+	s := newTestScheduler(Schedule{}, []kindProbe{panicProbe{}}, store, zaptest.NewLogger(t), clk)
+	s.SetMetrics(m)
+	s.SetWork(targets("a.com"), vantages("us"))
+	startScheduler(t, s.Scheduler)
+	stepUntil(t, s.Scheduler, clk, t0.Add(DefaultInterval))
 	obs := store.Query("a.com", time.Time{})
 	if len(obs) != 1 || obs[0].OK || len(obs[0].Checks) != 1 || obs[0].Checks[0].Status != reports.CheckFail {
-		t.Errorf("stored %+v, want one failed observation", obs)
+		t.Fatalf("stored %+v, want one failed observation", obs)
+	}
+	f := obs[0].Findings
+	if len(f) != 1 || f[0].Code != reports.CodeProbeInternalError || f[0].Severity != reports.Error ||
+		!strings.Contains(f[0].Detail, "boom") || strings.Contains(f[0].Detail, "goroutine") {
+		t.Errorf("findings %+v, want one probe.internal_error naming the panic, without a stack", f)
+	}
+	if got := testutil.ToFloat64(m.panics.WithLabelValues("dns")); got != 1 {
+		t.Errorf("acmediag_probe_panics_total{kind=dns} = %v, want 1", got)
 	}
 }
 
 type panicProbe struct{}
 
-func (panicProbe) Kind() string { return "dns" }
-func (panicProbe) Run(context.Context, Target, Vantage) Observation {
+func (panicProbe) Kind() reports.Kind { return "dns" }
+func (panicProbe) Run(context.Context, Target, Vantage) reports.Observation {
 	panic("boom")
 }
 
@@ -518,8 +554,8 @@ func TestBackoff(t *testing.T) {
 
 // newTestScheduler is NewScheduler without dispatch slack, so that runs
 // start exactly when due on the fake clock.
-func newTestScheduler(sch Schedule, probes []Probe, store *Store, logger *zap.Logger, clock Clock) *Scheduler {
-	s := NewScheduler(sch, probes, store, logger, clock)
+func newTestScheduler(sch Schedule, probes []kindProbe, store *Store, logger *zap.Logger, clock Clock) *testScheduler {
+	s := newSched(sch, probes, store, logger, clock)
 	s.slack = 0
 	return s
 }
@@ -529,18 +565,18 @@ func TestSchedulerSlack(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(t0)
 	p := &scriptProbe{kind: "dns", clock: clk}
-	s := NewScheduler(Schedule{Interval: map[string]time.Duration{"dns": time.Second}, Jitter: -1}, []Probe{p}, nil, zaptest.NewLogger(t), clk)
+	s := newSched(Schedule{Interval: map[reports.Kind]time.Duration{"dns": time.Second}, Jitter: -1}, []kindProbe{p}, nil, zaptest.NewLogger(t), clk)
 	offsets := []float64{0.5, 0.51, 0.54, 0.7} // × the 1 s interval
 	var i int
 	s.jitter = func() float64 { i++; return offsets[(i-1)%len(offsets)] }
-	s.SetWork(targets("a.com", "b.com", "c.com", "d.com"), []Vantage{{Name: "us"}})
-	startScheduler(t, s)
-	next := waitQuiet(t, s, clk)
+	s.SetWork(targets("a.com", "b.com", "c.com", "d.com"), vantages("us"))
+	startScheduler(t, s.Scheduler)
+	next := waitQuiet(t, s.Scheduler, clk)
 	if want := t0.Add(500 * time.Millisecond); !next.Equal(want) {
 		t.Fatalf("first wake-up at %s, want %s", next.Sub(t0), want.Sub(t0))
 	}
 	clk.Set(next)
-	next = waitQuiet(t, s, clk)
+	next = waitQuiet(t, s.Scheduler, clk)
 	tests := []struct {
 		desc string
 		name string
@@ -575,14 +611,14 @@ func TestSchedulerSlackLongInterval(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(t0)
 	p := &scriptProbe{kind: "dns", clock: clk}
-	s := NewScheduler(Schedule{Interval: map[string]time.Duration{"dns": time.Minute}, Jitter: -1}, []Probe{p}, nil, zaptest.NewLogger(t), clk)
+	s := newSched(Schedule{Interval: map[reports.Kind]time.Duration{"dns": time.Minute}, Jitter: -1}, []kindProbe{p}, nil, zaptest.NewLogger(t), clk)
 	offsets := []float64{0.5, 0.5 + 0.2/60, 0.5 + 0.3/60} // × the 60 s interval: 30 s, 30.2 s, 30.3 s
 	var i int
 	s.jitter = func() float64 { i++; return offsets[(i-1)%len(offsets)] }
-	s.SetWork(targets("a.com", "b.com", "c.com"), []Vantage{{Name: "us"}})
-	startScheduler(t, s)
-	clk.Set(waitQuiet(t, s, clk))
-	waitQuiet(t, s, clk)
+	s.SetWork(targets("a.com", "b.com", "c.com"), vantages("us"))
+	startScheduler(t, s.Scheduler)
+	clk.Set(waitQuiet(t, s.Scheduler, clk))
+	waitQuiet(t, s.Scheduler, clk)
 	for _, tc := range []struct {
 		desc string
 		name string
@@ -602,7 +638,7 @@ func TestSchedulerSlackLongInterval(t *testing.T) {
 // keeps each run's index.
 func TestRunHeap(t *testing.T) {
 	t.Parallel()
-	s := NewScheduler(Schedule{}, nil, nil, nil, newFakeClock(t0))
+	s := newSched(Schedule{}, nil, nil, nil, newFakeClock(t0))
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var runs []*schedRun
 	for range 500 {
@@ -638,12 +674,12 @@ type clockProbe struct {
 	takes time.Duration
 }
 
-func (p *clockProbe) Kind() string { return "dns" }
+func (p *clockProbe) Kind() reports.Kind { return "dns" }
 
-func (p *clockProbe) Run(_ context.Context, t Target, v Vantage) Observation {
+func (p *clockProbe) Run(_ context.Context, t Target, v Vantage) reports.Observation {
 	start := p.clock.Now()
 	p.clock.Set(start.Add(p.takes))
-	return finish(Observation{Target: t, Vantage: v, Kind: "dns", Start: start, Duration: p.takes})
+	return reports.Observation{Name: t.Name, Vantage: v.Vantage, Kind: "dns", Start: start, Duration: p.takes}.Finish()
 }
 
 // A run that waits for a free worker starts late by the time it waited,
@@ -652,16 +688,16 @@ func TestSchedulerDelayMetric(t *testing.T) {
 	t.Parallel()
 	clk := newFakeClock(t0)
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg, nil, "test")
-	s := newTestScheduler(Schedule{Concurrency: 1, Jitter: -1}, []Probe{&clockProbe{clock: clk, takes: 3 * time.Second}}, nil, zaptest.NewLogger(t), clk)
+	m := NewMetrics(reg, nil, nil, "test")
+	s := newTestScheduler(Schedule{Concurrency: 1, Jitter: -1}, []kindProbe{&clockProbe{clock: clk, takes: 3 * time.Second}}, nil, zaptest.NewLogger(t), clk)
 	s.SetMetrics(m)
 	// One name from two vantages: a re-probe makes both runs due at one
 	// instant.
-	s.SetWork(targets("a.com"), []Vantage{{Name: "us"}, {Name: "eu"}})
-	startScheduler(t, s)
-	waitQuiet(t, s, clk)
+	s.SetWork(targets("a.com"), vantages("us", "eu"))
+	startScheduler(t, s.Scheduler)
+	waitQuiet(t, s.Scheduler, clk)
 	clk.Set(t0.Add(DefaultInterval))
-	waitQuiet(t, s, clk)
+	waitQuiet(t, s.Scheduler, clk)
 	delays := func() (uint64, float64) {
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -681,7 +717,7 @@ func TestSchedulerDelayMetric(t *testing.T) {
 	}
 	// Both due at one instant, one worker: the second waits 3 s.
 	s.Reprobe("a.com")
-	waitQuiet(t, s, clk)
+	waitQuiet(t, s.Scheduler, clk)
 	count, sum := delays()
 	if count-count0 != 2 || math.Abs(sum-sum0-3) > 1e-6 {
 		t.Errorf("re-probe delays: %d runs, %.1f s in all; want 2 runs, 3.0 s (0 and 3)", count-count0, sum-sum0)
@@ -705,13 +741,13 @@ func TestSchedulerFirstWithin(t *testing.T) {
 			t.Parallel()
 			clk := newFakeClock(t0)
 			p := &scriptProbe{kind: "dns", clock: clk}
-			s := newTestScheduler(Schedule{Interval: map[string]time.Duration{"dns": time.Hour}, FirstWithin: tc.firstWithin, Jitter: -1},
-				[]Probe{p}, nil, zaptest.NewLogger(t), clk)
+			s := newTestScheduler(Schedule{Interval: map[reports.Kind]time.Duration{"dns": time.Hour}, FirstWithin: tc.firstWithin, Jitter: -1},
+				[]kindProbe{p}, nil, zaptest.NewLogger(t), clk)
 			s.jitter = func() float64 { return 0.9 }
-			s.SetWork(targets("a.com", "b.com", "c.com", "d.com", "e.com"), []Vantage{{Name: "us"}})
-			startScheduler(t, s)
+			s.SetWork(targets("a.com", "b.com", "c.com", "d.com", "e.com"), vantages("us"))
+			startScheduler(t, s.Scheduler)
 			clk.Set(t0.Add(10 * time.Second))
-			waitQuiet(t, s, clk)
+			waitQuiet(t, s.Scheduler, clk)
 			p.mu.Lock()
 			runs := 0
 			for _, ts := range p.runs {

@@ -7,85 +7,95 @@ import (
 	"time"
 )
 
-// VantageInfo is what the report needs to know of a vantage point.
-type VantageInfo struct {
-	Name     string
-	RIR      string
-	Region   string
-	External bool // a remote perspective; false for an in-cluster vantage
+// Subject is one name a report covers, and the challenge it is validated
+// with.
+type Subject struct {
+	Name      string
+	Challenge Challenge
 }
 
-// Outcome is everything one vantage found about one name.
-type Outcome struct {
-	Vantage  string // VantageInfo.Name
-	Name     string
-	Findings []Finding
-	Checks   []Check
-	// Failed marks a run that could not judge the name (an agent that did
-	// not answer, no address to connect to): the vantage does not pass,
-	// even without a finding of its own.
-	Failed bool
-}
-
-// Assemble builds the report from every vantage's outcomes: a finding seen
-// from every vantage is reported once without a vantage, one seen from some
-// only is reported per vantage; then the MPIC quorum over the external
-// vantages decides what a partial failure means (CA/B BR 3.2.2.9), and
-// in-cluster vantages that alone fail point at cert-manager's self-check.
+// Assemble builds the report from every observation of the subjects: a
+// finding seen from every vantage is reported once without a vantage, one
+// seen from some only is reported per vantage; a finding of an observation
+// made from no vantage (the CA's own order, the propagation watch) that a
+// vantage also saw is folded into that finding as more evidence, so a cause
+// reads once; then the MPIC quorum over the external vantages decides what
+// a partial failure means (CA/B BR 3.2.2.9), and in-cluster vantages that
+// alone fail point at cert-manager's self-check.
 //
 // The CA judges the quorum per name (each authorization on its own), so
 // each name's findings follow that name's quorum; the report's Quorum is
 // the name closest to failing (the first failing one), which is whether
 // an order for all the names would pass.
-func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes []Outcome, d time.Duration) *Report {
-	r := &Report{Names: names, Challenge: challenge, Duration: d}
-	multi := len(vantages) > 1
-	// A name passes from a vantage when that vantage found no Error or Fatal.
-	pass := map[[2]string]bool{}
-	for _, v := range vantages {
-		for _, n := range names {
-			pass[[2]string{v.Name, n}] = true
+func Assemble(subjects []Subject, vantages []Vantage, obs []Observation, d time.Duration) *Report {
+	names := make([]string, len(subjects))
+	for i, s := range subjects {
+		names[i] = s.Name
+	}
+	r := &Report{Names: names, Duration: d}
+	if len(subjects) > 0 {
+		r.Challenge = subjects[0].Challenge
+	}
+	for _, s := range subjects {
+		if s.Challenge != r.Challenge {
+			r.Challenges = make(map[string]Challenge, len(subjects))
+			for _, s := range subjects {
+				r.Challenges[s.Name] = s.Challenge
+			}
+			break
 		}
 	}
+	multi := len(vantages) > 1
+	// Each vantage's latest observations of each name, judged once (Judge).
+	seen := map[[2]string][]Observation{}
 	type key struct {
 		name, code, detail string
 	}
 	seenBy := map[key][]string{}
 	var order []key
 	first := map[key]Finding{}
-	for _, o := range outcomes {
-		if o.Failed {
-			pass[[2]string{o.Vantage, o.Name}] = false
+	var elsewhere []Finding // from observations made from no vantage
+	for _, o := range obs {
+		if o.Perspective() {
+			k := [2]string{o.Vantage.Name, o.Name}
+			seen[k] = append(seen[k], o)
 		}
 		for _, c := range o.Checks {
 			if multi {
-				c.Vantage = o.Vantage
+				c.Vantage = o.Vantage.Name
 			}
 			r.Checks = append(r.Checks, c)
 		}
 		for _, f := range o.Findings {
-			if f.Severity >= Error {
-				pass[[2]string{o.Vantage, f.Name}] = false
+			if !o.Perspective() {
+				elsewhere = append(elsewhere, f)
+				continue
 			}
 			k := key{f.Name, string(f.Code), mergeKey(f)}
 			if _, ok := first[k]; !ok {
 				first[k] = f
 				order = append(order, k)
 			}
-			if !slices.Contains(seenBy[k], o.Vantage) {
-				seenBy[k] = append(seenBy[k], o.Vantage)
+			if !slices.Contains(seenBy[k], o.Vantage.Name) {
+				seenBy[k] = append(seenBy[k], o.Vantage.Name)
 			}
 		}
 	}
+	pass := map[[2]string]bool{}
+	for _, v := range vantages {
+		for _, n := range names {
+			pass[[2]string{v.Name, n}] = Judge(seen[[2]string{v.Name, n}]) != CheckFail
+		}
+	}
 
-	var external, cluster []VantageInfo
+	var external, cluster []Vantage
 	for _, v := range vantages {
 		ok := true
 		for _, n := range names {
 			ok = ok && pass[[2]string{v.Name, n}]
 		}
-		r.Vantages = append(r.Vantages, VantageStatus{Name: v.Name, OK: ok})
-		if v.External {
+		r.Vantages = append(r.Vantages, VantageResult{Vantage: v, OK: ok})
+		if v.External() {
 			external = append(external, v)
 		} else {
 			cluster = append(cluster, v)
@@ -93,11 +103,11 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 	}
 	quorum := make(map[string]*Quorum, len(names))
 	for _, n := range names {
-		perspectives := make([]Perspective, 0, len(vantages))
+		results := make([]VantageResult, 0, len(vantages))
 		for _, v := range vantages {
-			perspectives = append(perspectives, Perspective{Name: v.Name, RIR: v.RIR, External: v.External, OK: pass[[2]string{v.Name, n}]})
+			results = append(results, VantageResult{Vantage: v, OK: pass[[2]string{v.Name, n}]})
 		}
-		q := ComputeQuorum(perspectives)
+		q := ComputeQuorum(results)
 		quorum[n] = q
 		if q != nil && (r.Quorum == nil || r.Quorum.OK && (!q.OK || q.Margin() < r.Quorum.Margin())) {
 			r.Quorum = q
@@ -118,16 +128,17 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 		for _, v := range vantages {
 			if v.Name == vantage {
 				q := quorum[name]
-				return !v.External && allPass(pass, external, []string{name}) || v.External && q != nil && q.OK
+				return !v.External() && allPass(pass, external, []string{name}) || v.External() && q != nil && q.OK
 			}
 		}
 		return false
 	}
+	var fs []Finding
 	for _, k := range order {
 		f := first[k]
 		by := seenBy[k]
 		if !multi || len(by) == len(vantages) {
-			r.Findings = append(r.Findings, f)
+			fs = append(fs, f)
 			continue
 		}
 		for _, v := range by {
@@ -143,14 +154,51 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 			if g.Severity >= Error && downgrade(v, g.Name) {
 				g = g.With("severity_from_this_vantage_alone", g.Severity.String()).WithSeverity(Warning)
 			}
-			r.Findings = append(r.Findings, g)
+			fs = append(fs, g)
 		}
 	}
+	r.Findings = foldElsewhere(fs, elsewhere)
 	for _, n := range names {
 		r.Findings = append(r.Findings, mpicFindings(n, quorum[n], external, cluster, pass)...)
 	}
 	r.Finalize()
 	return r
+}
+
+// foldElsewhere adds the findings of observations made from no vantage:
+// one whose name and code a vantage's finding has already is that cause
+// seen once more (the CA's problem naming what a probe saw), and becomes
+// evidence of it ("also_seen_by"), not a second finding.
+func foldElsewhere(fs, elsewhere []Finding) []Finding {
+	for _, e := range elsewhere {
+		folded := false
+		for i := range fs {
+			if fs[i].Name == e.Name && fs[i].Code == e.Code {
+				fs[i] = fs[i].With("also_seen_by", appendSource(fs[i].Evidence["also_seen_by"], e))
+				folded = true
+			}
+		}
+		if !folded {
+			fs = append(fs, e)
+		}
+	}
+	return fs
+}
+
+// appendSource adds e's own words to a finding's list of other sources.
+func appendSource(list any, e Finding) []string {
+	prev, _ := list.([]string)
+	src := e.Detail
+	if e.Problem != nil {
+		src = e.Problem.Type + ": " + e.Problem.Detail
+	}
+	if len(src) > maxEvidenceLine {
+		src = src[:maxEvidenceLine] + "…"
+	}
+	if slices.Contains(prev, src) {
+		return prev
+	}
+	return append(slices.Clone(prev), src)
 }
 
 // mergeKey says when two vantages saw the same thing: the ACME problem
@@ -163,16 +211,16 @@ func mergeKey(f Finding) string {
 	return f.Detail
 }
 
-func isExternal(vantages []VantageInfo, name string) bool {
+func isExternal(vantages []Vantage, name string) bool {
 	for _, v := range vantages {
 		if v.Name == name {
-			return v.External
+			return v.External()
 		}
 	}
 	return false
 }
 
-func allPass(pass map[[2]string]bool, vs []VantageInfo, names []string) bool {
+func allPass(pass map[[2]string]bool, vs []Vantage, names []string) bool {
 	if len(vs) == 0 {
 		return false
 	}
@@ -187,7 +235,7 @@ func allPass(pass map[[2]string]bool, vs []VantageInfo, names []string) bool {
 }
 
 // mpicFindings says what the perspectives' disagreement about one name means.
-func mpicFindings(name string, q *Quorum, external, cluster []VantageInfo, pass map[[2]string]bool) []Finding {
+func mpicFindings(name string, q *Quorum, external, cluster []Vantage, pass map[[2]string]bool) []Finding {
 	var failing, passing []string
 	for _, v := range external {
 		label := v.Name

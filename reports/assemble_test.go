@@ -6,12 +6,44 @@ import (
 	"time"
 )
 
+// outcome is one vantage's run in a test case, turned into an Observation.
+type outcome struct {
+	Vantage  string
+	Name     string
+	Findings []Finding
+	Failed   bool // could not judge: not OK without a finding
+}
+
+func observationsOf(vantages []Vantage, outs []outcome) []Observation {
+	var obs []Observation
+	for _, o := range outs {
+		v := Vantage{Name: o.Vantage}
+		for _, w := range vantages {
+			if w.Name == o.Vantage {
+				v = w
+			}
+		}
+		ob := Observation{Name: o.Name, Challenge: HTTP01, Vantage: v, Kind: "http-01", Findings: o.Findings}.Finish()
+		ob.OK = ob.OK && !o.Failed
+		obs = append(obs, ob)
+	}
+	return obs
+}
+
+func subjectsOf(names ...string) []Subject {
+	out := make([]Subject, len(names))
+	for i, n := range names {
+		out[i] = Subject{Name: n, Challenge: HTTP01}
+	}
+	return out
+}
+
 func TestAssemble(t *testing.T) {
 	t.Parallel()
-	us := VantageInfo{Name: "us", RIR: "ARIN", External: true}
-	eu := VantageInfo{Name: "eu", RIR: "RIPE", External: true}
-	ap := VantageInfo{Name: "ap", RIR: "APNIC", External: true}
-	k8s := VantageInfo{Name: "k8s", External: false}
+	us := Vantage{Name: "us", RIR: "ARIN", Kind: External}
+	eu := Vantage{Name: "eu", RIR: "RIPE", Kind: External}
+	ap := Vantage{Name: "ap", RIR: "APNIC", Kind: External}
+	k8s := Vantage{Name: "k8s", Kind: Cluster}
 	timeoutAt := func(name, detail string) Finding {
 		return New(CodeHTTP01ConnectTimeout, name, detail).WithProblem(ProblemConnection, "192.0.2.1: Timeout during connect (likely firewall problem)")
 	}
@@ -25,67 +57,67 @@ func TestAssemble(t *testing.T) {
 	cases := []struct {
 		desc     string
 		names    []string // nil → a.com
-		vantages []VantageInfo
-		outcomes []Outcome
+		vantages []Vantage
+		outcomes []outcome
 		want     []want
 		verdict  Verdict
 		quorum   bool // a quorum is reported
 		quorumOK bool
 	}{
 		{desc: "one vantage: no vantage labels, no quorum",
-			vantages: []VantageInfo{{Name: "local", External: true}},
-			outcomes: []Outcome{{Vantage: "local", Name: "a.com", Findings: []Finding{timeout("x")}}},
+			vantages: []Vantage{{Name: "local", Kind: External}},
+			outcomes: []outcome{{Vantage: "local", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:     []want{{CodeHTTP01ConnectTimeout, "", Error, ""}}, verdict: VerdictFail},
 		{desc: "seen from every vantage: reported once",
-			vantages: []VantageInfo{us, eu, ap},
-			outcomes: []Outcome{
+			vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "the same problem seen from every vantage, details naming each source: reported once",
-			vantages: []VantageInfo{us, eu},
-			outcomes: []Outcome{
+			vantages: []Vantage{us, eu},
+			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.1:0->192.0.2.1:80: i/o timeout")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.2:0->192.0.2.1:80: i/o timeout")}}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "one of three fails: quorum holds, a warning",
-			vantages: []VantageInfo{us, eu, ap},
-			outcomes: []Outcome{
+			vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "ap", Name: "a.com"}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Warning, ""}, {CodeMPICPartial, "", Warning, ""}},
 			verdict: VerdictWarn, quorum: true, quorumOK: true},
 		{desc: "two of three fail: quorum fails",
-			vantages: []VantageInfo{us, eu, ap},
-			outcomes: []Outcome{
+			vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error, ""}, {CodeHTTP01ConnectTimeout, "ap", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "passing perspectives in one RIR only: quorum fails",
-			vantages: []VantageInfo{us, {Name: "us2", RIR: "ARIN", External: true}, eu},
-			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "us2", Name: "a.com"},
+			vantages: []Vantage{us, {Name: "us2", RIR: "ARIN", Kind: External}, eu},
+			outcomes: []outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "us2", Name: "a.com"},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "eu", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "a vantage that could not judge (agent down) fails without a finding",
-			vantages: []VantageInfo{us, eu, ap},
-			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Failed: true},
+			vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com", Failed: true},
 				{Vantage: "ap", Name: "a.com", Failed: true}},
 			want:    []want{{CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "only the cluster vantage fails: self-check",
-			vantages: []VantageInfo{us, eu, k8s},
-			outcomes: []Outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com"},
+			vantages: []Vantage{us, eu, k8s},
+			outcomes: []outcome{{Vantage: "us", Name: "a.com"}, {Vantage: "eu", Name: "a.com"},
 				{Vantage: "k8s", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:    []want{{CodeHTTP01ConnectTimeout, "k8s", Warning, ""}, {CodeVantageSelfCheckOnly, "", Warning, ""}},
 			verdict: VerdictWarn, quorum: true, quorumOK: true},
 		// The CA judges each authorization's quorum on its own.
 		{desc: "two names, each failing from another vantage: each name's quorum holds",
-			names: []string{"a.com", "b.com"}, vantages: []VantageInfo{us, eu, ap},
-			outcomes: []Outcome{
+			names: []string{"a.com", "b.com"}, vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "us", Name: "b.com"},
 				{Vantage: "eu", Name: "a.com"}, {Vantage: "eu", Name: "b.com", Findings: []Finding{timeoutAt("b.com", "x")}},
 				{Vantage: "ap", Name: "a.com"}, {Vantage: "ap", Name: "b.com"}},
@@ -93,8 +125,8 @@ func TestAssemble(t *testing.T) {
 				{CodeMPICPartial, "", Warning, ""}, {CodeMPICPartial, "", Warning, "b.com"}},
 			verdict: VerdictWarn, quorum: true, quorumOK: true},
 		{desc: "one name fails everywhere, another from one vantage: only the first fails its quorum",
-			names: []string{"a.com", "b.com"}, vantages: []VantageInfo{us, eu, ap},
-			outcomes: []Outcome{
+			names: []string{"a.com", "b.com"}, vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "us", Name: "b.com", Findings: []Finding{timeoutAt("b.com", "x")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "eu", Name: "b.com"},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "ap", Name: "b.com"}},
@@ -109,7 +141,7 @@ func TestAssemble(t *testing.T) {
 			if names == nil {
 				names = []string{"a.com"}
 			}
-			r := Assemble(names, "http-01", tc.vantages, tc.outcomes, time.Millisecond)
+			r := Assemble(subjectsOf(names...), tc.vantages, observationsOf(tc.vantages, tc.outcomes), time.Millisecond)
 			if r.Verdict != tc.verdict {
 				t.Errorf("verdict %s, want %s", r.Verdict, tc.verdict)
 			}

@@ -29,16 +29,6 @@ type Attempt struct {
 	Problem *Problem  // the CA's problem, when it returned one
 }
 
-// Sighting is one probe run about the attempt's name as correlation needs
-// it: which vantage, which probe kind, when, and what it found.
-type Sighting struct {
-	Vantage  string
-	Kind     string // dns, http-01, tls-alpn-01, ...
-	Start    time.Time
-	Duration time.Duration
-	Findings []Finding
-}
-
 // Cause is one likely root cause of an attempt's failure: a finding code
 // seen around the attempt, its score (higher is likelier; at most 1), the
 // vantages that saw it and the observations that show it, nearest first.
@@ -149,7 +139,7 @@ func severityWeight(s Severity) float64 {
 // so a fatal finding every vantage saw throughout the attempt, of the
 // problem's kind, scores 1. No sighting in the window gives no cause: the
 // CA then saw something no vantage did.
-func Correlate(a Attempt, sightings []Sighting, opt CorrelateOptions) []Cause {
+func Correlate(a Attempt, sightings []Observation, opt CorrelateOptions) []Cause {
 	margin := cmp.Or(opt.Margin, DefaultCorrelationMargin)
 	if margin < 0 {
 		margin = 0
@@ -167,16 +157,19 @@ func Correlate(a Attempt, sightings []Sighting, opt CorrelateOptions) []Cause {
 	// The sightings that count: every one overlapping the window, and for a
 	// (vantage, kind) without one, its newest before the window within the
 	// lookback.
-	type vk struct{ vantage, kind string }
-	var used []Sighting
+	type vk struct {
+		vantage string
+		kind    Kind
+	}
+	var used []Observation
 	inWindow := map[vk]bool{}
 	before := map[vk]int{}
 	for i, s := range sightings {
-		if s.Kind == "acme" {
-			continue // the attempt itself, or another one
+		if !s.Perspective() {
+			continue // the attempt itself, or another run made from no vantage
 		}
 		sEnd := s.Start.Add(max(s.Duration, 0))
-		k := vk{s.Vantage, s.Kind}
+		k := vk{s.Vantage.Name, s.Kind}
 		switch {
 		case !s.Start.After(to) && !sEnd.Before(from):
 			used = append(used, s)
@@ -192,12 +185,12 @@ func Correlate(a Attempt, sightings []Sighting, opt CorrelateOptions) []Cause {
 			used = append(used, sightings[i])
 		}
 	}
-	slices.SortStableFunc(used, func(x, y Sighting) int {
-		return cmp.Or(x.Start.Compare(y.Start), cmp.Compare(x.Vantage, y.Vantage), cmp.Compare(x.Kind, y.Kind))
+	slices.SortStableFunc(used, func(x, y Observation) int {
+		return cmp.Or(x.Start.Compare(y.Start), cmp.Compare(x.Vantage.Name, y.Vantage.Name), cmp.Compare(x.Kind, y.Kind))
 	})
 
 	// distance from the attempt: 0 when the run overlaps it.
-	distance := func(s Sighting) time.Duration {
+	distance := func(s Observation) time.Duration {
 		sEnd := s.Start.Add(max(s.Duration, 0))
 		switch {
 		case sEnd.Before(a.Start):
@@ -218,8 +211,8 @@ func Correlate(a Attempt, sightings []Sighting, opt CorrelateOptions) []Cause {
 	vantages := map[string]bool{}
 	runs := map[vk]int{} // runs per (vantage, kind) among used
 	for _, s := range used {
-		vantages[s.Vantage] = true
-		runs[vk{s.Vantage, s.Kind}]++
+		vantages[s.Vantage.Name] = true
+		runs[vk{s.Vantage.Name, s.Kind}]++
 	}
 	type acc struct {
 		code     Code
@@ -255,14 +248,14 @@ func Correlate(a Attempt, sightings []Sighting, opt CorrelateOptions) []Cause {
 			if a.Problem != nil && a.Problem.Type != "" && matchesProblem(f, a.Problem.Type) {
 				c.matches = true
 			}
-			c.seenBy[s.Vantage] = true
+			c.seenBy[s.Vantage.Name] = true
 			if !seenHere[f.Code] {
 				seenHere[f.Code] = true
-				c.runsWith[vk{s.Vantage, s.Kind}]++
+				c.runsWith[vk{s.Vantage.Name, s.Kind}]++
 			}
 			c.prox = max(c.prox, proximity(d))
-			if e, ok := c.ev[s.Vantage]; !ok || d < e.distance {
-				c.ev[s.Vantage] = evidenceItem{distance: d, at: s.Start, kind: s.Kind, vantage: s.Vantage, finding: f, attempt: a}
+			if e, ok := c.ev[s.Vantage.Name]; !ok || d < e.distance {
+				c.ev[s.Vantage.Name] = evidenceItem{distance: d, at: s.Start, kind: s.Kind, vantage: s.Vantage.Name, finding: f, attempt: a}
 			}
 		}
 	}
@@ -320,7 +313,7 @@ func Correlate(a Attempt, sightings []Sighting, opt CorrelateOptions) []Cause {
 type evidenceItem struct {
 	distance time.Duration
 	at       time.Time
-	kind     string
+	kind     Kind
 	vantage  string
 	finding  Finding
 	attempt  Attempt

@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-func sighting(vantage, kind string, at time.Time, fs ...Finding) Sighting {
-	return Sighting{Vantage: vantage, Kind: kind, Start: at, Duration: 2 * time.Second, Findings: fs}
+func sighting(vantage string, kind Kind, at time.Time, fs ...Finding) Observation {
+	return Observation{Name: "www.example.com", Vantage: Vantage{Name: vantage, Kind: External}, Kind: kind, Start: at, Duration: 2 * time.Second, Findings: fs}
 }
 
 func finding(code Code, sev Severity, detail string) Finding {
@@ -39,7 +39,7 @@ func TestCorrelate(t *testing.T) {
 	cases := []struct {
 		desc       string
 		attempt    Attempt
-		sightings  []Sighting
+		sightings  []Observation
 		opt        CorrelateOptions
 		wantCodes  []Code // ranked prefix of the result; nil: no causes
 		wantMatch  bool   // the top cause matches the problem
@@ -49,7 +49,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "a connection problem is explained by the timeout two vantages saw, not by a malformed CAA all saw",
 			attempt: attempt(ProblemConnection),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0.Add(-10*time.Second), timeout),
 				sighting("eu-west", "http-01", t0.Add(time.Second), timeout),
 				sighting("ap-south", "http-01", t0.Add(-5*time.Second)),
@@ -63,7 +63,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "a dns problem puts one vantage's SERVFAIL above a 404 every vantage saw",
 			attempt: attempt(ProblemDNS),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0, badStatus),
 				sighting("eu-west", "http-01", t0, badStatus),
 				sighting("ap-south", "http-01", t0, badStatus),
@@ -75,7 +75,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "unauthorized: the TXT not on every server ranks above a silent name server",
 			attempt: attempt(ProblemUnauthorized),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "dns", t0.Add(-time.Second), nsUnreachable, notPropagated),
 				sighting("eu-west", "dns", t0.Add(-time.Second), nsUnreachable),
 			},
@@ -84,7 +84,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "a finding's own problem decides the match: dns.split_horizon carrying unauthorized",
 			attempt: attempt(ProblemUnauthorized),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("cluster", "dns", t0, withProblem),
 				sighting("us-east", "dns", t0, nsUnreachable),
 			},
@@ -94,7 +94,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "time proximity: the refusal during the attempt ranks above a timeout seen half an hour before",
 			attempt: attempt(ProblemConnection),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0.Add(-30*time.Minute), timeout),
 				sighting("us-east", "tls-alpn-01", t0.Add(2*time.Second), refused),
 			},
@@ -103,7 +103,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "the lookback stands in for a vantage with no run in the window, only its newest",
 			attempt: attempt(ProblemConnection),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0.Add(-50*time.Minute), refused),
 				sighting("us-east", "http-01", t0.Add(-40*time.Minute), timeout),
 			},
@@ -113,14 +113,14 @@ func TestCorrelate(t *testing.T) {
 			desc:    "no lookback: runs long before the attempt do not count",
 			attempt: attempt(ProblemConnection),
 			opt:     CorrelateOptions{Lookback: -1},
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0.Add(-40*time.Minute), timeout),
 			},
 		},
 		{
 			desc:    "runs after the window never count, and clean runs give no cause",
 			attempt: attempt(ProblemConnection),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0.Add(10*time.Minute), timeout),
 				sighting("eu-west", "http-01", t0),
 			},
@@ -128,7 +128,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "the attempt's own codes, other canary runs and quorum verdicts are consequences, not causes",
 			attempt: attempt(ProblemConnection),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("", "acme", t0, finding(CodeHTTP01ConnectTimeout, Error, "from the canary")),
 				sighting("us-east", "http-01", t0, finding(CodeACMEOrderFailed, Error, ""), finding(CodeMPICQuorumFailed, Fatal, ""),
 					finding(CodeRenewalFailed, Error, ""), refused),
@@ -138,7 +138,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "without a problem from the CA every code is judged on severity, spread and time alone",
 			attempt: attempt(""),
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "dns", t0, caaMalformed, servfail),
 			},
 			wantCodes: []Code{CodeDNSServFail, CodeCAAMalformed}, wantMatch: false,
@@ -146,7 +146,7 @@ func TestCorrelate(t *testing.T) {
 		{
 			desc:    "a finding seen in one of several runs of a vantage ranks below one seen in all",
 			attempt: Attempt{Name: "www.example.com", Start: t0, End: t0.Add(time.Minute), Problem: &Problem{Type: ProblemConnection}},
-			sightings: []Sighting{
+			sightings: []Observation{
 				sighting("us-east", "http-01", t0, refused),
 				sighting("us-east", "http-01", t0.Add(20*time.Second), timeout),
 				sighting("us-east", "http-01", t0.Add(40*time.Second), timeout),
@@ -198,7 +198,7 @@ func TestCorrelate(t *testing.T) {
 func TestCorrelateScoreBounds(t *testing.T) {
 	t0 := time.Now()
 	a := Attempt{Name: "a.example", Start: t0, End: t0.Add(time.Second), Problem: &Problem{Type: ProblemDNS}}
-	var ss []Sighting
+	var ss []Observation
 	for _, v := range []string{"a", "b", "c"} {
 		ss = append(ss, sighting(v, "dns", t0, finding(CodeDNSNXDomain, Fatal, "NXDOMAIN")))
 	}
@@ -214,7 +214,7 @@ func TestCorrelateBounded(t *testing.T) {
 	t0 := time.Now()
 	a := Attempt{Name: "a.example", Start: t0, End: t0.Add(time.Second), Problem: &Problem{Type: ProblemConnection}}
 	long := "\x1b[31m" + strings.Repeat("evil\u202e", 2000)
-	var ss []Sighting
+	var ss []Observation
 	for i := range 12_000 {
 		fs := []Finding{finding(Code(fmt.Sprintf("x.code_%d", i%50)), Error, long)}
 		ss = append(ss, sighting(fmt.Sprintf("v%d", i%100), "http-01", t0.Add(time.Duration(i)*time.Millisecond), fs...))

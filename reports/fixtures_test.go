@@ -8,8 +8,8 @@ func sampleReport() *Report {
 	r := &Report{
 		Names:     []string{"a.example", "b.example"},
 		Challenge: "http-01",
-		Vantages:  []VantageStatus{{Name: "local", OK: false}, {Name: "eu-west", OK: true}},
-		Quorum:    ComputeQuorum([]Perspective{{Name: "local", RIR: "ARIN", External: true}, {Name: "eu-west", RIR: "RIPE", External: true, OK: true}, {Name: "ap", RIR: "APNIC", External: true, OK: true}}),
+		Vantages:  []VantageResult{{Vantage: Vantage{Name: "local"}, OK: false}, {Vantage: Vantage{Name: "eu-west"}, OK: true}},
+		Quorum:    ComputeQuorum([]VantageResult{ext("local", "ARIN", false), ext("eu-west", "RIPE", true), ext("ap", "APNIC", true)}),
 		Checks: []Check{
 			{Name: "dns.delegation", Target: "a.example", Status: CheckOK, Duration: 3 * time.Millisecond},
 			{Name: "dns.caa", Target: "a.example", Status: CheckFail, Duration: 1500 * time.Microsecond, Note: "CAA at example"},

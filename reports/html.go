@@ -12,7 +12,8 @@ import (
 )
 
 // PageInfo is what the daemon's report page shows besides the Report: the
-// per-vantage state of each name, the canary orders and propagation times
+// observations the report was assembled from (each name's state per
+// vantage is judged from them), the canary orders and propagation watches
 // when there are any, and where the page came from. Sections without data
 // say so; the page never makes numbers up.
 type PageInfo struct {
@@ -23,16 +24,18 @@ type PageInfo struct {
 	// Refresh reloads the page every so many seconds (a meta refresh, no
 	// script); 0 leaves it alone.
 	Refresh int
-	// Names holds each name's status per vantage, in display order; names
-	// of the report missing here are shown without a vantage table.
-	Names []NameStatus
+	// Vantages are the vantages in force, in display order; Latest is the
+	// newest observation of each (name, vantage, kind).
+	Vantages []Vantage
+	Latest   []Observation
 	// CanaryConfigured says whether the daemon places canary orders at all;
-	// Canary lists the latest order per name (empty: none has finished yet).
+	// Orders are the latest order per name (empty: none has finished yet).
 	CanaryConfigured bool
-	Canary           []CanaryRun
-	// Propagation lists measured DNS propagation times; nil until a
-	// propagation watcher measures some.
-	Propagation []PropagationTime
+	Orders           []Observation
+	// Propagation are the latest propagation watches: a check per
+	// authoritative server address, its duration the time until it served
+	// the value.
+	Propagation []Observation
 	// Correlations are the latest failed canary attempts with their ranked
 	// root causes (Correlate).
 	Correlations []CorrelatedAttempt
@@ -44,23 +47,16 @@ type PageInfo struct {
 	ReprobePath string
 }
 
-// NameStatus is one name's latest state from each vantage.
-type NameStatus struct {
-	Name      string
-	Challenge string
-	Vantages  []VantageCell
-}
-
-// VantageCell is one name as one vantage last saw it, over every probe kind.
-type VantageCell struct {
+// vantageCell is one name as one vantage last saw it, over every probe kind.
+type vantageCell struct {
 	Vantage  string
-	Status   CheckStatus // ok, warn, fail; skipped while no probe has finished
+	Status   CheckStatus // Judge of the vantage's latest observations of the name
 	Observed time.Time   // start of the newest observation; zero when none
 	Kinds    []string    // probe kinds that have reported
 }
 
-// CanaryRun is the latest canary order for a name.
-type CanaryRun struct {
+// canaryRow is one name's latest order at the CA.
+type canaryRow struct {
 	Name    string
 	Start   time.Time
 	OK      bool
@@ -68,13 +64,16 @@ type CanaryRun struct {
 	Problem *Problem
 }
 
-// PropagationTime is how long one authoritative server address took to
+// propagationRow is how long one authoritative server address took to
 // serve an expected DNS-01 value.
-type PropagationTime struct {
+type propagationRow struct {
 	Name    string
 	Server  string
 	Seconds float64
 }
+
+// maxPropagationRows bounds the page's propagation table, slowest first.
+const maxPropagationRows = 1000
 
 const defaultMaxPageNames = 500
 
@@ -102,9 +101,9 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 // pageName is one name's section of the page.
 type pageName struct {
 	Name      string
-	Challenge string
+	Challenge Challenge
 	Verdict   Verdict
-	Vantages  []VantageCell
+	Vantages  []vantageCell
 	Findings  []Finding
 	Checks    []Check
 }
@@ -115,8 +114,8 @@ type pageData struct {
 	Report      *Report
 	Names       []pageName
 	Hidden      int
-	Canary      []CanaryRun
-	Propagation []PropagationTime
+	Canary      []canaryRow
+	Propagation []propagationRow
 	Correlation template.HTML // the rendered correlation section (its own template escapes it)
 }
 
@@ -130,11 +129,8 @@ func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
 	if r == nil {
 		return fmt.Errorf("reports: render html: nil report")
 	}
-	d := pageData{Title: cmp.Or(p.Title, "acmediag"), Info: p, Report: r, Canary: p.Canary, Propagation: p.Propagation}
-	status := map[string]NameStatus{}
-	for _, s := range p.Names {
-		status[s.Name] = s
-	}
+	d := pageData{Title: cmp.Or(p.Title, "acmediag"), Info: p, Report: r, Canary: canaryRows(p.Orders), Propagation: propagationRows(p.Propagation)}
+	cells := vantageCells(r.Names, p.Vantages, p.Latest)
 	byName := map[string][]Finding{}
 	for _, f := range r.Findings {
 		byName[f.Name] = append(byName[f.Name], f)
@@ -144,7 +140,7 @@ func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
 		checks[c.Target] = append(checks[c.Target], c)
 	}
 	for _, n := range r.Names {
-		pn := pageName{Name: n, Challenge: cmp.Or(status[n].Challenge, r.Challenge), Vantages: status[n].Vantages,
+		pn := pageName{Name: n, Challenge: r.ChallengeOf(n), Vantages: cells[n],
 			Findings: byName[n], Checks: checks[n], Verdict: VerdictPass}
 		for _, f := range pn.Findings {
 			switch {
@@ -180,6 +176,63 @@ func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
 		return fmt.Errorf("reports: write html: %w", err)
 	}
 	return nil
+}
+
+// vantageCells judges each name from each vantage over its latest
+// observations, in the vantages' order; a name no vantage has observed yet
+// is pending.
+func vantageCells(names []string, vantages []Vantage, latest []Observation) map[string][]vantageCell {
+	byKey := map[[2]string][]Observation{}
+	for _, o := range latest {
+		if o.Perspective() {
+			k := [2]string{o.Name, o.Vantage.Name}
+			byKey[k] = append(byKey[k], o)
+		}
+	}
+	out := map[string][]vantageCell{}
+	for _, n := range names {
+		for _, v := range vantages {
+			obs := byKey[[2]string{n, v.Name}]
+			c := vantageCell{Vantage: v.Name, Status: Judge(obs)}
+			for _, o := range obs {
+				c.Kinds = append(c.Kinds, string(o.Kind))
+				if o.Start.After(c.Observed) {
+					c.Observed = o.Start
+				}
+			}
+			slices.Sort(c.Kinds)
+			out[n] = append(out[n], c)
+		}
+	}
+	return out
+}
+
+// canaryRows is the canary table: each order, the CA's problem when it
+// failed.
+func canaryRows(orders []Observation) []canaryRow {
+	out := make([]canaryRow, 0, len(orders))
+	for _, o := range orders {
+		out = append(out, canaryRow{Name: o.Name, Start: o.Start, OK: o.OK, Steps: o.Checks, Problem: o.Trace.Problem})
+	}
+	return out
+}
+
+// propagationRows lists, slowest first, every server address that served
+// an expected value and how long it took.
+func propagationRows(watches []Observation) []propagationRow {
+	var out []propagationRow
+	for _, o := range watches {
+		for _, c := range o.Checks {
+			if c.Server != "" && c.Status == CheckOK {
+				out = append(out, propagationRow{Name: o.Name, Server: c.Server, Seconds: c.Duration.Seconds()})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b propagationRow) int { return cmp.Compare(b.Seconds, a.Seconds) })
+	if len(out) > maxPropagationRows {
+		out = out[:maxPropagationRows]
+	}
+	return out
 }
 
 // statusWord is how the page names a check status.

@@ -33,11 +33,13 @@ func TestRenderHTML(t *testing.T) {
 		{
 			desc:   "names, vantage statuses, findings with fixes and problems, quorum",
 			report: sampleReport(),
-			info: PageInfo{Generated: now, Version: "v1.2.3", Ready: true, Names: []NameStatus{
-				{Name: "a.example", Challenge: "http-01", Vantages: []VantageCell{
-					{Vantage: "local", Status: CheckFail, Observed: now.Add(-90 * time.Second), Kinds: []string{"dns", "http-01"}},
-					{Vantage: "eu-west", Status: CheckOK, Observed: now.Add(-5 * time.Second)}}},
-			}},
+			info: PageInfo{Generated: now, Version: "v1.2.3", Ready: true,
+				Vantages: []Vantage{{Name: "local"}, {Name: "eu-west"}},
+				Latest: []Observation{
+					{Name: "a.example", Vantage: Vantage{Name: "local"}, Kind: "dns", Start: now.Add(-100 * time.Second), OK: true},
+					{Name: "a.example", Vantage: Vantage{Name: "local"}, Kind: "http-01", Start: now.Add(-90 * time.Second)},
+					{Name: "a.example", Vantage: Vantage{Name: "eu-west"}, Kind: "dns", Start: now.Add(-5 * time.Second), OK: true},
+				}},
 			want: []string{
 				"<title>acmediag — fail</title>", `id="name-a.example"`, `id="name-b.example"`,
 				`<td class="fail">fail</td><td title="2026-03-01T11:58:30Z">1m30s ago</td><td>dns, http-01</td>`,
@@ -88,9 +90,9 @@ func TestRenderHTML(t *testing.T) {
 			desc:   "canary orders and propagation times when there are some",
 			report: sampleReport(),
 			info: PageInfo{Generated: now, CanaryConfigured: true, Refresh: 30,
-				Canary: []CanaryRun{{Name: "a.example", Start: now.Add(-time.Minute), Steps: []Check{{Name: "order", Status: CheckOK, Duration: 120 * time.Millisecond}},
-					Problem: &Problem{Type: ProblemConnection, Detail: "Timeout during connect"}}},
-				Propagation: []PropagationTime{{Name: "a.example", Server: "192.0.2.53", Seconds: 12.25}}},
+				Orders: []Observation{{Name: "a.example", Start: now.Add(-time.Minute), Checks: []Check{{Name: "order", Status: CheckOK, Duration: 120 * time.Millisecond}},
+					Trace: Trace{Problem: &Problem{Type: ProblemConnection, Detail: "Timeout during connect"}}}},
+				Propagation: []Observation{{Name: "a.example", Checks: []Check{{Name: "dns01.propagation", Server: "192.0.2.53", Status: CheckOK, Duration: 12250 * time.Millisecond}}}}},
 			want:    []string{`<meta http-equiv="refresh" content="30">`, `id="canary"`, "order 120 ms", "Timeout during connect", "<td>192.0.2.53</td><td>12.2</td>"},
 			notWant: []string{"canary-none", "propagation-none"},
 		},

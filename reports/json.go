@@ -51,7 +51,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		a.Findings = []Finding{}
 	}
 	if a.Vantages == nil {
-		a.Vantages = []VantageStatus{}
+		a.Vantages = []VantageResult{}
 	}
 	if a.Checks == nil {
 		a.Checks = []Check{}

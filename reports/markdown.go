@@ -25,8 +25,8 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	}
 	var b bytes.Buffer
 	b.WriteString("# acmediag report\n\n")
-	if r.Challenge != "" {
-		fmt.Fprintf(&b, "Challenge: %s\n\n", codeSpan(r.Challenge))
+	if r.Challenge != "" && r.Challenges == nil {
+		fmt.Fprintf(&b, "Challenge: %s\n\n", codeSpan(string(r.Challenge)))
 	}
 	for _, g := range groupFindings(r) {
 		name := mdEscape(g.name)
@@ -34,6 +34,9 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			name = "(not about one name)"
 		}
 		fmt.Fprintf(&b, "## %s\n\n", name)
+		if c, ok := r.Challenges[g.name]; ok {
+			fmt.Fprintf(&b, "Challenge: %s\n\n", codeSpan(string(c)))
+		}
 		if len(g.findings) == 0 {
 			b.WriteString("No problems found.\n\n")
 			continue

@@ -5,20 +5,6 @@ import (
 	"strings"
 )
 
-// Perspective is one vantage point's outcome, as the MPIC quorum sees it.
-type Perspective struct {
-	Name string
-	// RIR is the Regional Internet Registry the vantage sits in (ARIN, RIPE,
-	// APNIC, LACNIC, AFRINIC); compared case-insensitively. Empty means
-	// unknown, and an unknown RIR never counts toward RIR diversity.
-	RIR string
-	// External marks a remote perspective. Only these count: cluster vantages
-	// show what cert-manager's self-check sees, not what the CA sees.
-	External bool
-	// OK is true when every check from this vantage passed.
-	OK bool
-}
-
 // requiredRIRs is how many distinct RIRs the passing perspectives must span
 // (CA/B BR 3.2.2.9; Boulder's requiredRIRs).
 const requiredRIRs = 2
@@ -38,15 +24,15 @@ func AllowedFailures(n int) int {
 }
 
 // ComputeQuorum applies the CA/B Forum BR 3.2.2.9 quorum to the external
-// perspectives: at most AllowedFailures(n) may fail, and the passing ones must
-// span at least two distinct RIRs. With fewer than two external perspectives
-// there is no quorum to report and it returns nil. Each element is one
-// perspective; the caller passes one per vantage.
-func ComputeQuorum(perspectives []Perspective) *Quorum {
+// vantages' results for one name: at most AllowedFailures(n) may fail, and
+// the passing ones must span at least two distinct RIRs (an unknown RIR
+// never counts toward that). Cluster vantages do not count. With fewer than
+// two external vantages there is no quorum to report and it returns nil.
+func ComputeQuorum(results []VantageResult) *Quorum {
 	n, passed := 0, 0
 	var rirs []string
-	for _, p := range perspectives {
-		if !p.External {
+	for _, p := range results {
+		if !p.External() {
 			continue
 		}
 		n++

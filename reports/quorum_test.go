@@ -5,45 +5,49 @@ import (
 	"testing"
 )
 
-func ext(name, rir string, ok bool) Perspective {
-	return Perspective{Name: name, RIR: rir, External: true, OK: ok}
+func ext(name, rir string, ok bool) VantageResult {
+	return VantageResult{Vantage: Vantage{Name: name, RIR: rir, Kind: External}, OK: ok}
+}
+
+func clu(name, rir string, ok bool) VantageResult {
+	return VantageResult{Vantage: Vantage{Name: name, RIR: rir, Kind: Cluster}, OK: ok}
 }
 
 func TestComputeQuorum(t *testing.T) {
 	for _, tc := range []struct {
 		desc       string
-		in         []Perspective
+		in         []VantageResult
 		want       *Quorum
 		wantMargin int
 	}{
 		{desc: "no perspectives", in: nil, want: nil},
-		{desc: "one external perspective is no quorum", in: []Perspective{ext("a", "ARIN", true)}, want: nil},
-		{desc: "cluster vantages never count", in: []Perspective{
-			{Name: "c1", RIR: "ARIN", OK: true}, {Name: "c2", RIR: "RIPE", OK: true}, ext("a", "ARIN", true),
+		{desc: "one external perspective is no quorum", in: []VantageResult{ext("a", "ARIN", true)}, want: nil},
+		{desc: "cluster vantages never count", in: []VantageResult{
+			clu("c1", "ARIN", true), clu("c2", "RIPE", true), ext("a", "ARIN", true),
 		}, want: nil},
-		{desc: "two pass in two RIRs", in: []Perspective{ext("a", "ARIN", true), ext("b", "RIPE", true)},
+		{desc: "two pass in two RIRs", in: []VantageResult{ext("a", "ARIN", true), ext("b", "RIPE", true)},
 			want: &Quorum{Perspectives: 2, Passed: 2, AllowedFailures: 1, OK: true, PassedRIRs: []string{"ARIN", "RIPE"}}, wantMargin: 1},
-		{desc: "two, one fails: count ok but one RIR", in: []Perspective{ext("a", "ARIN", true), ext("b", "RIPE", false)},
+		{desc: "two, one fails: count ok but one RIR", in: []VantageResult{ext("a", "ARIN", true), ext("b", "RIPE", false)},
 			want: &Quorum{Perspectives: 2, Passed: 1, AllowedFailures: 1, OK: false, PassedRIRs: []string{"ARIN"}}},
-		{desc: "three, one fails, rest span two RIRs", in: []Perspective{ext("a", "ARIN", false), ext("b", "RIPE", true), ext("c", "APNIC", true)},
+		{desc: "three, one fails, rest span two RIRs", in: []VantageResult{ext("a", "ARIN", false), ext("b", "RIPE", true), ext("c", "APNIC", true)},
 			want: &Quorum{Perspectives: 3, Passed: 2, AllowedFailures: 1, OK: true, PassedRIRs: []string{"APNIC", "RIPE"}}},
-		{desc: "three, one fails, rest in one RIR", in: []Perspective{ext("a", "RIPE", false), ext("b", "ARIN", true), ext("c", "ARIN", true)},
+		{desc: "three, one fails, rest in one RIR", in: []VantageResult{ext("a", "RIPE", false), ext("b", "ARIN", true), ext("c", "ARIN", true)},
 			want: &Quorum{Perspectives: 3, Passed: 2, AllowedFailures: 1, OK: false, PassedRIRs: []string{"ARIN"}}},
-		{desc: "five, two fail", in: []Perspective{ext("a", "ARIN", false), ext("b", "RIPE", false), ext("c", "ARIN", true), ext("d", "RIPE", true), ext("e", "APNIC", true)},
+		{desc: "five, two fail", in: []VantageResult{ext("a", "ARIN", false), ext("b", "RIPE", false), ext("c", "ARIN", true), ext("d", "RIPE", true), ext("e", "APNIC", true)},
 			want: &Quorum{Perspectives: 5, Passed: 3, AllowedFailures: 1, OK: false, PassedRIRs: []string{"APNIC", "ARIN", "RIPE"}}, wantMargin: -1},
-		{desc: "six, two fail: two allowed", in: []Perspective{ext("a", "ARIN", false), ext("b", "ARIN", false), ext("c", "ARIN", true), ext("d", "RIPE", true), ext("e", "RIPE", true), ext("f", "LACNIC", true)},
+		{desc: "six, two fail: two allowed", in: []VantageResult{ext("a", "ARIN", false), ext("b", "ARIN", false), ext("c", "ARIN", true), ext("d", "RIPE", true), ext("e", "RIPE", true), ext("f", "LACNIC", true)},
 			want: &Quorum{Perspectives: 6, Passed: 4, AllowedFailures: 2, OK: true, PassedRIRs: []string{"ARIN", "LACNIC", "RIPE"}}},
-		{desc: "seven, three fail", in: []Perspective{ext("a", "ARIN", false), ext("b", "ARIN", false), ext("c", "ARIN", false), ext("d", "RIPE", true), ext("e", "RIPE", true), ext("f", "APNIC", true), ext("g", "AFRINIC", true)},
+		{desc: "seven, three fail", in: []VantageResult{ext("a", "ARIN", false), ext("b", "ARIN", false), ext("c", "ARIN", false), ext("d", "RIPE", true), ext("e", "RIPE", true), ext("f", "APNIC", true), ext("g", "AFRINIC", true)},
 			want: &Quorum{Perspectives: 7, Passed: 4, AllowedFailures: 2, OK: false, PassedRIRs: []string{"AFRINIC", "APNIC", "RIPE"}}, wantMargin: -1},
-		{desc: "failing cluster vantages do not count against it", in: []Perspective{
+		{desc: "failing cluster vantages do not count against it", in: []VantageResult{
 			ext("a", "ARIN", true), ext("b", "RIPE", true), ext("c", "APNIC", true),
-			{Name: "node1", RIR: "ARIN", OK: false}, {Name: "node2", RIR: "ARIN", OK: false},
+			clu("node1", "ARIN", false), clu("node2", "ARIN", false),
 		}, want: &Quorum{Perspectives: 3, Passed: 3, AllowedFailures: 1, OK: true, PassedRIRs: []string{"APNIC", "ARIN", "RIPE"}}, wantMargin: 1},
-		{desc: "RIR compared case-insensitively", in: []Perspective{ext("a", "ripe", true), ext("b", " RIPE ", true)},
+		{desc: "RIR compared case-insensitively", in: []VantageResult{ext("a", "ripe", true), ext("b", " RIPE ", true)},
 			want: &Quorum{Perspectives: 2, Passed: 2, AllowedFailures: 1, OK: false, PassedRIRs: []string{"RIPE"}}, wantMargin: 1},
-		{desc: "unknown RIR adds no diversity", in: []Perspective{ext("a", "", true), ext("b", "ARIN", true)},
+		{desc: "unknown RIR adds no diversity", in: []VantageResult{ext("a", "", true), ext("b", "ARIN", true)},
 			want: &Quorum{Perspectives: 2, Passed: 2, AllowedFailures: 1, OK: false, PassedRIRs: []string{"ARIN"}}, wantMargin: 1},
-		{desc: "all fail", in: []Perspective{ext("a", "ARIN", false), ext("b", "RIPE", false)},
+		{desc: "all fail", in: []VantageResult{ext("a", "ARIN", false), ext("b", "RIPE", false)},
 			want: &Quorum{Perspectives: 2, Passed: 0, AllowedFailures: 1, OK: false}, wantMargin: -1},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

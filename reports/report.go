@@ -28,18 +28,22 @@ const (
 // Check records one named check that ran (dns.delegation, dns.caa, ...), so a
 // reader can see what was looked at and not only what was wrong.
 type Check struct {
-	Name     string        `json:"name"`
-	Target   string        `json:"target,omitempty"` // the DNS name checked
-	Vantage  string        `json:"vantage,omitempty"`
+	Name    string `json:"name"`
+	Target  string `json:"target,omitempty"` // the DNS name checked
+	Vantage string `json:"vantage,omitempty"`
+	// Server is the server or address asked, when the check is about one
+	// (a propagation watch has a check per authoritative server address).
+	Server   string        `json:"server,omitempty"`
 	Status   CheckStatus   `json:"status"`
 	Duration time.Duration `json:"-"`
 	Note     string        `json:"note,omitempty"`
 }
 
-// VantageStatus says whether every check from one vantage passed.
-type VantageStatus struct {
-	Name string `json:"name"`
-	OK   bool   `json:"ok"`
+// VantageResult is a vantage and whether it passed (Judge) every name of
+// the report.
+type VantageResult struct {
+	Vantage
+	OK bool `json:"ok"`
 }
 
 // Quorum is the MPIC verdict over the external vantages (CA/B BR 3.2.2.9).
@@ -59,15 +63,27 @@ type Quorum struct {
 
 // Report is what one diagnose run (or one daemon snapshot) found.
 type Report struct {
-	Version   int             `json:"version"`
-	Names     []string        `json:"names"`
-	Challenge string          `json:"challenge"`
-	Verdict   Verdict         `json:"verdict"`
-	Findings  []Finding       `json:"findings"`
-	Vantages  []VantageStatus `json:"vantages"`
-	Quorum    *Quorum         `json:"quorum,omitempty"`
-	Checks    []Check         `json:"checks"`
-	Duration  time.Duration   `json:"-"`
+	Version   int       `json:"version"`
+	Names     []string  `json:"names"`
+	Challenge Challenge `json:"challenge"`
+	// Challenges gives each name its own challenge when the names differ
+	// (a daemon's report over all its targets); Challenge is then the
+	// first name's.
+	Challenges map[string]Challenge `json:"challenges,omitempty"`
+	Verdict    Verdict              `json:"verdict"`
+	Findings   []Finding            `json:"findings"`
+	Vantages   []VantageResult      `json:"vantages"`
+	Quorum     *Quorum              `json:"quorum,omitempty"`
+	Checks     []Check              `json:"checks"`
+	Duration   time.Duration        `json:"-"`
+}
+
+// ChallengeOf is the challenge the report validates name with.
+func (r *Report) ChallengeOf(name string) Challenge {
+	if c, ok := r.Challenges[name]; ok {
+		return c
+	}
+	return r.Challenge
 }
 
 // SchemaVersion is the "version" field of the JSON report.
@@ -109,7 +125,7 @@ func (r *Report) Finalize() {
 		r.Checks = []Check{}
 	}
 	if r.Vantages == nil {
-		r.Vantages = []VantageStatus{}
+		r.Vantages = []VantageResult{}
 	}
 }
 

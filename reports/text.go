@@ -305,7 +305,7 @@ func (t *textWriter) quorum(q *Quorum) {
 	}
 }
 
-func (t *textWriter) vantages(vs []VantageStatus) {
+func (t *textWriter) vantages(vs []VantageResult) {
 	parts := make([]string, 0, len(vs))
 	for _, v := range vs {
 		st := t.paint(ansiGreen, "ok")

@@ -48,18 +48,18 @@ func TestRenderText(t *testing.T) {
 	}{
 		{
 			desc: "quorum broken by count",
-			r: quorum(ComputeQuorum([]Perspective{ext("a", "ARIN", false), ext("b", "RIPE", false),
+			r: quorum(ComputeQuorum([]VantageResult{ext("a", "ARIN", false), ext("b", "RIPE", false),
 				ext("c", "APNIC", true), ext("d", "RIPE", true)})),
 			contains: []string{"MPIC quorum: FAILED — 2 of 4 external perspectives passed, 1 failure allowed; passing RIRs: APNIC,\n  RIPE; 2 failed, only 1 allowed\n"},
 		},
 		{
 			desc:     "quorum broken by RIR diversity",
-			r:        quorum(ComputeQuorum([]Perspective{ext("a", "ARIN", true), ext("b", "ARIN", true), ext("c", "RIPE", false)})),
+			r:        quorum(ComputeQuorum([]VantageResult{ext("a", "ARIN", true), ext("b", "ARIN", true), ext("c", "RIPE", false)})),
 			contains: []string{"passing RIRs: ARIN;\n  passing perspectives span 1 RIR(s), 2 needed\n"},
 		},
 		{
 			desc: "quorum with room to spare",
-			r: quorum(ComputeQuorum([]Perspective{ext("a", "ARIN", true), ext("b", "RIPE", true), ext("c", "APNIC", true),
+			r: quorum(ComputeQuorum([]VantageResult{ext("a", "ARIN", true), ext("b", "RIPE", true), ext("c", "APNIC", true),
 				ext("d", "ARIN", true), ext("e", "RIPE", true), ext("f", "LACNIC", true)})),
 			contains: []string{"MPIC quorum: ok — 6 of 6", "2 more failing perspectives tolerated"},
 		},

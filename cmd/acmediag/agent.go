@@ -2,23 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/run"
+	"github.com/acmediag/acmediag/reports"
 )
 
 type agentFlags struct {
@@ -69,6 +63,7 @@ error.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd.Context(), cmd, f) },
 	}
 	fl := cmd.Flags()
+	lim := run.DefaultAgentLimits()
 	fl.StringVar(&f.listen, "listen", ":9465", "address to serve HTTPS on")
 	fl.StringVar(&f.cert, "cert", "", "the agent's TLS certificate (PEM; required)")
 	fl.StringVar(&f.key, "key", "", "the agent's TLS private key (PEM; required)")
@@ -76,12 +71,12 @@ error.`,
 	fl.StringVar(&f.name, "name", "", "this vantage's name, reported with every result (default the host name)")
 	fl.StringVar(&f.region, "region", "", "this vantage's region, reported with every result")
 	fl.StringVar(&f.rir, "rir", "", "this vantage's RIR: ARIN, RIPE, APNIC, LACNIC or AFRINIC")
-	fl.StringVar(&f.kind, "kind", probes.KindExternal, "external (a remote perspective) or cluster")
+	fl.StringVar(&f.kind, "kind", string(reports.External), "external (a remote perspective) or cluster")
 	fl.StringVar(&f.source, "vantage-source", "", "source address of every probe packet (default: the system's choice)")
 	fl.StringVar(&f.rate, "rate", "5/s", "probe requests admitted per second (N/s or N/m), a token bucket")
-	fl.IntVar(&f.burst, "burst", probes.DefaultAgentBurst, "token bucket size: requests admitted at once")
-	fl.IntVar(&f.maxInFlight, "max-in-flight", probes.DefaultAgentMaxInFlight, "probes running at once; more are refused with 429")
-	fl.DurationVar(&f.probeTimeout, "probe-timeout", probes.DefaultAgentTimeout, "deadline of one probe run")
+	fl.IntVar(&f.burst, "burst", lim.Burst, "token bucket size: requests admitted at once")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", lim.MaxInFlight, "probes running at once; more are refused with 429")
+	fl.DurationVar(&f.probeTimeout, "probe-timeout", lim.Timeout, "deadline of one probe run")
 	f.checkFlags.register(fl)
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
 	fl.SortFlags = false
@@ -104,51 +99,35 @@ func parseRate(s string) (float64, error) {
 	return 0, usagef("--rate %q: the unit is /s or /m", s)
 }
 
-// config turns the flags into the agent's configuration.
-func (f *agentFlags) config(logger *zap.Logger) (probes.AgentConfig, error) {
-	var cfg probes.AgentConfig
+// options turns the flags into the agent's settings (its one vantage and
+// the checks) and how it serves.
+func (f *agentFlags) options() (probes.Settings, run.AgentOptions, error) {
+	s := probes.DefaultSettings()
+	var opts run.AgentOptions
 	for _, r := range []struct{ flag, v string }{{"--cert", f.cert}, {"--key", f.key}, {"--client-ca", f.clientCA}} {
 		if r.v == "" {
-			return cfg, usagef("agent needs %s FILE", r.flag)
+			return s, opts, usagef("agent needs %s FILE", r.flag)
 		}
 	}
 	rate, err := parseRate(f.rate)
 	if err != nil {
-		return cfg, err
+		return s, opts, err
 	}
 	if f.burst < 1 || f.maxInFlight < 1 || f.probeTimeout <= 0 {
-		return cfg, usagef("--burst and --max-in-flight must be at least 1, --probe-timeout positive")
+		return s, opts, usagef("--burst and --max-in-flight must be at least 1, --probe-timeout positive")
 	}
-	checker, err := f.checkFlags.checker()
-	if err != nil {
-		return cfg, err
-	}
-	v := probes.Vantage{Name: f.name, Region: f.region, RIR: strings.ToUpper(f.rir), Kind: f.kind}
-	if v.Name == "" {
-		if v.Name, err = os.Hostname(); err != nil || v.Name == "" {
-			return cfg, usagef("--name not given and the host name is unknown")
+	f.checkFlags.apply(&s)
+	name := f.name
+	if name == "" {
+		if name, err = os.Hostname(); err != nil || name == "" {
+			return s, opts, usagef("--name not given and the host name is unknown")
 		}
 	}
-	if !vantageNameRE.MatchString(v.Name) {
-		return cfg, usagef("--name %q: want letters, digits, '.', '_' or '-' (at most 63)", v.Name)
-	}
-	if v.RIR != "" && !slices.Contains(rirs, v.RIR) {
-		return cfg, usagef("--rir %q: want one of %s", f.rir, strings.Join(rirs, " "))
-	}
-	if v.Kind != probes.KindExternal && v.Kind != probes.KindCluster {
-		return cfg, usagef("--kind %q: want external or cluster", f.kind)
-	}
-	if f.source != "" {
-		if v.SourceAddr, err = netip.ParseAddr(f.source); err != nil {
-			return cfg, usagef("--vantage-source %q: not an IP address", f.source)
-		}
-	}
-	checker.Logger = logger.Named("dnscheck")
-	cfg = probes.AgentConfig{Vantage: v, Checker: *checker,
-		Validator: f.validatorWithLogger(checker, logger.Named("http01")),
-		Limits:    probes.AgentLimits{Rate: rate, Burst: f.burst, MaxInFlight: f.maxInFlight, Timeout: f.probeTimeout},
-		Logger:    logger}
-	return cfg, nil
+	s.Vantages = []probes.VantageSettings{{Name: name, Region: f.region, RIR: f.rir, Kind: f.kind, Source: f.source}}
+	opts = run.AgentOptions{Listen: f.listen, CertFile: f.cert, KeyFile: f.key, ClientCA: f.clientCA,
+		Limits:  run.AgentLimits{Rate: rate, Burst: f.burst, MaxInFlight: f.maxInFlight, Timeout: f.probeTimeout},
+		Version: version}
+	return s, opts, nil
 }
 
 func runAgent(ctx context.Context, cmd *cobra.Command, f *agentFlags) error {
@@ -157,41 +136,14 @@ func runAgent(ctx context.Context, cmd *cobra.Command, f *agentFlags) error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
-	cfg, err := f.config(logger)
+	s, opts, err := f.options()
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := probes.AgentServerTLS(f.cert, f.key, f.clientCA)
+	opts.Logger = logger
+	a, err := run.NewAgent(s, opts)
 	if err != nil {
-		return usagef("%v", err)
+		return flagError(err, agentFlagKeys)
 	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("agent: listen: %w", err)
-	}
-	srv := probes.NewAgentServer(probes.NewAgentHandler(cfg), tlsCfg, cfg.Limits, logger)
-	serveErr := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
-		}
-	})
-	logger.Info("agent started", zap.String("listen", ln.Addr().String()), zap.String("vantage", cfg.Vantage.Name),
-		zap.String("kind", cfg.Vantage.Kind), zap.String("rir", cfg.Vantage.RIR), zap.String("region", cfg.Vantage.Region),
-		zap.Stringer("source", cfg.Vantage.SourceAddr), zap.Float64("rate_per_second", cfg.Limits.Rate), zap.String("version", version))
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("agent: serving: %w", err)
-	}
-	logger.Info("shutting down")
-	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-	}
-	wg.Wait()
-	return runErr
+	return a.Run(ctx)
 }

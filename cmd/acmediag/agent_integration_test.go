@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/agent"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -53,7 +54,7 @@ func TestAgentProcess(t *testing.T) {
 	}
 	pki := newAgentPKI(t)
 	agentPort := freePort(t)
-	agent := startAgentProc(t, agentPort,
+	ag := startAgentProc(t, agentPort,
 		"--cert", pki.agentCert, "--key", pki.agentKey, "--client-ca", pki.daemonCA,
 		"--name", remote.Name, "--rir", remote.RIR, "--region", remote.Region,
 		"--vantage-source", remote.Addr, "--resolver", remote.Resolver,
@@ -61,20 +62,20 @@ func TestAgentProcess(t *testing.T) {
 		"--http-port", strconv.Itoa(u.HTTPPort()), "--https-port", strconv.Itoa(u.HTTPSPort()),
 		"--allow-address", "127.0.0.0/8,::1/128", "--query-timeout", "1s", "--rate", "50/s", "--burst", "50")
 
-	clientTLS, err := probes.AgentClientTLS(pki.clientCert, pki.clientKey, pki.agentCA)
+	clientTLS, err := agent.ClientTLS(pki.clientCert, pki.clientKey, pki.agentCA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := probes.NewAgentClient(agent.base, clientTLS, time.Minute)
+	client, err := agent.NewClient(ag.base, clientTLS, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.CloseIdleConnections()
+	defer client.Close()
 
 	t.Run("probes through the agent", func(t *testing.T) {
 		cases := []struct {
 			desc     string
-			kind     string
+			kind     reports.Kind
 			name     string
 			wantOK   bool
 			wantCode reports.Code
@@ -90,9 +91,9 @@ func TestAgentProcess(t *testing.T) {
 				defer cancel()
 				res, err := client.Probe(ctx, tc.kind, probes.Target{Name: tc.name, Challenge: "http-01"})
 				if err != nil {
-					t.Fatalf("%v\nagent log:\n%s", err, agent.logs())
+					t.Fatalf("%v\nagent log:\n%s", err, ag.logs())
 				}
-				if res.Vantage != (probes.AgentVantage{Name: "eu-west", Kind: "external", Region: "eu-west", RIR: "RIPE"}) {
+				if res.Vantage != (reports.Vantage{Name: "eu-west", Kind: reports.External, Region: "eu-west", RIR: "RIPE"}) {
 					t.Errorf("vantage %+v", res.Vantage)
 				}
 				if res.OK != tc.wantOK || len(res.Checks) == 0 {
@@ -114,21 +115,21 @@ func TestAgentProcess(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		// Another CA's client certificate never reaches HTTP.
-		strangerTLS, err := probes.AgentClientTLS(pki.strangerCert, pki.strangerK, pki.agentCA)
+		strangerTLS, err := agent.ClientTLS(pki.strangerCert, pki.strangerK, pki.agentCA)
 		if err != nil {
 			t.Fatal(err)
 		}
-		stranger, err := probes.NewAgentClient(agent.base, strangerTLS, 10*time.Second)
+		stranger, err := agent.NewClient(ag.base, strangerTLS, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer stranger.CloseIdleConnections()
+		defer stranger.Close()
 		if _, err := stranger.Probe(t.Context(), "dns", probes.Target{Name: healthyName}); err == nil || !strings.Contains(err.Error(), "tls: ") {
 			t.Errorf("a stranger's client certificate: %v, want a TLS failure", err)
 		}
 		// A forbidden target: an address, not a DNS name.
 		_, err = client.Probe(t.Context(), "http-01", probes.Target{Name: "127.0.0.1", Challenge: "http-01"})
-		var ae *probes.AgentError
+		var ae *agent.Error
 		if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, "is not a DNS name") {
 			t.Errorf("an address as the target: %v, want 403 not a DNS name", err)
 		}
@@ -137,7 +138,7 @@ func TestAgentProcess(t *testing.T) {
 	t.Run("diagnose asks the agent too", func(t *testing.T) {
 		rep, stdout, code := diagnoseJSON(t, "diagnose", "-o", "json", "--log-level", "error",
 			"--vantage", fmt.Sprintf("%s=%s,resolver=%s,rir=%s", local.Name, local.Addr, local.Resolver, local.RIR),
-			"--agent", fmt.Sprintf("%s=%s,rir=%s", remote.Name, agent.base, remote.RIR),
+			"--agent", fmt.Sprintf("%s=%s,rir=%s", remote.Name, ag.base, remote.RIR),
 			"--agent-cert", pki.clientCert, "--agent-key", pki.clientKey, "--agent-ca", pki.agentCA,
 			"--roots", strings.Join(u.Roots(), ","), "--trust-anchor", u.TrustAnchorFile(), "--dns-port", strconv.Itoa(u.Port()),
 			"--http-port", strconv.Itoa(u.HTTPPort()), "--https-port", strconv.Itoa(u.HTTPSPort()),
@@ -156,7 +157,7 @@ func TestAgentProcess(t *testing.T) {
 		fmt.Fprintf(&b, "listen: 127.0.0.1:%d\n", port)
 		fmt.Fprintf(&b, "vantages:\n  - {name: %s, source: %s, resolver: %q, rir: %s, region: %s}\n", local.Name, local.Addr, local.Resolver, local.RIR, local.Region)
 		fmt.Fprintf(&b, "agents:\n  - {name: agent-eu, url: %q, rir: RIPE, region: eu-west, client_cert: %s, client_key: %s, ca_file: %s}\n",
-			agent.base, pki.leaderCert, pki.leaderKey, pki.agentCA)
+			ag.base, pki.leaderCert, pki.leaderKey, pki.agentCA)
 		fmt.Fprintf(&b, "dns:\n  roots: [%s]\n  resolvers: [%q]\n  trust_anchor: %s\n  dns_port: %d\n  allow_addresses: [127.0.0.0/8, \"::1/128\"]\n  query_timeout: 1s\n",
 			strings.Join(u.Roots(), ", "), u.Resolver(), u.TrustAnchorFile(), u.Port())
 		fmt.Fprintf(&b, "http: {http_port: %d, https_port: %d}\n", u.HTTPPort(), u.HTTPSPort())
@@ -185,7 +186,8 @@ func TestAgentProcess(t *testing.T) {
 				if err := json.Unmarshal(body, &rep); err != nil {
 					t.Fatalf("not the report JSON: %v\n%s", err, body)
 				}
-				want := []reports.VantageStatus{{Name: "us-east", OK: tc.wantPass}, {Name: "agent-eu", OK: tc.wantPass}}
+				want := []reports.VantageResult{{Vantage: reports.Vantage{Name: "us-east", Kind: reports.External, Region: "us-east", RIR: "ARIN"}, OK: tc.wantPass},
+					{Vantage: reports.Vantage{Name: "agent-eu", Kind: reports.External, Region: "eu-west", RIR: "RIPE"}, OK: tc.wantPass}}
 				if !slices.Equal(rep.Vantages, want) {
 					t.Errorf("vantages %+v, want %+v\ndaemon log:\n%s", rep.Vantages, want, d.logs())
 				}
@@ -207,8 +209,8 @@ func TestAgentProcess(t *testing.T) {
 			t.Errorf("acmediag_probe_runs_total{kind=dns,vantage=agent-eu} = %v (present %v), want ≥ 1", n, ok)
 		}
 		// The daemon has its own client certificate: its probes ran on the agent.
-		if !strings.Contains(agent.logs(), `"client":"CN=leader"`) {
-			t.Errorf("the agent's log shows no probe for the daemon's certificate:\n%s", agent.logs())
+		if !strings.Contains(ag.logs(), `"client":"CN=leader"`) {
+			t.Errorf("the agent's log shows no probe for the daemon's certificate:\n%s", ag.logs())
 		}
 	})
 }

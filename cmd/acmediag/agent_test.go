@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	agentpkg "github.com/acmediag/acmediag/probes/agent"
 	"github.com/acmediag/acmediag/testenv/pki"
 	"path/filepath"
 	"strings"
@@ -62,11 +63,11 @@ func TestAgentUsageErrors(t *testing.T) {
 		{desc: "a key as the client CA", args: with("--client-ca", p.agentKey), want: "client CA: " + p.agentKey + ": no PEM certificate found"},
 		{desc: "bad rate", args: with("--rate", "fast"), want: `--rate "fast": want a positive rate such as 5/s or 30/m`},
 		{desc: "bad rate unit", args: with("--rate", "5/h"), want: `--rate "5/h": the unit is /s or /m`},
-		{desc: "bad RIR", args: with("--rir", "NORAD"), want: `--rir "NORAD": want one of ARIN RIPE APNIC LACNIC AFRINIC`},
-		{desc: "bad kind", args: with("--kind", "satellite"), want: `--kind "satellite": want external or cluster`},
-		{desc: "bad source", args: with("--vantage-source", "eth0"), want: `--vantage-source "eth0": not an IP address`},
-		{desc: "bad name", args: with("--name", "eu west"), want: `--name "eu west": want letters, digits`},
-		{desc: "bad dns port", args: with("--dns-port", "0"), want: "--dns-port 0: want 1-65535"},
+		{desc: "bad RIR", args: with("--rir", "NORAD"), want: `--rir: "NORAD" is not one of ARIN, RIPE, APNIC, LACNIC, AFRINIC`},
+		{desc: "bad kind", args: with("--kind", "satellite"), want: `--kind: "satellite" is not external or cluster`},
+		{desc: "bad source", args: with("--vantage-source", "eth0"), want: `--vantage-source: "eth0" is not an IP address`},
+		{desc: "bad name", args: with("--name", "eu west"), want: `--name: "eu west": want letters, digits`},
+		{desc: "bad dns port", args: with("--dns-port", "0"), want: "--dns-port: 0: want 1-65535"},
 		{desc: "zero burst", args: with("--burst", "0"), want: "--burst and --max-in-flight must be at least 1"},
 		{desc: "arguments", args: with("www.example.com"), want: `agent takes no arguments (got "www.example.com")`},
 	}
@@ -117,23 +118,23 @@ func TestConfigAgents(t *testing.T) {
 			"    client_cert: " + p.clientCert + "\n    client_key: " + p.clientKey + "\n    ca_file: " + p.agentCA + "\n"
 	}
 	t.Run("valid", func(t *testing.T) {
-		cfg, err := parseConfig(filepath.Join(p.dir, "config.yaml"), []byte(base+agent("eu-west", "https://127.0.0.1:9465")+
+		plan, err := buildConfig(filepath.Join(p.dir, "config.yaml"), []byte(base+agent("eu-west", "https://127.0.0.1:9465")+
 			"  - {name: ap-south, url: 'https://[::1]:9466', rir: APNIC, kind: cluster, client_cert: daemon.pem, client_key: daemon-key.pem, ca_file: agent-ca.pem}\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names []string
-		for _, v := range cfg.Vantages {
-			names = append(names, v.Name+"/"+v.RIR+"/"+v.Kind)
+		var names, urls []string
+		for _, v := range plan.Vantages {
+			names = append(names, v.Name+"/"+v.RIR+"/"+string(v.Kind))
+			if c, ok := v.Remote.(*agentpkg.Client); ok {
+				urls = append(urls, v.Name+"="+c.URL())
+			}
 		}
 		if got := strings.Join(names, " "); got != "us-east/ARIN/external eu-west/RIPE/external ap-south/APNIC/cluster" {
 			t.Errorf("vantages %s", got)
 		}
-		if len(cfg.Agents) != 2 || cfg.Agents["eu-west"].URL() != "https://127.0.0.1:9465" || cfg.Agents["ap-south"].URL() != "https://[::1]:9466" {
-			t.Errorf("agents %v", cfg.Agents)
-		}
-		if _, ok := cfg.Agents["us-east"]; ok {
-			t.Error("a local vantage has an agent client")
+		if got := strings.Join(urls, " "); got != "eu-west=https://127.0.0.1:9465 ap-south=https://[::1]:9466" {
+			t.Errorf("agents %s: want a client for each agent and none for the local vantage", got)
 		}
 	})
 	cases := []struct {
@@ -161,7 +162,7 @@ func TestConfigAgents(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			_, err := parseConfig("config.yaml", []byte(tc.yaml))
+			_, err := buildConfig("config.yaml", []byte(tc.yaml))
 			var ce *configError
 			if !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want a *configError", err)

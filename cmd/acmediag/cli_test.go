@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/testenv/pki"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/acmediag/acmediag/reports"
 )
@@ -19,7 +19,7 @@ import (
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(context.Background(), args, &out, &errb)
+	code = execute(context.Background(), args, &out, &errb)
 	return out.String(), errb.String(), code
 }
 
@@ -41,19 +41,19 @@ func TestUsageErrors(t *testing.T) {
 		{desc: "unknown flag", args: []string{"diagnose", "--frobnicate", "a.com"}, want: "unknown flag"},
 		{desc: "bad output", args: []string{"diagnose", "-o", "yaml", "a.com"}, want: `-o "yaml"`},
 		{desc: "bad challenge", args: []string{"diagnose", "--challenge", "http-02", "a.com"}, want: `--challenge "http-02"`},
-		{desc: "bad root", args: []string{"diagnose", "--roots", "a.root", "a.com"}, want: `--roots "a.root"`},
-		{desc: "bad resolver", args: []string{"diagnose", "--resolver", "1.2.3.4:x", "a.com"}, want: `--resolver "1.2.3.4:x"`},
-		{desc: "empty resolver", args: []string{"diagnose", "--resolver", "", "a.com"}, want: "--resolver is empty"},
-		{desc: "empty agent resolver", args: []string{"agent", "--cert", "c", "--key", "k", "--client-ca", "ca", "--resolver", ""}, want: "--resolver is empty"},
-		{desc: "bad port", args: []string{"diagnose", "--dns-port", "70000", "a.com"}, want: "--dns-port 70000"},
+		{desc: "bad root", args: []string{"diagnose", "--roots", "a.root", "a.com"}, want: `--roots: "a.root"`},
+		{desc: "bad resolver", args: []string{"diagnose", "--resolver", "1.2.3.4:x", "a.com"}, want: `--resolver: "1.2.3.4:x"`},
+		{desc: "empty resolver", args: []string{"diagnose", "--resolver", "", "a.com"}, want: "--resolver: the list is empty"},
+		{desc: "empty agent resolver", args: []string{"agent", "--cert", "c", "--key", "k", "--client-ca", "ca", "--resolver", ""}, want: "--resolver: the list is empty"},
+		{desc: "bad port", args: []string{"diagnose", "--dns-port", "70000", "a.com"}, want: "--dns-port: 70000"},
 		{desc: "bad allow", args: []string{"diagnose", "--allow-address", "10.0.0.0/33", "a.com"}, want: "--allow-address"},
 		{desc: "missing trust anchor", args: []string{"diagnose", "--trust-anchor", filepath.Join(dir, "nope.key"), "a.com"}, want: "nope.key"},
 		{desc: "garbage trust anchor", args: []string{"diagnose", "--trust-anchor", garbage, "a.com"}, want: "anchor.txt"},
 		{desc: "bad log level", args: []string{"diagnose", "--log-level", "loud", "a.com"}, want: "--log-level"},
 		{desc: "vantage without address", args: []string{"diagnose", "--vantage", "eu", "a.com"}, want: `--vantage "eu"`},
 		{desc: "vantage bad address", args: []string{"diagnose", "--vantage", "eu=here", "a.com"}, want: `"here" is not an IP address`},
-		{desc: "vantage bad rir", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,rir=EU", "a.com"}, want: `rir "EU"`},
-		{desc: "vantage bad kind", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,kind=inside", "a.com"}, want: `kind "inside"`},
+		{desc: "vantage bad rir", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,rir=EU", "a.com"}, want: `--vantage rir: "EU"`},
+		{desc: "vantage bad kind", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,kind=inside", "a.com"}, want: `--vantage kind: "inside"`},
 		{desc: "vantage unknown key", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,color=red", "a.com"}, want: `unknown key "color"`},
 		{desc: "vantage twice", args: []string{"diagnose", "--vantage", "eu=127.0.0.1", "--vantage", "eu=127.0.0.2", "a.com"}, want: "used twice"},
 		{desc: "negative timeout", args: []string{"diagnose", "--timeout", "-1s", "a.com"}, want: "must be positive"},
@@ -133,9 +133,9 @@ func TestVersion(t *testing.T) {
 }
 
 // --agent takes DESIGN.md's bare URL as well as NAME=URL with options.
-func TestParseAgents(t *testing.T) {
+func TestAgentFlags(t *testing.T) {
 	t.Parallel()
-	if _, err := parseAgents([]string{"https://agent.example:9465"}, "", "", "", time.Second, nil); err == nil ||
+	if _, err := parseAgentFlags([]string{"https://agent.example:9465"}, "", "", "", nil); err == nil ||
 		!strings.Contains(err.Error(), "--agent-cert") {
 		t.Errorf("agents without client certificates: %v, want a usage error naming --agent-cert", err)
 	}
@@ -147,19 +147,34 @@ func TestParseAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := []probes.Vantage{{Name: "local"}}
+	local := []probes.VantageSettings{{Name: "local"}}
 	for _, tc := range []struct {
 		specs     []string
 		wantNames []string
-		wantErr   string
+		wantErr   string // from the flags, or from diagnose (exit 2) when they parse
 	}{
 		{specs: []string{"https://agent.example:9465", "eu=https://a2.example:9465,rir=RIPE"}, wantNames: []string{"agent.example", "eu"}},
 		{specs: []string{"eu=https://a2.example:9465,resolver=192.0.2.1"}, wantErr: `unknown key "resolver"`},
 		{specs: []string{"https://"}, wantErr: "want https://HOST:PORT"},
 		{specs: []string{"local=https://a2.example:9465"}, wantErr: "used twice"},
-		{specs: []string{"eu=http://a2.example:9465"}, wantErr: "https"},
+		{specs: []string{"eu=http://a2.example:9465"}, wantErr: `--agent url: "http://a2.example:9465" is not https://HOST:PORT`},
+		{specs: []string{"eu=https://a2.example:9465,rir=EU"}, wantErr: `--agent rir: "EU" is not one of ARIN`},
 	} {
-		agents, err := parseAgents(tc.specs, cert, key, ca.CertFile, time.Second, local)
+		agents, err := parseAgentFlags(tc.specs, cert, key, ca.CertFile, local)
+		if err == nil && tc.wantErr != "" {
+			args := []string{"diagnose", "--roots", "127.0.0.254", "--resolver", "127.0.0.254", "--vantage", "local=127.0.0.1",
+				"--agent-cert", cert, "--agent-key", key, "--agent-ca", ca.CertFile}
+			for _, s := range tc.specs {
+				args = append(args, "--agent", s)
+			}
+			var stderr string
+			var code int
+			_, stderr, code = runCLI(t, append(args, "a.example.com")...)
+			if code != exitUsage {
+				t.Errorf("%v: exit %d, want %d", tc.specs, code, exitUsage)
+			}
+			err = errors.New(stderr)
+		}
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%v: err %v, want %q", tc.specs, err, tc.wantErr)
@@ -170,8 +185,8 @@ func TestParseAgents(t *testing.T) {
 			t.Fatalf("%v: %v, %d agents", tc.specs, err, len(agents))
 		}
 		for i, a := range agents {
-			if a.vantage.Name != tc.wantNames[i] || a.vantage.Kind != probes.KindExternal {
-				t.Errorf("%v: agent %d is %+v, want %s", tc.specs, i, a.vantage, tc.wantNames[i])
+			if a.Name != tc.wantNames[i] || a.Kind != string(reports.External) {
+				t.Errorf("%v: agent %d is %+v, want %s", tc.specs, i, a, tc.wantNames[i])
 			}
 		}
 	}

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/acmediag/acmediag/probes"
+	agentpkg "github.com/acmediag/acmediag/probes/agent"
+	"github.com/acmediag/acmediag/reports"
 )
 
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := parseConfig("config.yaml", []byte(`
+	p, err := buildConfig("config.yaml", []byte(`
 dns:
   resolvers: [127.0.0.1:5353]
 targets:
@@ -24,32 +26,34 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, c := p.Settings, p.Env.Checker
+	probesLane := p.LaneSchedule(probes.LaneProbes)
 	checks := []struct {
 		desc      string
 		got, want any
 	}{
-		{"listen", cfg.Listen, defaultListen},
-		{"one vantage local", len(cfg.Vantages) == 1 && cfg.Vantages[0].Name == "local" && cfg.Vantages[0].Kind == probes.KindExternal, true},
-		{"name folded to lower case", cfg.Targets[0].Name, "www.example.com"},
-		{"http-01 by default", cfg.Targets[0].Challenge, "http-01"},
-		{"dns-01 for a wildcard", cfg.Targets[1].Challenge, "dns-01"},
-		{"dns port", cfg.Checker.Port, uint16(53)},
-		{"resolver", cfg.Checker.Resolvers[0], netip.MustParseAddrPort("127.0.0.1:5353")},
-		{"IANA roots", len(cfg.Checker.Roots), len(ianaRoots)},
-		{"root trust anchors", len(cfg.Checker.TrustAnchors) > 0, true},
-		{"ca identity", strings.Join(cfg.Checker.CAIdentities, ","), "letsencrypt.org"},
-		{"http ports", [2]int{cfg.HTTPPort, cfg.HTTPSPort}, [2]int{80, 443}},
-		{"dns interval", cfg.Schedule.Intervals["dns"], time.Minute},
-		{"tls-alpn-01 interval", cfg.Schedule.Intervals["tls-alpn-01"], time.Minute},
-		{"jitter", cfg.Schedule.Jitter, 0.1},
-		{"concurrency", cfg.Schedule.Concurrency, 32},
-		{"timeout", cfg.Schedule.Timeout, 30 * time.Second},
-		{"max backoff", cfg.Schedule.MaxBackoff, 10 * time.Minute},
-		{"store", cfg.Store, storeSettings{PerKey: 32, MaxBytes: 16 << 20}},
-		{"propagation", cfg.Propagation, propagationSettings{Timeout: 10 * time.Minute, IssuerWait: time.Minute, Concurrency: 8}},
-		{"memory limit", cfg.MemoryLimit, wantMemoryLimit()},
-		{"api", cfg.API, apiSettings{MaxConcurrent: 16, MaxObservations: 1000}},
-		{"no canary", cfg.Canary == nil, true},
+		{"listen", s.Listen, probes.DefaultListen},
+		{"one vantage local", len(p.Vantages) == 1 && p.Vantages[0].Name == "local" && p.Vantages[0].Kind == reports.External, true},
+		{"name folded to lower case", p.Targets[0].Name, "www.example.com"},
+		{"http-01 by default", p.Targets[0].Challenge, reports.HTTP01},
+		{"dns-01 for a wildcard", p.Targets[1].Challenge, reports.DNS01},
+		{"dns port", c.Port, uint16(53)},
+		{"resolver", c.Resolvers[0], netip.MustParseAddrPort("127.0.0.1:5353")},
+		{"IANA roots", len(c.Roots), 26},
+		{"root trust anchors", len(c.TrustAnchors) > 0, true},
+		{"ca identity", strings.Join(c.CAIdentities, ","), "letsencrypt.org"},
+		{"http ports", [2]int{p.Env.Validator.HTTPPort, p.Env.Validator.HTTPSPort}, [2]int{80, 443}},
+		{"dns interval", probesLane.Interval[probes.KindDNS], time.Minute},
+		{"tls-alpn-01 interval", probesLane.Interval[probes.KindTLSALPN01], time.Minute},
+		{"jitter", s.Schedule.Jitter, 0.1},
+		{"concurrency", probesLane.Concurrency, 32},
+		{"timeout", probesLane.Timeout, 30 * time.Second},
+		{"max backoff", probesLane.MaxBackoff, 10 * time.Minute},
+		{"store", p.Store, probes.StoreLimits{PerKey: 32, MaxBytes: 16 << 20}},
+		{"propagation", p.Propagation, probes.PropagationPlan{Timeout: 10 * time.Minute, IssuerWait: time.Minute, Concurrency: 8}},
+		{"memory limit", int64(s.MemoryLimit), wantMemoryLimit()},
+		{"api", s.API, probes.APISettings{MaxConcurrent: 16, MaxObservations: 1000}},
+		{"no canary", p.Canary == nil, true},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -115,34 +119,36 @@ canary:
   account_key: acct.key
   interval: 2m
 `
-	cfg, err := parseConfig(path, []byte(data))
+	p, err := buildConfig(path, []byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	us := cfg.Vantages[0]
-	if us.RIR != "ARIN" || us.SourceAddr != netip.MustParseAddr("127.10.0.1") || us.Resolvers[0].Port() != 10653 || us.Kind != probes.KindExternal {
+	us := p.Vantages[0]
+	if us.RIR != "ARIN" || us.SourceAddr != netip.MustParseAddr("127.10.0.1") || us.Resolvers[0].Port() != 10653 || us.Kind != reports.External {
 		t.Errorf("vantage us: %+v", us)
 	}
-	if cfg.Vantages[1].External() {
+	if p.Vantages[1].External() {
 		t.Error("vantage k8s counts as external")
 	}
-	if cfg.Checker.Port != 10653 || len(cfg.Checker.Allow) != 2 || cfg.Checker.Allow[1] != netip.MustParsePrefix("::1/128") ||
-		cfg.Checker.QueryTimeout != 500*time.Millisecond || len(cfg.Checker.TrustAnchors) != 1 {
-		t.Errorf("checker: %+v", cfg.Checker)
+	c := p.Env.Checker
+	if c.Port != 10653 || len(c.Allow) != 2 || c.Allow[1] != netip.MustParsePrefix("::1/128") ||
+		c.QueryTimeout != 500*time.Millisecond || len(c.TrustAnchors) != 1 {
+		t.Errorf("checker: %+v", c)
 	}
-	if cfg.Schedule.Jitter != 0 || cfg.Schedule.Intervals["dns"] != 5*time.Second || cfg.Schedule.Intervals["tls-alpn-01"] != time.Minute {
-		t.Errorf("schedule: %+v", cfg.Schedule)
+	sch := p.LaneSchedule(probes.LaneProbes)
+	if sch.Jitter >= 0 || sch.Interval[probes.KindDNS] != 5*time.Second || sch.Interval[probes.KindTLSALPN01] != time.Minute {
+		t.Errorf("schedule: %+v", sch)
 	}
-	if want := (propagationSettings{Timeout: 2 * time.Minute, Concurrency: 2}); cfg.Propagation != want || cfg.MemoryLimit != 96<<20 {
-		t.Errorf("propagation %+v, memory limit %d", cfg.Propagation, cfg.MemoryLimit)
+	if want := (probes.PropagationPlan{Timeout: 2 * time.Minute, Concurrency: 2}); p.Propagation != want || p.Settings.MemoryLimit != 96<<20 {
+		t.Errorf("propagation %+v, memory limit %d", p.Propagation, p.Settings.MemoryLimit)
 	}
-	if cfg.Store.MaxBytes != 2<<20 || cfg.API.MaxObservations != 50 {
-		t.Errorf("store %+v api %+v", cfg.Store, cfg.API)
+	if p.Store.MaxBytes != 2<<20 || p.Settings.API.MaxObservations != 50 {
+		t.Errorf("store %+v api %+v", p.Store, p.Settings.API)
 	}
-	c := cfg.Canary
-	if c == nil || c.Config.CACertFile != filepath.Join(dir, "pebble.pem") || c.Config.AccountKeyFile != filepath.Join(dir, "acct.key") ||
-		c.Interval != 2*time.Minute || strings.Join(c.Names, ",") != "a.example.com" {
-		t.Errorf("canary: %+v", c)
+	cn := p.Canary
+	if cn == nil || cn.Config.CACertFile != filepath.Join(dir, "pebble.pem") || cn.Config.AccountKeyFile != filepath.Join(dir, "acct.key") ||
+		cn.Interval != 2*time.Minute || len(cn.Names) != 1 || !cn.Names["a.example.com"] {
+		t.Errorf("canary: %+v", cn)
 	}
 }
 
@@ -241,7 +247,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			_, err := parseConfig("config.yaml", []byte(tc.yaml))
+			_, err := buildConfig("config.yaml", []byte(tc.yaml))
 			var ce *configError
 			if !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want a *configError", err)
@@ -270,7 +276,7 @@ func TestConfigHostile(t *testing.T) {
 	}{
 		{desc: "billion laughs", data: laughs + "targets: *" + prev + "\n", want: "config.yaml:"},
 		{desc: "too big", data: strings.Repeat("#", maxConfigBytes+1), want: "config.yaml: the file is larger than 16 MiB"},
-		{desc: "too many vantages", data: "vantages:\n" + strings.Repeat("  - {name: v}\n", maxVantages+1) + "targets: [{name: a.com}]\n",
+		{desc: "too many vantages", data: "vantages:\n" + strings.Repeat("  - {name: v}\n", probes.MaxVantages+1) + "targets: [{name: a.com}]\n",
 			want: "vantages: 65 vantages; at most 64 are allowed"},
 		{desc: "binary junk", data: "\x00\x01\x02\xff\xfe", want: "config.yaml"},
 	}
@@ -278,7 +284,7 @@ func TestConfigHostile(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
 			done := make(chan error, 1)
-			go func() { _, err := parseConfig("config.yaml", []byte(tc.data)); done <- err }()
+			go func() { _, err := buildConfig("config.yaml", []byte(tc.data)); done <- err }()
 			select {
 			case err := <-done:
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -289,4 +295,18 @@ func TestConfigHostile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildConfig reads a configuration file and builds its plan, as the
+// daemon and --config.check do: every error names the file's lines.
+func buildConfig(path string, data []byte) (*probes.Plan, error) {
+	cfg, err := parseConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	p, err := probes.Build(cfg.settings, probes.BuildOptions{Remote: agentpkg.Dial})
+	if err != nil {
+		return nil, cfg.explain(err)
+	}
+	return p, nil
 }

@@ -4,25 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
-	"net/netip"
-	"net/url"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
-	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes"
-	"github.com/acmediag/acmediag/probes/canary"
+	"github.com/acmediag/acmediag/probes/run"
 	"github.com/acmediag/acmediag/reports"
-	"github.com/go-acme/lego/v5/challenge/dns01"
 )
 
 type diagnoseFlags struct {
@@ -112,7 +103,7 @@ configuration error.`,
 	fl.StringVar(&f.acmeKey, "acme-account-key", "", "ACME account key file, created when missing (default one per directory in the user cache dir)")
 	fl.BoolVar(&f.allowProd, "allow-production", false, "permit a production ACME directory (refused otherwise: it counts against real rate limits)")
 	fl.StringVar(&f.serveToken, "serve-token", "", "serve the HTTP-01 token on ADDR (when NAME routes here) and complete the order")
-	fl.StringVar(&f.dnsProvider, "dns-provider", "", "dns-01: publish the TXT record through this lego DNS provider (credentials from the environment, as lego reads them) and complete the order; one of "+strings.Join(canary.DNSProviders(), ", "))
+	fl.StringVar(&f.dnsProvider, "dns-provider", "", "dns-01: publish the TXT record through this lego DNS provider (credentials from the environment, as lego reads them) and complete the order; one of "+strings.Join(probes.DNSProviders(), ", "))
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text, json or markdown")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "text: also list every check that ran")
@@ -128,97 +119,19 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
-	checker, err := f.checker()
-	if err != nil {
-		return err
-	}
-	checker.Logger = logger
 	render, err := renderer(f.output, f.verbose, stdout)
 	if err != nil {
 		return err
 	}
-	vantages, err := parseVantages(f.vantages)
+	s, err := f.settings(names)
 	if err != nil {
 		return err
 	}
-	agents, err := parseAgents(f.agents, f.agentCert, f.agentKey, f.agentCA, f.timeout, vantages)
-	if err != nil {
-		return err
-	}
-	targets := make([]probes.Target, len(names))
-	challenges := map[string]bool{}
-	for i, n := range names {
-		challenge, err := challengeFor(f.challenge, n)
-		if err != nil {
-			return err
-		}
-		challenges[challenge] = true
-		if canon, err := dnscheck.NormalizeName(n); err == nil {
-			n = canon.ASCII
-		}
-		targets[i] = probes.Target{Name: n, Challenge: challenge, ExpectTXT: f.expectTXT, Token: f.token, KeyAuth: f.keyAuth}
-	}
-	sessions := &probes.Sessions{Checker: *checker}
-	kinds := []probes.Probe{&probes.DNSProbe{Sessions: sessions}}
-	validator := f.validatorWithLogger(checker, logger)
-	for _, c := range []string{dnscheck.HTTP01, dnscheck.TLSALPN01} {
-		if challenges[c] {
-			kinds = append(kinds, &probes.ChallengeProbe{Challenge: c, Sessions: sessions, Validator: validator})
-		}
-	}
-
-	acme, err := f.acmeProbe(checker, logger)
-	if err != nil {
-		return err
-	}
-
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
 	stopProgress := progress(ctx, stderr, len(names))
-	start := time.Now()
-	var orders []probes.Observation
-	ordersDone := make(chan struct{})
-	go func() {
-		defer close(ordersDone)
-		if acme != nil {
-			// The CA validates from its own perspectives: once per name, not per vantage.
-			orders = probes.RunOnce(ctx, []probes.Probe{acme}, targets, []probes.Vantage{{}})
-		}
-	}()
-	remote := make([][]probes.Observation, len(agents))
-	var remoteWG sync.WaitGroup
-	for i, a := range agents {
-		var kinds []probes.Probe
-		for _, k := range append([]string{"dns"}, slices.Sorted(maps.Keys(challenges))...) {
-			if k != dnscheck.DNS01 {
-				kinds = append(kinds, &probes.RemoteProbe{ProbeKind: k, Client: a.client})
-			}
-		}
-		remoteWG.Go(func() { remote[i] = probes.RunOnce(ctx, kinds, targets, []probes.Vantage{a.vantage}) })
-		vantages = append(vantages, a.vantage)
-	}
-	observations := probes.RunOnce(ctx, kinds, targets, vantages[:len(vantages)-len(agents)])
-	remoteWG.Wait()
-	for _, r := range remote {
-		observations = append(observations, r...)
-	}
-	<-ordersDone
+	rep, err := run.Diagnose(ctx, s, run.DiagnoseOptions{Logger: logger})
 	stopProgress()
-	for _, o := range orders {
-		if out, ok := o.Trace.(canary.Outcome); ok && out.Err != nil {
-			return usagef("--acme-directory %s: %v", f.acmeDir, out.Err)
-		}
-	}
-	observations = append(observations, orders...)
-	stats := sessions.Stats()
-	logger.Debug("diagnose done", zap.Int64("dns_queries", stats.Queries), zap.Int64("dns_timeouts", stats.Timeouts),
-		zap.Duration("duration", time.Since(start)))
-
-	rep := assemble(targets, vantages, observations, time.Since(start))
-	if ctx.Err() != nil {
-		rep.Findings = append(rep.Findings, reports.New(reports.CodeDNSTimeout, rep.Names[0],
-			fmt.Sprintf("the run hit its --timeout of %s before every check finished; results may be incomplete", f.timeout)))
-		rep.Finalize()
+	if err != nil {
+		return flagError(err, nil)
 	}
 	if err := render(rep); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
@@ -229,116 +142,65 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 	return nil
 }
 
-// assemble hands every vantage's observations to the report.
-func assemble(targets []probes.Target, vantages []probes.Vantage, obs []probes.Observation, d time.Duration) *reports.Report {
-	names := make([]string, len(targets))
-	for i, t := range targets {
-		names[i] = t.Name
+// settings turns the flags and names into the settings diagnose runs.
+func (f *diagnoseFlags) settings(names []string) (probes.Settings, error) {
+	s := probes.DefaultSettings()
+	f.checkFlags.apply(&s)
+	s.DNS.AccountURI = f.accountURI
+	if err := positive("--timeout", f.timeout); err != nil {
+		return s, err
 	}
-	infos := make([]reports.VantageInfo, len(vantages))
-	for i, v := range vantages {
-		infos[i] = reports.VantageInfo{Name: v.Name, RIR: v.RIR, Region: v.Region, External: v.External()}
+	s.Schedule.Timeout = probes.Duration(f.timeout)
+	challenge, err := challengeFlag(f.challenge)
+	if err != nil {
+		return s, err
 	}
-	outcomes := make([]reports.Outcome, len(obs))
-	for i, o := range obs {
-		outcomes[i] = o.Outcome()
+	if (f.token == "") != (f.keyAuth == "") && challenge != reports.TLSALPN01 {
+		return s, usagef("--token and --key-auth go together")
 	}
-	return reports.Assemble(names, targets[0].Challenge, infos, outcomes, d)
-}
-
-// acmeProbe builds the CA-order probe from the --acme-* flags, or nil.
-func (f *diagnoseFlags) acmeProbe(checker *dnscheck.Checker, logger *zap.Logger) (*probes.ACMEProbe, error) {
+	for _, n := range names {
+		c := challenge
+		if c == "" {
+			c = reports.DefaultChallenge(n)
+		}
+		t := probes.Target{Name: n, Challenge: c, ExpectTXT: f.expectTXT, KeyAuth: f.keyAuth}
+		switch {
+		case f.expectTXT != "" && c != reports.DNS01:
+			return s, usagef("--expect-txt is the dns-01 TXT value; %s is validated with %s (give --challenge dns-01)", n, c)
+		case f.token != "" && c == reports.DNS01:
+			return s, usagef("--token is the http-01 token; %s is validated with dns-01 (--expect-txt is its value)", n)
+		}
+		if c == reports.HTTP01 {
+			t.Token = f.token
+		}
+		s.Targets = append(s.Targets, t)
+	}
+	if len(f.vantages) > 0 {
+		if s.Vantages, err = vantageFlags(f.vantages); err != nil {
+			return s, err
+		}
+	}
+	if s.Agents, err = parseAgentFlags(f.agents, f.agentCert, f.agentKey, f.agentCA, s.Vantages); err != nil {
+		return s, err
+	}
 	if f.acmeDir == "" || f.acmeDir == "none" {
 		if f.serveToken != "" || f.dnsProvider != "" {
-			return nil, usagef("--serve-token and --dns-provider need --acme-directory")
+			return s, usagef("--serve-token and --dns-provider need --acme-directory")
 		}
-		return nil, nil
+		return s, nil
 	}
-	u, err := url.Parse(f.acmeDir)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, usagef("--acme-directory %q: want an https URL of an ACME directory", f.acmeDir)
-	}
-	if canary.IsProduction(f.acmeDir) && !f.allowProd {
-		return nil, usagef("--acme-directory %s is Let's Encrypt production: use the staging directory https://acme-staging-v02.api.letsencrypt.org/directory, or pass --allow-production", f.acmeDir)
-	}
-	if f.acmeCACert != "" {
-		if _, err := os.Stat(f.acmeCACert); err != nil {
-			return nil, usagef("--acme-ca-cert: %v", err)
+	c := probes.DefaultCanary()
+	c.Directory, c.CACert, c.AccountKey, c.AllowProduction = f.acmeDir, f.acmeCACert, f.acmeKey, f.allowProd
+	c.ServeToken, c.DNSProvider = f.serveToken, f.dnsProvider
+	c.Names = []string{}
+	for _, t := range s.Targets {
+		// Orders for the names the CA can validate with what was given.
+		if t.Challenge == reports.HTTP01 || t.Challenge == reports.DNS01 && f.dnsProvider != "" {
+			c.Names = append(c.Names, t.Name)
 		}
 	}
-	key := f.acmeKey
-	if key == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return nil, usagef("no --acme-account-key given and no user cache directory: %v", err)
-		}
-		key = filepath.Join(dir, "acmediag", "account-"+strings.ReplaceAll(u.Host, ":", "_")+".key")
-		if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
-			return nil, fmt.Errorf("account key directory: %w", err)
-		}
-	}
-	p := &probes.ACMEProbe{ServeAddr: f.serveToken, Config: canary.Config{DirectoryURL: f.acmeDir,
-		AllowProduction: f.allowProd, CACertFile: f.acmeCACert, AccountKeyFile: key, Logger: logger}}
-	if f.dnsProvider != "" {
-		if p.DNSProvider, err = canary.DNSProvider(f.dnsProvider); err != nil {
-			return nil, usagef("--dns-provider %s: %v", f.dnsProvider, err)
-		}
-		// Before publishing, lego follows _acme-challenge CNAMEs through its
-		// own process-wide client: make it ask our resolvers, not the
-		// machine's. Then wait until every authoritative server serves the
-		// value before answering the challenge.
-		var ns []string
-		for _, r := range checker.Resolvers {
-			ns = append(ns, r.String())
-		}
-		dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: ns, Timeout: checker.QueryTimeout}))
-		p.Config.DNS01Propagation = probes.AuthoritativePropagation(*checker)
-	}
-	return p, nil
-}
-
-// challengeFor applies the default: http-01, but dns-01 for a wildcard
-// unless the user chose.
-func challengeFor(flag, name string) (string, error) {
-	switch flag {
-	case "":
-		if strings.HasPrefix(name, "*.") {
-			return dnscheck.DNS01, nil
-		}
-		return dnscheck.HTTP01, nil
-	case dnscheck.HTTP01, dnscheck.DNS01, dnscheck.TLSALPN01:
-		return flag, nil
-	}
-	return "", usagef("--challenge %q: want http-01, dns-01 or tls-alpn-01", flag)
-}
-
-// checker is the shared check flags plus what only diagnose takes.
-func (f *diagnoseFlags) checker() (*dnscheck.Checker, error) {
-	c, err := f.checkFlags.checker()
-	if err != nil {
-		return nil, err
-	}
-	c.AccountURI = f.accountURI
-	if f.timeout <= 0 {
-		return nil, usagef("--timeout must be positive")
-	}
-	if (f.token == "") != (f.keyAuth == "") && f.challenge != dnscheck.TLSALPN01 {
-		return nil, usagef("--token and --key-auth go together")
-	}
-	return c, nil
-}
-
-// parseAddrPort reads "ADDR", "ADDR:PORT" or "[V6]:PORT".
-func parseAddrPort(s string, defPort uint16) (netip.AddrPort, error) {
-	s = strings.TrimSpace(s)
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
-	}
-	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("want ADDR or ADDR:PORT")
-	}
-	return netip.AddrPortFrom(a, defPort), nil
+	s.Canary = &c
+	return s, nil
 }
 
 func renderer(format string, verbose bool, w io.Writer) (func(*reports.Report) error, error) {

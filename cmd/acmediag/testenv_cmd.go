@@ -16,8 +16,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
-	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/run"
 	"github.com/acmediag/acmediag/reports"
 	"github.com/acmediag/acmediag/testenv"
 )
@@ -100,7 +100,7 @@ func runScenarios(cmd *cobra.Command, u *testenv.Universe) error {
 		}
 		args = append(args, u.DiagnoseArgs(sc)...)
 		fmt.Fprintf(w, "\n━━ %d/%d %s — %s\n$ acmediag %s\n\n", i+1, len(scenarios), sc.Name, sc.Description, shellJoin(args))
-		code := run(cmd.Context(), args, w, cmd.ErrOrStderr())
+		code := execute(cmd.Context(), args, w, cmd.ErrOrStderr())
 		if code == exitFindings {
 			failing++
 		} else {
@@ -272,7 +272,7 @@ func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string
 		for _, n := range names {
 			if n.canary {
 				fmt.Fprintf(&b, "    - %q\n", n.target.Name)
-				dns01 = dns01 || n.target.Challenge == dnscheck.DNS01
+				dns01 = dns01 || n.target.Challenge == reports.DNS01
 			}
 		}
 		if dns01 {
@@ -334,11 +334,14 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 	if err != nil {
 		return fmt.Errorf("demo: the generated configuration: %w", err)
 	}
-	d := newDaemon(cfg, logger)
+	d, err := newDaemon(cfg, logger)
+	if err != nil {
+		return fmt.Errorf("demo: the generated configuration: %w", err)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- d.run(runCtx) }()
+	go func() { done <- d.Run(runCtx) }()
 	base := "http://" + listen
 	if err := waitHealthy(ctx, base, done); err != nil {
 		return err
@@ -354,7 +357,6 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 	}
 	fmt.Fprintf(w, "(the secondary of %s gets the new TXT value %s after the start)\nCtrl-C ends the demo early and prints the reports.\n\n", demoLagZone, lag)
 
-	api := newAPIServer(logger, d.reg, d.store, d.ready, d.state.Load, version, 1)
 	begin := time.Now()
 	deadline := time.NewTimer(duration)
 	defer deadline.Stop()
@@ -373,7 +375,7 @@ wait:
 			done = nil
 			break wait
 		case <-tick.C:
-			fmt.Fprintln(w, progressLine(d, api, names, time.Since(begin), duration))
+			fmt.Fprintln(w, progressLine(d, names, time.Since(begin), duration))
 		}
 	}
 	stop()
@@ -383,8 +385,8 @@ wait:
 	if runErr != nil {
 		return fmt.Errorf("demo: the daemon: %w", runErr)
 	}
-	fmt.Fprintln(w, progressLine(d, api, names, time.Since(begin), duration))
-	printDemoReports(w, d, api, names, lagStaged)
+	fmt.Fprintln(w, progressLine(d, names, time.Since(begin), duration))
+	printDemoReports(w, d, names, lagStaged)
 	return nil
 }
 
@@ -493,9 +495,9 @@ func setDemoProviderEnv(u *testenv.Universe, lag time.Duration) error {
 }
 
 // runCounts sums acmediag_probe_runs_total from the daemon's registry.
-func runCounts(d *daemon) (total, failed int, byKind map[string]int) {
+func runCounts(d *run.Daemon) (total, failed int, byKind map[string]int) {
 	byKind = map[string]int{}
-	mfs, err := d.reg.Gather()
+	mfs, err := d.Gatherer().Gather()
 	if err != nil {
 		return 0, 0, byKind
 	}
@@ -526,7 +528,7 @@ func runCounts(d *daemon) (total, failed int, byKind map[string]int) {
 
 // progressLine is one line of progress: runs so far and each name's
 // verdict with its worst findings.
-func progressLine(d *daemon, api *apiServer, names []demoName, elapsed, total time.Duration) string {
+func progressLine(d *run.Daemon, names []demoName, elapsed, total time.Duration) string {
 	runs, failed, byKind := runCounts(d)
 	kinds := make([]string, 0, len(byKind))
 	for k := range byKind {
@@ -539,9 +541,8 @@ func progressLine(d *daemon, api *apiServer, names []demoName, elapsed, total ti
 	}
 	line := fmt.Sprintf("[%3ds/%ds] %d probe runs (%s), %d failed", int(elapsed.Round(time.Second).Seconds()), int(total.Seconds()),
 		runs, strings.Join(parts, ", "), failed)
-	st := d.state.Load()
 	for _, n := range names {
-		r := api.snapshot(st, n.target.Name).report
+		r := d.View(n.target.Name).Report
 		codes := worstCodes(r, 2)
 		line += fmt.Sprintf(" · %s %s", n.role, r.Verdict)
 		if len(codes) > 0 {
@@ -571,31 +572,30 @@ func worstCodes(r *reports.Report, n int) []string {
 // printDemoReports prints every name's report as diagnose would, the
 // ranked causes of its last failed canary order, and for the lagging name
 // when each vantage first saw the value everywhere.
-func printDemoReports(w io.Writer, d *daemon, api *apiServer, names []demoName, lagStaged time.Time) {
-	st := d.state.Load()
+func printDemoReports(w io.Writer, d *run.Daemon, names []demoName, lagStaged time.Time) {
 	var pass, fail int
 	for i, n := range names {
-		snap := api.snapshot(st, n.target.Name)
+		v := d.View(n.target.Name)
 		fmt.Fprintf(w, "\n━━ %d/%d %s: %s (%s)\n%s\n\n", i+1, len(names), n.role, n.target.Name, n.target.Challenge, n.what)
-		if err := reports.RenderText(w, snap.report, reports.TextOptions{}); err != nil {
+		if err := reports.RenderText(w, v.Report, reports.TextOptions{}); err != nil {
 			fmt.Fprintf(w, "rendering the report: %v\n", err)
 		}
-		for _, c := range snap.canary {
-			at := c.Start.UTC().Format(time.TimeOnly)
+		for _, o := range v.Orders {
+			at, problem := o.Start.UTC().Format(time.TimeOnly), o.Trace.Problem
 			switch {
-			case c.OK && c.Problem != nil:
+			case o.OK && problem != nil:
 				// A probe order serves no token: the CA reaching the server
 				// and being told 404 is the pass.
-				fmt.Fprintf(w, "last canary order at Pebble (%s): pass — the CA reached the server (%s)\n", at, c.Problem.Detail)
-			case c.OK:
-				fmt.Fprintf(w, "last canary order at Pebble (%s): pass%s\n", at, propagationStep(c.Steps))
-			case c.Problem != nil:
-				fmt.Fprintf(w, "last canary order at Pebble (%s): FAILED — %s: %s\n", at, c.Problem.Type, c.Problem.Detail)
+				fmt.Fprintf(w, "last canary order at Pebble (%s): pass — the CA reached the server (%s)\n", at, problem.Detail)
+			case o.OK:
+				fmt.Fprintf(w, "last canary order at Pebble (%s): pass%s\n", at, propagationStep(o.Checks))
+			case problem != nil:
+				fmt.Fprintf(w, "last canary order at Pebble (%s): FAILED — %s: %s\n", at, problem.Type, problem.Detail)
 			default:
 				fmt.Fprintf(w, "last canary order at Pebble (%s): FAILED\n", at)
 			}
 		}
-		for _, ca := range snap.correlations {
+		for _, ca := range v.Correlations {
 			fmt.Fprintf(w, "root causes of that failure, ranked from every vantage's observations around it:\n")
 			if len(ca.Causes) == 0 {
 				fmt.Fprintf(w, "  none: %s\n", reports.CorrelationDetail(nil))
@@ -609,9 +609,9 @@ func printDemoReports(w io.Writer, d *daemon, api *apiServer, names []demoName, 
 			}
 		}
 		if n.role == "lag" {
-			printPropagation(w, d, st, n.target.Name, lagStaged)
+			printPropagation(w, d, n.target.Name, lagStaged)
 		}
-		if snap.report.Verdict == reports.VerdictFail {
+		if v.Report.Verdict == reports.VerdictFail {
 			fail++
 		} else {
 			pass++
@@ -634,8 +634,8 @@ func propagationStep(steps []reports.Check) string {
 
 // printPropagation says, per vantage, when its DNS probe first saw the
 // expected TXT value on every authoritative server after the UPDATE.
-func printPropagation(w io.Writer, d *daemon, st *daemonState, name string, staged time.Time) {
-	lagging := func(o probes.Observation) bool {
+func printPropagation(w io.Writer, d *run.Daemon, name string, staged time.Time) {
+	lagging := func(o reports.Observation) bool {
 		return slices.ContainsFunc(o.Findings, func(f reports.Finding) bool {
 			switch f.Code {
 			case reports.CodeDNS01TXTNotPropagated, reports.CodeDNS01TXTMissing, reports.CodeDNS01TXTWrongValue:
@@ -645,12 +645,12 @@ func printPropagation(w io.Writer, d *daemon, st *daemonState, name string, stag
 		})
 	}
 	fmt.Fprintf(w, "propagation of the UPDATE (%s) as each vantage's DNS probe saw it:\n", staged.UTC().Format(time.TimeOnly))
-	obs := d.store.Query(name, staged)
-	for _, v := range st.vantages {
+	obs := d.Observations(name, staged)
+	for _, v := range d.Plan().Vantages {
 		var lagged int
 		everywhere := time.Time{}
 		for _, o := range obs {
-			if o.Kind != "dns" || o.Vantage.Name != v.Name {
+			if o.Kind != probes.KindDNS || o.Vantage.Name != v.Name {
 				continue
 			}
 			if lagging(o) {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-acme/lego/v5/challenge"
+	"github.com/go-acme/lego/v5/challenge/dns01"
 	"github.com/go-acme/lego/v5/providers/dns/cloudflare"
 	"github.com/go-acme/lego/v5/providers/dns/digitalocean"
 	"github.com/go-acme/lego/v5/providers/dns/dnsupdate"
@@ -59,4 +61,15 @@ func DNSProvider(name string) (challenge.Provider, error) {
 		return nil, fmt.Errorf("canary: DNS provider %s: %w", name, err)
 	}
 	return p, nil
+}
+
+// UseResolvers points lego's DNS lookups (the CNAME at _acme-challenge a
+// provider follows before publishing, the zone it looks up) at the given
+// recursive resolvers. lego keeps this in one process-wide client and
+// offers no per-provider setting, so it is set here, in one place, when a
+// plan with a DNS provider is put in force: without it lego asks the
+// machine's resolvers, which in a test universe know none of its names
+// (and are off loopback).
+func UseResolvers(resolvers []string, timeout time.Duration) {
+	dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: resolvers, Timeout: timeout}))
 }

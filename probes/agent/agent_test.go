@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/acmediag/acmediag/dnscheck"
+	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -86,21 +86,26 @@ func startDeadDNS(t *testing.T) *deadDNS {
 
 // agentConfig is an agent whose DNS goes to dead, so every DNS probe ends
 // in a timeout finding after about timeout.
-func agentConfig(t *testing.T, dead *deadDNS, timeout time.Duration) AgentConfig {
-	return AgentConfig{
-		Vantage: Vantage{Name: "eu-west", Kind: KindExternal, Region: "eu-west", RIR: "RIPE"},
-		Checker: dnscheck.Checker{Roots: []netip.Addr{dead.addr.Addr()}, Port: dead.addr.Port(), Resolvers: []netip.AddrPort{dead.addr},
-			TrustAnchors: dnscheck.DefaultTrustAnchors(), Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-			QueryTimeout: timeout, ResolverTimeout: timeout, CAIdentities: []string{"letsencrypt.org"}},
-		Logger: zaptest.NewLogger(t),
+func agentConfig(t *testing.T, dead *deadDNS, timeout time.Duration) Config {
+	s := probes.DefaultSettings()
+	s.Vantages = []probes.VantageSettings{{Name: "eu-west", Kind: "external", Region: "eu-west", RIR: "RIPE"}}
+	s.DNS.Roots = []string{dead.addr.Addr().String()}
+	s.DNS.DNSPort = int(dead.addr.Port())
+	s.DNS.Resolvers = []string{dead.addr.String()}
+	s.DNS.AllowAddresses = []string{"127.0.0.0/8"}
+	s.DNS.QueryTimeout, s.DNS.ResolverTimeout = probes.Duration(timeout), probes.Duration(timeout)
+	plan, err := probes.Build(s, probes.BuildOptions{Logger: zaptest.NewLogger(t), TargetsOnRequest: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return Config{Plan: plan, Logger: zaptest.NewLogger(t)}
 }
 
 // startAgent serves an agent with cfg over mutual TLS on loopback and
 // returns its URL.
-func startAgent(t *testing.T, p *testPKI, cfg AgentConfig) string {
+func startAgent(t *testing.T, p *testPKI, cfg Config) string {
 	t.Helper()
-	tlsCfg, err := AgentServerTLS(p.serverCert, p.serverKey, p.ca)
+	tlsCfg, err := ServerTLS(p.serverCert, p.serverKey, p.ca)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +113,7 @@ func startAgent(t *testing.T, p *testPKI, cfg AgentConfig) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewAgentServer(NewAgentHandler(cfg), tlsCfg, cfg.Limits, cfg.Logger)
+	srv := NewServer(NewHandler(cfg), tlsCfg, cfg.Limits, cfg.Logger)
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "https://" + ln.Addr().String()
@@ -121,7 +126,7 @@ func rawClient(t *testing.T, certFile, keyFile, caFile string) *http.Client {
 	var cfg *tls.Config
 	if certFile != "" {
 		var err error
-		if cfg, err = AgentClientTLS(certFile, keyFile, caFile); err != nil {
+		if cfg, err = ClientTLS(certFile, keyFile, caFile); err != nil {
 			t.Fatal(err)
 		}
 	} else {
@@ -136,7 +141,7 @@ func rawClient(t *testing.T, certFile, keyFile, caFile string) *http.Client {
 }
 
 func post(c *http.Client, url, body string) (int, http.Header, string, error) {
-	resp, err := c.Post(url+AgentProbePath, "application/json", strings.NewReader(body))
+	resp, err := c.Post(url+ProbePath, "application/json", strings.NewReader(body))
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -200,7 +205,7 @@ func TestAgentRefusals(t *testing.T) {
 	cases := []struct {
 		desc       string
 		method     string // default POST
-		path       string // default AgentProbePath
+		path       string // default ProbePath
 		body       string
 		wantStatus int
 		wantMsg    string
@@ -222,7 +227,7 @@ func TestAgentRefusals(t *testing.T) {
 		{desc: "a token that is a path", body: `{"kind":"http-01","target":{"name":"www.example.com","token":"../../admin","key_auth":"a.b"}}`,
 			wantStatus: 403, wantMsg: `target.token "../../admin" is not an ACME token`},
 		{desc: "a challenge probe for another challenge", body: `{"kind":"http-01","target":{"name":"www.example.com","challenge":"dns-01"}}`,
-			wantStatus: 403, wantMsg: `a http-01 probe validates http-01 targets only`},
+			wantStatus: 403, wantMsg: `a http-01 probe does not validate dns-01 targets`},
 		{desc: "TXT value for http-01", body: `{"kind":"dns","target":{"name":"www.example.com","expect_txt":"x"}}`,
 			wantStatus: 403, wantMsg: `only a dns-01 target has a TXT value`},
 		{desc: "no name", body: `{"kind":"dns","target":{}}`, wantStatus: 400, wantMsg: "target.name is missing"},
@@ -240,7 +245,7 @@ func TestAgentRefusals(t *testing.T) {
 				method = http.MethodPost
 			}
 			if path == "" {
-				path = AgentProbePath
+				path = ProbePath
 			}
 			req, _ := http.NewRequest(method, url+path, strings.NewReader(tc.body))
 			resp, err := c.Do(req)
@@ -248,7 +253,7 @@ func TestAgentRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var eb agentErrorBody
+			var eb errorBody
 			if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
 				t.Fatalf("status %d, body is not the error JSON: %v", resp.StatusCode, err)
 			}
@@ -269,7 +274,7 @@ func TestAgentRateLimit(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	cfg := agentConfig(t, startDeadDNS(t), 100*time.Millisecond)
-	cfg.Limits = AgentLimits{Rate: 0.5, Burst: 2}
+	cfg.Limits = Limits{Rate: 0.5, Burst: 2}
 	cfg.Now = clock
 	url := startAgent(t, p, cfg)
 	c := rawClient(t, p.clientCert, p.clientKey, p.ca)
@@ -313,7 +318,7 @@ func TestAgentInFlight(t *testing.T) {
 	p := newTestPKI(t)
 	dead := startDeadDNS(t)
 	cfg := agentConfig(t, dead, 2*time.Second)
-	cfg.Limits = AgentLimits{MaxInFlight: 1, Rate: 100, Burst: 100}
+	cfg.Limits = Limits{MaxInFlight: 1, Rate: 100, Burst: 100}
 	url := startAgent(t, p, cfg)
 	c := rawClient(t, p.clientCert, p.clientKey, p.ca)
 	const body = `{"kind":"dns","target":{"name":"www.example.com"}}`
@@ -339,18 +344,18 @@ func TestAgentInFlight(t *testing.T) {
 	}
 }
 
-// RemoteProbe returns the agent's findings under the vantage the
-// scheduler runs it for, and a failed observation saying why when the
-// agent does not answer.
-func TestRemoteProbe(t *testing.T) {
+// The client returns the agent's findings under the vantage the plan runs
+// it for, and a failed observation saying why when the agent does not
+// answer.
+func TestClientRun(t *testing.T) {
 	t.Parallel()
 	p := newTestPKI(t)
 	url := startAgent(t, p, agentConfig(t, startDeadDNS(t), 100*time.Millisecond))
-	clientTLS, err := AgentClientTLS(p.clientCert, p.clientKey, p.ca)
+	clientTLS, err := ClientTLS(p.clientCert, p.clientKey, p.ca)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := NewAgentClient(url, clientTLS, 10*time.Second)
+	client, err := NewClient(url, clientTLS, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,44 +363,40 @@ func TestRemoteProbe(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadURL := "https://" + ln.Addr().String()
 	ln.Close()
-	deadClient, err := NewAgentClient(deadURL, clientTLS, time.Second)
+	deadClient, err := NewClient(deadURL, clientTLS, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		desc        string
-		client      *AgentClient
-		kind        string
-		target      Target
-		vantage     Vantage
+		client      *Client
+		kind        reports.Kind
+		target      probes.Target
+		vantage     probes.Vantage
 		wantVantage string
 		wantCode    reports.Code // a finding the agent must have returned
 		wantCheck   string       // a failed check's note must contain it
 	}{
-		{desc: "configured vantage name", client: client, kind: "dns", target: Target{Name: "WWW.Example.com", Challenge: "http-01"},
-			vantage: Vantage{Name: "agent-eu", Kind: KindExternal, RIR: "RIPE"}, wantVantage: "agent-eu", wantCode: reports.CodeDNSTimeout},
-		{desc: "no configured vantage: the agent's own", client: client, kind: "dns", target: Target{Name: "www.example.com", Challenge: "http-01"},
-			wantVantage: "eu-west", wantCode: reports.CodeDNSTimeout},
-		{desc: "the agent refuses", client: client, kind: "http-01", target: Target{Name: "10.0.0.1", Challenge: "http-01"},
-			vantage: Vantage{Name: "agent-eu"}, wantVantage: "agent-eu", wantCheck: "403 Forbidden: target.name \"10.0.0.1\" is not a DNS name"},
-		{desc: "the agent is down", client: deadClient, kind: "dns", target: Target{Name: "www.example.com", Challenge: "http-01"},
-			vantage: Vantage{Name: "agent-eu"}, wantVantage: "agent-eu", wantCheck: "connection refused"},
+		{desc: "the vantage the plan names", client: client, kind: "dns", target: probes.Target{Name: "WWW.Example.com", Challenge: "http-01"},
+			vantage: vantage("agent-eu", "RIPE"), wantVantage: "agent-eu", wantCode: reports.CodeDNSTimeout},
+		{desc: "the agent refuses", client: client, kind: "http-01", target: probes.Target{Name: "10.0.0.1", Challenge: "http-01"},
+			vantage: vantage("agent-eu", ""), wantVantage: "agent-eu", wantCheck: "403 Forbidden: target.name \"10.0.0.1\" is not a DNS name"},
+		{desc: "the agent is down", client: deadClient, kind: "dns", target: probes.Target{Name: "www.example.com", Challenge: "http-01"},
+			vantage: vantage("agent-eu", ""), wantVantage: "agent-eu", wantCheck: "connection refused"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			rp := &RemoteProbe{ProbeKind: tc.kind, Client: tc.client}
-			obs := rp.Run(ctx, tc.target, tc.vantage)
+			obs := tc.client.Run(ctx, tc.kind, tc.target, tc.vantage)
 			if obs.Vantage.Name != tc.wantVantage || obs.Kind != tc.kind {
 				t.Errorf("vantage %q kind %q, want %q %q", obs.Vantage.Name, obs.Kind, tc.wantVantage, tc.kind)
 			}
 			if obs.OK {
 				t.Errorf("OK, want a failure: %+v", obs)
 			}
-			tr, ok := obs.Trace.(RemoteTrace)
-			if !ok || tr.URL != tc.client.URL() {
-				t.Errorf("trace %#v, want a RemoteTrace for %s", obs.Trace, tc.client.URL())
+			if len(obs.Trace.Lines) != 1 || !strings.Contains(obs.Trace.Lines[0], tc.client.URL()) {
+				t.Errorf("trace %+v, want the agent %s", obs.Trace, tc.client.URL())
 			}
 			if tc.wantCode != "" {
 				found := false
@@ -408,8 +409,8 @@ func TestRemoteProbe(t *testing.T) {
 				if !found {
 					t.Errorf("no %s finding in %+v", tc.wantCode, obs.Findings)
 				}
-				if tr.Agent.Name != "eu-west" || tr.Agent.RIR != "RIPE" {
-					t.Errorf("trace agent %+v, want eu-west/RIPE", tr.Agent)
+				if !strings.Contains(obs.Trace.Lines[0], "(eu-west)") {
+					t.Errorf("trace %q does not name the agent's own vantage eu-west", obs.Trace.Lines[0])
 				}
 			}
 			if tc.wantCheck != "" {
@@ -430,12 +431,11 @@ func TestRemoteProbe(t *testing.T) {
 func TestAgentClientHostileAnswers(t *testing.T) {
 	t.Parallel()
 	p := newTestPKI(t)
-	ok := AgentResult{Vantage: AgentVantage{Name: "x", Kind: KindExternal}, Kind: "dns", Target: AgentTarget{Name: "www.example.com"},
-		Findings: []reports.Finding{}, Checks: []reports.Check{}}
-	enc := func(r AgentResult) []byte { b, _ := json.Marshal(r); return b }
+	ok := reports.Observation{Vantage: reports.Vantage{Name: "x", Kind: reports.External}, Kind: "dns", Name: "www.example.com"}
+	enc := func(r reports.Observation) []byte { b, _ := json.Marshal(r); return b }
 	wrongKind, wrongName, tooMany := ok, ok, ok
 	wrongKind.Kind = "http-01"
-	wrongName.Target.Name = "www.other.example"
+	wrongName.Name = "www.other.example"
 	tooMany.Findings = make([]reports.Finding, maxAgentFindings+1)
 	for i := range tooMany.Findings {
 		tooMany.Findings[i] = reports.Finding{Code: "dns.timeout", Severity: reports.Error}
@@ -456,7 +456,7 @@ func TestAgentClientHostileAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
-			tlsCfg, err := AgentServerTLS(p.serverCert, p.serverKey, p.ca)
+			tlsCfg, err := ServerTLS(p.serverCert, p.serverKey, p.ca)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -470,13 +470,13 @@ func TestAgentClientHostileAnswers(t *testing.T) {
 			})}
 			go func() { _ = srv.Serve(ln) }()
 			defer srv.Close()
-			clientTLS, _ := AgentClientTLS(p.clientCert, p.clientKey, p.ca)
-			c, err := NewAgentClient("https://"+ln.Addr().String(), clientTLS, 5*time.Second)
+			clientTLS, _ := ClientTLS(p.clientCert, p.clientKey, p.ca)
+			c, err := NewClient("https://"+ln.Addr().String(), clientTLS, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.CloseIdleConnections()
-			res, err := c.Probe(context.Background(), "dns", Target{Name: "www.example.com"})
+			defer c.Close()
+			res, err := c.Probe(context.Background(), "dns", probes.Target{Name: "www.example.com"})
 			if tc.wantErr == "" {
 				if err != nil || res == nil {
 					t.Fatalf("error %v, want a result", err)
@@ -486,18 +486,23 @@ func TestAgentClientHostileAnswers(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 			}
-			var ae *AgentError
+			var ae *Error
 			if tc.status != 200 && (!errors.As(err, &ae) || ae.Status != tc.status || len(ae.Message) > maxAgentErrorMsg+4) {
-				t.Errorf("error %#v, want an *AgentError with status %d and a truncated message", err, tc.status)
+				t.Errorf("error %#v, want an *Error with status %d and a truncated message", err, tc.status)
 			}
 		})
 	}
 }
 
-func TestNewAgentClient(t *testing.T) {
+// vantage is a plan's vantage for an agent.
+func vantage(name, rir string) probes.Vantage {
+	return probes.Vantage{Vantage: reports.Vantage{Name: name, Kind: reports.External, RIR: rir}}
+}
+
+func TestNewClient(t *testing.T) {
 	t.Parallel()
 	p := newTestPKI(t)
-	clientTLS, err := AgentClientTLS(p.clientCert, p.clientKey, p.ca)
+	clientTLS, err := ClientTLS(p.clientCert, p.clientKey, p.ca)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,13 +520,13 @@ func TestNewAgentClient(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, err := NewAgentClient(tc.url, tc.tls, 0)
+			_, err := NewClient(tc.url, tc.tls, 0)
 			if (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("error %v, want %q", err, tc.wantErr)
 			}
 		})
 	}
-	if _, err := AgentClientTLS(p.clientCert, p.clientKey, p.clientKey); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+	if _, err := ClientTLS(p.clientCert, p.clientKey, p.clientKey); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("a key file as the CA: %v, want no PEM certificate", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes"
-	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -58,25 +56,10 @@ const (
 	maxReprobeMemory = 4096
 )
 
-// daemonState is what the handlers read: the configuration in force,
-// swapped whole on reload.
-type daemonState struct {
-	targets  []probes.Target
-	vantages []probes.Vantage
-	canary   *canarySettings
-	api      apiSettings
-}
-
-// observationSource is the part of probes.Store the API reads.
+// observationSource is the part of probes.Store the API and a View read.
 type observationSource interface {
-	Query(name string, since time.Time) []probes.Observation
-	Latest() []probes.Observation
-}
-
-// propagationSource is the part of the propagation watches the API reads.
-type propagationSource interface {
-	Result(name string) (propagationOutcome, bool)
-	Results() map[string]propagationOutcome
+	Query(name string, since time.Time) []reports.Observation
+	Latest(name string) []reports.Observation
 }
 
 // apiServer serves the daemon's HTTP endpoints.
@@ -85,17 +68,14 @@ type apiServer struct {
 	gatherer prometheus.Gatherer
 	source   observationSource
 	ready    func() bool
-	state    func() *daemonState
+	plan     func() *probes.Plan // the plan in force
 	version  string
 	now      func() time.Time
 	sem      chan struct{} // one slot per API or page request in flight
 	heavy    chan struct{} // one slot per request over every name
-	// propagation, when set, adds the propagation watches' results to the
-	// report and the page.
-	propagation propagationSource
 	// reprobe, when set, serves POST /api/v1/reprobe: it re-runs every
 	// probe of a configured name and reports whether a propagation watch
-	// was queued too.
+	// runs too.
 	reprobe func(name string) bool
 	csrf    *http.CrossOriginProtection
 
@@ -106,11 +86,11 @@ type apiServer struct {
 // newAPIServer builds the handlers; maxConcurrent bounds API and page
 // requests served at once.
 func newAPIServer(log *zap.Logger, g prometheus.Gatherer, src observationSource, ready func() bool,
-	state func() *daemonState, version string, maxConcurrent int) *apiServer {
+	plan func() *probes.Plan, version string, maxConcurrent int) *apiServer {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &apiServer{log: log.Named("http"), gatherer: g, source: src, ready: ready, state: state, version: version,
+	return &apiServer{log: log.Named("http"), gatherer: g, source: src, ready: ready, plan: plan, version: version,
 		now: time.Now, sem: make(chan struct{}, max(maxConcurrent, 1)), heavy: make(chan struct{}, maxHeavyInFlight),
 		csrf: http.NewCrossOriginProtection(), lastReprobe: map[string]time.Time{}}
 }
@@ -216,35 +196,9 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// observationJSON is one observation in the API. The probe's own trace is
-// left out: it is internal, unbounded and not a contract.
-type observationJSON struct {
-	Name       string            `json:"name"`
-	Challenge  string            `json:"challenge"`
-	Vantage    string            `json:"vantage"`
-	Kind       string            `json:"kind"`
-	Start      time.Time         `json:"start"`
-	DurationMS int64             `json:"duration_ms"`
-	OK         bool              `json:"ok"`
-	Findings   []reports.Finding `json:"findings"`
-	Checks     []reports.Check   `json:"checks"`
-}
-
-func toObservationJSON(o probes.Observation) observationJSON {
-	out := observationJSON{Name: o.Target.Name, Challenge: o.Target.Challenge, Vantage: o.Vantage.Name, Kind: o.Kind,
-		Start: o.Start.UTC(), DurationMS: max(o.Duration.Milliseconds(), 0), OK: o.OK, Findings: o.Findings, Checks: o.Checks}
-	if out.Findings == nil {
-		out.Findings = []reports.Finding{}
-	}
-	if out.Checks == nil {
-		out.Checks = []reports.Check{}
-	}
-	return out
-}
-
 // targetName checks the name query parameter: "" (every name) or one of
 // the configured targets, in canonical form.
-func targetName(st *daemonState, raw string) (string, int, error) {
+func targetName(p *probes.Plan, raw string) (string, int, error) {
 	if raw == "" {
 		return "", 0, nil
 	}
@@ -255,7 +209,7 @@ func targetName(st *daemonState, raw string) (string, int, error) {
 	if err != nil {
 		return "", http.StatusBadRequest, fmt.Errorf("name %q: %w", raw, err)
 	}
-	for _, t := range st.targets {
+	for _, t := range p.Targets {
 		if t.Name == n.ASCII {
 			return n.ASCII, 0, nil
 		}
@@ -268,9 +222,9 @@ func targetName(st *daemonState, raw string) (string, int, error) {
 // name or all, since an RFC 3339 time. X-Acmediag-Truncated says whether
 // older ones matched too.
 func (s *apiServer) observations(w http.ResponseWriter, r *http.Request) {
-	st := s.state()
+	p := s.plan()
 	q := r.URL.Query()
-	name, code, err := targetName(st, q.Get("name"))
+	name, code, err := targetName(p, q.Get("name"))
 	if err != nil {
 		writeJSONError(w, code, err.Error())
 		return
@@ -282,7 +236,7 @@ func (s *apiServer) observations(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	limit := st.api.MaxObservations
+	limit := p.Settings.API.MaxObservations
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -291,202 +245,23 @@ func (s *apiServer) observations(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = min(n, limit)
 	}
-	obs := slices.DeleteFunc(s.source.Query(name, since), func(o probes.Observation) bool { return !relevant(o) })
+	obs := s.source.Query(name, since)
 	truncated := len(obs) > limit
 	if truncated {
 		obs = obs[len(obs)-limit:]
 	}
-	out := make([]observationJSON, len(obs))
-	for i, o := range obs {
-		out[i] = toObservationJSON(o)
+	if obs == nil {
+		obs = []reports.Observation{}
 	}
 	w.Header().Set("X-Acmediag-Truncated", strconv.FormatBool(truncated))
-	writeJSON(w, http.StatusOK, out)
-}
-
-// relevant drops a challenge probe's empty run for a target of another
-// challenge (a scheduler that cannot tell may schedule one).
-func relevant(o probes.Observation) bool {
-	return o.Kind == "dns" || o.Kind == "acme" || o.Kind == o.Target.Challenge
-}
-
-// snapshot is the latest state of some names: the report diagnose would
-// print, built from the newest observation of each (name, vantage, kind),
-// and what the page shows besides.
-type snapshot struct {
-	report *reports.Report
-	names  []reports.NameStatus
-	canary []reports.CanaryRun
-	// correlations explain the latest canary order of each name that
-	// failed validation, from what every vantage saw around it.
-	correlations []reports.CorrelatedAttempt
-}
-
-// snapshot assembles the report over the latest observations of name (or
-// every target) from the vantages in force. A name no probe has finished
-// yet gets a skipped "probe.pending" check, so an empty report never reads
-// as a pass by omission.
-func (s *apiServer) snapshot(st *daemonState, name string) snapshot {
-	var targets []probes.Target
-	for _, t := range st.targets {
-		if name == "" || t.Name == name {
-			targets = append(targets, t)
-		}
-	}
-	want := make(map[string]probes.Target, len(targets))
-	for _, t := range targets {
-		want[t.Name] = t
-	}
-	vantageSet := map[string]bool{}
-	for _, v := range st.vantages {
-		vantageSet[v.Name] = true
-	}
-	type cellKey struct{ name, vantage string }
-	cells := map[cellKey]*reports.VantageCell{}
-	latestCanary := map[string]probes.Observation{}
-	var outcomes []reports.Outcome
-	var correlations []reports.CorrelatedAttempt
-	var longest time.Duration
-	seen := map[string]bool{}
-	for _, o := range s.source.Latest() {
-		n := strings.ToLower(strings.TrimSuffix(o.Target.Name, "."))
-		if _, ok := want[n]; !ok || !relevant(o) {
-			continue
-		}
-		if o.Kind == "acme" {
-			// The CA's verdict: shown once per name, not per vantage.
-			if st.canary == nil {
-				continue
-			}
-			if prev, ok := latestCanary[n]; !ok || o.Start.After(prev.Start) {
-				latestCanary[n] = o
-			}
-			if !o.OK {
-				if ca, ok := s.correlate(n, o, vantageSet); ok {
-					o.Findings = ca.findings
-					correlations = append(correlations, ca.attempt)
-				}
-			}
-		} else if !vantageSet[o.Vantage.Name] {
-			continue // a vantage removed by a reload
-		} else {
-			c := cells[cellKey{n, o.Vantage.Name}]
-			if c == nil {
-				c = &reports.VantageCell{Vantage: o.Vantage.Name, Status: reports.CheckOK}
-				cells[cellKey{n, o.Vantage.Name}] = c
-			}
-			c.Kinds = append(c.Kinds, o.Kind)
-			if o.Start.After(c.Observed) {
-				c.Observed = o.Start
-			}
-			switch {
-			case !o.OK:
-				c.Status = reports.CheckFail
-			case c.Status == reports.CheckOK && slices.ContainsFunc(o.Findings, func(f reports.Finding) bool { return f.Severity == reports.Warning }):
-				c.Status = reports.CheckWarn
-			}
-		}
-		seen[n] = true
-		longest = max(longest, o.Duration)
-		out := o.Outcome()
-		out.Name = n
-		outcomes = append(outcomes, out)
-	}
-	if s.propagation != nil {
-		for _, t := range targets {
-			if t.Challenge != dnscheck.DNS01 {
-				continue
-			}
-			// The watch asks the authoritative servers from here, for every
-			// vantage: its findings belong to no vantage.
-			if po, ok := s.propagation.Result(t.Name); ok && (po.Canary || po.Value == t.ExpectTXT) {
-				outcomes = append(outcomes, reports.Outcome{Name: t.Name, Findings: po.Findings, Checks: []reports.Check{po.check(t.Name)}})
-			}
-		}
-	}
-	names := make([]string, len(targets))
-	challenge := ""
-	for i, t := range targets {
-		names[i] = t.Name
-		if i == 0 {
-			challenge = t.Challenge
-		} else if t.Challenge != challenge {
-			challenge = "mixed"
-		}
-		if !seen[t.Name] {
-			outcomes = append(outcomes, reports.Outcome{Vantage: st.vantages[0].Name, Name: t.Name, Checks: []reports.Check{{
-				Name: "probe.pending", Target: t.Name, Status: reports.CheckSkipped, Note: "no probe of this name has finished yet"}}})
-		}
-	}
-	infos := make([]reports.VantageInfo, len(st.vantages))
-	for i, v := range st.vantages {
-		infos[i] = reports.VantageInfo{Name: v.Name, RIR: v.RIR, Region: v.Region, External: v.External()}
-	}
-	snap := snapshot{report: reports.Assemble(names, challenge, infos, outcomes, longest), correlations: correlations}
-	for _, t := range targets {
-		ns := reports.NameStatus{Name: t.Name, Challenge: t.Challenge}
-		for _, v := range st.vantages {
-			c := cells[cellKey{t.Name, v.Name}]
-			if c == nil {
-				c = &reports.VantageCell{Vantage: v.Name, Status: reports.CheckSkipped}
-			}
-			slices.Sort(c.Kinds)
-			ns.Vantages = append(ns.Vantages, *c)
-		}
-		snap.names = append(snap.names, ns)
-		if o, ok := latestCanary[t.Name]; ok {
-			run := reports.CanaryRun{Name: t.Name, Start: o.Start, OK: o.OK, Steps: o.Checks}
-			if out, ok := o.Trace.(canary.Outcome); ok {
-				run.Problem = out.Problem
-			}
-			snap.canary = append(snap.canary, run)
-		}
-	}
-	return snap
-}
-
-// correlated is a failed canary order explained: its findings with
-// acme.order_failed extended by the ranked causes, and the attempt with
-// its causes for the page.
-type correlated struct {
-	findings []reports.Finding
-	attempt  reports.CorrelatedAttempt
-}
-
-// correlate ranks the likely root causes of a failed canary order o of
-// name from the observations every vantage in force made of the name
-// around it (reports.Correlate). Only an order the CA refused in
-// validation (acme.order_failed) is correlated: a directory that is down
-// or a rate limit says nothing about the name.
-func (s *apiServer) correlate(name string, o probes.Observation, vantages map[string]bool) (correlated, bool) {
-	i := slices.IndexFunc(o.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeACMEOrderFailed })
-	if i < 0 {
-		return correlated{}, false
-	}
-	a := reports.Attempt{Name: name, Start: o.Start, End: o.Start.Add(max(o.Duration, 0)), Problem: o.Findings[i].Problem}
-	if out, ok := o.Trace.(canary.Outcome); ok && out.Problem != nil {
-		a.Problem = out.Problem
-	}
-	since := a.Start.Add(-reports.DefaultCorrelationMargin - reports.DefaultCorrelationLookback)
-	var sightings []reports.Sighting
-	for _, ob := range s.source.Query(name, since) {
-		if ob.Kind == "acme" || !relevant(ob) || !vantages[ob.Vantage.Name] {
-			continue
-		}
-		sightings = append(sightings, reports.Sighting{Vantage: ob.Vantage.Name, Kind: ob.Kind, Start: ob.Start,
-			Duration: ob.Duration, Findings: ob.Findings})
-	}
-	causes := reports.Correlate(a, sightings, reports.CorrelateOptions{})
-	fs := slices.Clone(o.Findings)
-	fs[i] = reports.ExplainFinding(fs[i], causes)
-	return correlated{findings: fs, attempt: reports.CorrelatedAttempt{Attempt: a, Causes: causes}}, true
+	writeJSON(w, http.StatusOK, obs)
 }
 
 // report serves GET /api/v1/report?name=: diagnose's JSON over the latest
 // observations of one name or of every target.
 func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
-	st := s.state()
-	name, code, err := targetName(st, r.URL.Query().Get("name"))
+	p := s.plan()
+	name, code, err := targetName(p, r.URL.Query().Get("name"))
 	if err != nil {
 		writeJSONError(w, code, err.Error())
 		return
@@ -499,7 +274,7 @@ func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
 		defer release()
 	}
 	var buf bytes.Buffer
-	if err := reports.RenderJSON(&buf, s.snapshot(st, name).report); err != nil {
+	if err := reports.RenderJSON(&buf, Snapshot(p, s.source, name).Report); err != nil {
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -518,18 +293,16 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	defer release()
-	st := s.state()
-	snap := s.snapshot(st, "")
+	p := s.plan()
+	v := Snapshot(p, s.source, "")
 	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
-		Names: snap.names, CanaryConfigured: st.canary != nil, Canary: snap.canary, Correlations: snap.correlations}
-	if s.propagation != nil {
-		info.Propagation = currentRows(st, s.propagation.Results())
-	}
+		Vantages: vantagesOf(p), Latest: v.Latest, CanaryConfigured: p.Canary != nil, Orders: v.Orders,
+		Propagation: v.Watches, Correlations: v.Correlations}
 	if s.reprobe != nil {
 		info.ReprobePath = "/api/v1/reprobe"
 	}
 	var buf bytes.Buffer
-	if err := reports.RenderHTML(&buf, snap.report, info); err != nil {
+	if err := reports.RenderHTML(&buf, v.Report, info); err != nil {
 		s.log.Error("rendering the page", zap.Error(err))
 		writeText(w, http.StatusInternalServerError, "rendering the page failed\n")
 		return
@@ -543,22 +316,19 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(page)
 }
 
-// currentRows is the page's propagation table over the results whose
-// value is still the one the configuration expects.
-func currentRows(st *daemonState, results map[string]propagationOutcome) []reports.PropagationTime {
-	for _, t := range st.targets {
-		if o, ok := results[t.Name]; ok && (t.Challenge != dnscheck.DNS01 || !o.Canary && o.Value != t.ExpectTXT) {
-			delete(results, t.Name)
-		}
+// vantagesOf is the identity of the plan's vantages.
+func vantagesOf(p *probes.Plan) []reports.Vantage {
+	out := make([]reports.Vantage, len(p.Vantages))
+	for i, v := range p.Vantages {
+		out[i] = v.Vantage
 	}
-	return pageRows(results)
+	return out
 }
 
 // reprobeJSON is the answer to a re-probe.
 type reprobeJSON struct {
 	Name string `json:"name"`
-	// Propagation says whether the name's expected TXT value is watched
-	// again (its last watch did not see it everywhere).
+	// Propagation says whether the name's propagation watch runs too.
 	Propagation bool `json:"propagation_watch"`
 }
 
@@ -583,13 +353,12 @@ func (s *apiServer) reprobeName(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "re-probing is not available")
 		return
 	}
-	st := s.state()
 	raw := r.URL.Query().Get("name")
 	if raw == "" {
 		writeJSONError(w, http.StatusBadRequest, "name: missing; POST /api/v1/reprobe?name=NAME")
 		return
 	}
-	name, code, err := targetName(st, raw)
+	name, code, err := targetName(s.plan(), raw)
 	if err != nil {
 		writeJSONError(w, code, err.Error())
 		return
@@ -632,4 +401,11 @@ func (s *apiServer) reprobeWait(name string) time.Duration {
 	}
 	s.lastReprobe[name] = now
 	return 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -1,0 +1,284 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/acmediag/acmediag/probes"
+	"github.com/acmediag/acmediag/probes/agent"
+	"github.com/acmediag/acmediag/reports"
+)
+
+// DaemonOptions are what a Daemon needs besides its first settings.
+type DaemonOptions struct {
+	// Load reads the settings again (SIGHUP); nil: reloads are refused.
+	Load func() (probes.Settings, error)
+	// Explain, when set, says where the problems of a settings error are
+	// (the file's lines) for the log.
+	Explain  func(error) error
+	Logger   *zap.Logger
+	Version  string
+	Registry *probes.Registry // nil → probes.DefaultKinds()
+	Clock    probes.Clock     // nil → the real one
+}
+
+// Daemon runs a plan forever: every probe kind for every target from every
+// vantage on its schedule, the canary's orders, the propagation watches;
+// it keeps the observations, exports the metrics and serves the API and the
+// report page. SIGHUP reloads the settings, keeping the ones in force when
+// the new ones have errors.
+type Daemon struct {
+	opts    DaemonOptions
+	log     *zap.Logger
+	reg     *prometheus.Registry
+	store   *probes.Store
+	metrics *probes.Metrics
+	engine  *probes.Engine
+	shared  *probes.Shared // kept across reloads: sockets, the canary's budget, the watches
+	api     *apiServer
+
+	mu   sync.Mutex
+	plan *probes.Plan
+
+	reloadFailures prometheus.Counter
+	lastReload     prometheus.Gauge
+}
+
+// NewDaemon builds the plan of s and the daemon around it. A settings
+// error is a *probes.SettingsError.
+func NewDaemon(s probes.Settings, opts DaemonOptions) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Registry == nil {
+		opts.Registry = probes.DefaultKinds()
+	}
+	if opts.Clock == nil {
+		opts.Clock = probes.RealClock()
+	}
+	d := &Daemon{opts: opts, log: opts.Logger.Named("daemon"), reg: prometheus.NewRegistry(), shared: probes.NewShared()}
+	plan, err := d.build(s)
+	if err != nil {
+		return nil, err
+	}
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "acmediag_config_reload_failures_total",
+		Help: "Configuration reloads (SIGHUP) that failed; the configuration in force was kept."})
+	d.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{Name: "acmediag_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load."})
+	d.reg.MustRegister(d.reloadFailures, d.lastReload)
+	d.store = probes.NewStore(plan.Store)
+	d.metrics = probes.NewMetrics(d.reg, d.store, opts.Registry, opts.Version)
+	d.engine = probes.NewEngine(d.store, d.metrics, opts.Logger, opts.Clock)
+	d.api = newAPIServer(opts.Logger, d.reg, d.store, d.Ready, d.Plan, opts.Version, plan.Settings.API.MaxConcurrent)
+	d.api.reprobe = d.Reprobe
+	d.apply(plan)
+	d.lastReload.SetToCurrentTime()
+	return d, nil
+}
+
+func (d *Daemon) build(s probes.Settings) (*probes.Plan, error) {
+	return probes.Build(s, probes.BuildOptions{Registry: d.opts.Registry, Remote: agent.Dial, Shared: d.shared,
+		Logger: d.opts.Logger, Clock: d.opts.Clock})
+}
+
+// apply puts p in force: probes read the new settings on their next run,
+// the handlers see the new targets, the schedules add and remove runs
+// (keeping the timing of the rest).
+func (d *Daemon) apply(p *probes.Plan) {
+	d.mu.Lock()
+	old := d.plan
+	d.plan = p
+	d.mu.Unlock()
+	useLegoResolvers(p)
+	d.engine.SetPlan(p)
+	if old != nil {
+		// Runs in flight keep the old clients; new runs take the new ones.
+		closeRemotes(old)
+	}
+	if p.Settings.MemoryLimit > 0 {
+		// A soft limit: the GC works harder as the heap nears it, so the
+		// store's bound and the run heap hold RSS near it under load.
+		debug.SetMemoryLimit(int64(p.Settings.MemoryLimit))
+	}
+	// Reading the file and building the work left garbage several times
+	// the size of what stays (YAML nodes of every target); give it back to
+	// the system now rather than over the scavenger's next minutes, so an
+	// idle daemon's RSS is what it keeps.
+	debug.FreeOSMemory()
+}
+
+// Plan is the plan in force.
+func (d *Daemon) Plan() *probes.Plan {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.plan
+}
+
+// Reload reads the settings again (Load) and puts them in force. On any
+// error the settings in force stay, and the failure is logged and counted.
+func (d *Daemon) Reload() error {
+	if d.opts.Load == nil {
+		return errors.New("daemon: no way to reload the settings")
+	}
+	s, err := d.opts.Load()
+	var p *probes.Plan
+	if err == nil {
+		p, err = d.build(s)
+	}
+	if err != nil {
+		if d.opts.Explain != nil {
+			err = d.opts.Explain(err)
+		}
+		d.reloadFailures.Inc()
+		d.log.Error("configuration reload failed; keeping the configuration in force", zap.Error(err))
+		return err
+	}
+	cur := d.Plan().Settings
+	// These are fixed when the daemon starts.
+	for _, c := range []struct {
+		key      string
+		old, new any
+	}{
+		{"listen", cur.Listen, s.Listen},
+		{"schedule", cur.Schedule, s.Schedule},
+		{"store", cur.Store, s.Store},
+		{"api.max_concurrent", cur.API.MaxConcurrent, s.API.MaxConcurrent},
+		{"propagation.concurrency", cur.Propagation.Concurrency, s.Propagation.Concurrency},
+		{"canary.interval", canaryInterval(cur), canaryInterval(s)},
+	} {
+		if !reflect.DeepEqual(c.old, c.new) {
+			d.log.Warn("a changed setting takes effect only at restart", zap.String("key", c.key))
+		}
+	}
+	d.apply(p)
+	d.lastReload.SetToCurrentTime()
+	d.log.Info("configuration reloaded", zap.Int("targets", len(p.Targets)), zap.Int("vantages", len(p.Vantages)))
+	return nil
+}
+
+func canaryInterval(s probes.Settings) time.Duration {
+	if s.Canary == nil {
+		return 0
+	}
+	return time.Duration(s.Canary.Interval)
+}
+
+// Reprobe runs every probe of name from every vantage now, its
+// propagation watch included; the canary is left alone: its orders spend
+// the CA's rate limits. It reports whether the name has a propagation
+// watch.
+func (d *Daemon) Reprobe(name string) bool {
+	p := d.Plan()
+	var kinds []reports.Kind
+	watched := false
+	for _, k := range p.Registry.Kinds() {
+		if k.Lane == probes.LaneCanary {
+			continue
+		}
+		kinds = append(kinds, k.Kind)
+		if k.Kind == probes.KindPropagation {
+			for _, t := range p.Targets {
+				watched = watched || t.Name == name && p.Applies(k.Kind, t)
+			}
+		}
+	}
+	d.engine.Reprobe(name, kinds...)
+	return watched
+}
+
+// Ready reports whether every run has completed once.
+func (d *Daemon) Ready() bool { return d.engine.Ready() }
+
+// View is the latest state of name (every target when "").
+func (d *Daemon) View(name string) View { return Snapshot(d.Plan(), d.store, name) }
+
+// Observations are the observations of name (every target when "") since
+// a time, oldest first.
+func (d *Daemon) Observations(name string, since time.Time) []reports.Observation {
+	return d.store.Query(name, since)
+}
+
+// Gatherer is the daemon's metrics registry.
+func (d *Daemon) Gatherer() prometheus.Gatherer { return d.reg }
+
+// Handler serves the daemon's HTTP endpoints.
+func (d *Daemon) Handler() http.Handler { return d.api.handler() }
+
+// Run serves and probes until ctx ends (SIGINT, SIGTERM), reloading on
+// SIGHUP.
+func (d *Daemon) Run(ctx context.Context) error {
+	listen := d.Plan().Settings.Listen
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("daemon: listen on %s: %w", listen, err)
+	}
+	return d.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener of the caller's.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	srv := newHTTPServer(d.api.handler(), d.log)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := srv.Serve(limitListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	})
+	wg.Go(func() { d.engine.Run(ctx) })
+	p := d.Plan()
+	agents := 0
+	for _, v := range p.Vantages {
+		if v.Remote != nil {
+			agents++
+		}
+	}
+	d.log.Info("daemon started", zap.String("listen", ln.Addr().String()), zap.Int("targets", len(p.Targets)),
+		zap.Int("vantages", len(p.Vantages)), zap.Int("agents", agents), zap.String("version", d.opts.Version))
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serveErr:
+			runErr = fmt.Errorf("daemon: serving HTTP: %w", err)
+			break loop
+		case <-hup:
+			d.log.Info("SIGHUP: reloading the configuration")
+			_ = d.Reload()
+		}
+	}
+	d.log.Info("shutting down")
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	wg.Wait()
+	closeRemotes(d.Plan())
+	return runErr
+}
