@@ -30,7 +30,10 @@ func (s *Sessions) For(v Vantage) *dnscheck.Session {
 		return sess
 	}
 	c := s.Checker
-	c.LocalAddr = v.SourceAddr
+	if v.SourceAddr.IsValid() {
+		// A run made from no vantage keeps the checker's own source.
+		c.LocalAddr = v.SourceAddr
+	}
 	if len(v.Resolvers) > 0 {
 		c.Resolvers = v.Resolvers
 	}

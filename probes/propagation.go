@@ -29,12 +29,14 @@ import (
 
 // Pacing of a watch.
 const (
-	PropagationFirstInterval = 50 * time.Millisecond
-	PropagationBackoff       = 1.5
-	PropagationMaxInterval   = 2 * time.Second
 	// PropagationMaxRate is the most queries a second sent to one server
 	// address: polls are at least a fifth of a second apart.
 	PropagationMaxRate = 5
+	// PropagationMaxInterval bounds the wait between polls: a slow
+	// provider costs one query every two seconds per address.
+	PropagationMaxInterval = 2 * time.Second
+	// propagationAgeShare: the wait is the watch's age divided by it.
+	propagationAgeShare = 8
 	// maxWatchedAddrs bounds the state of one watch; a zone with more
 	// server addresses than this is hostile.
 	maxWatchedAddrs = 64
@@ -392,11 +394,8 @@ func (w *Watches) next(o reports.Observation, timeout time.Duration) (time.Durat
 	if wt == nil || wt.done || (!wt.canary && o.Start.Sub(wt.start) >= timeout) {
 		return 0, false
 	}
-	d := PropagationFirstInterval
-	for range min(wt.polls, 20) {
-		d = time.Duration(float64(d) * PropagationBackoff)
-	}
-	return min(max(d, time.Second/PropagationMaxRate), PropagationMaxInterval), true
+	age := max(o.Start.Sub(wt.start), 0)
+	return min(max(age/propagationAgeShare, time.Second/PropagationMaxRate), PropagationMaxInterval), true
 }
 
 func copySeen(m map[netip.Addr]time.Duration) map[netip.Addr]time.Duration {

@@ -91,6 +91,9 @@ type schedRun struct {
 	again    bool // Reprobe asked while it was running: run again on completion
 	removed  bool // left the work while running: drop its result
 	done     bool // completed at least once
+	// exact: the kind chose this wait itself (Schedule.Next), a pace that
+	// early dispatch must not shorten (a watch's polls keep a minimum gap).
+	exact bool
 }
 
 // runHeap orders runs by when they are due: a 4-ary min-heap whose entries
@@ -357,6 +360,9 @@ func (s *Scheduler) AllRan() <-chan struct{} {
 // slackOf is how early r may start (see minDispatchSlack), never more than
 // s.slack.
 func (s *Scheduler) slackOf(r *schedRun) time.Duration {
+	if r.exact {
+		return 0
+	}
 	return min(s.slack, max(minDispatchSlack, s.sch.interval(r.key.kind)/slackDivisor))
 }
 
@@ -584,12 +590,15 @@ func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 		s.log.Debug("probe run failed", zap.String("name", t.Name), zapVantage(v), zap.String("kind", string(kind)),
 			zap.Int("failures", r.failures), zap.Duration("next_in", wait))
 	}
+	r.exact = false
 	if next := s.sch.Next[kind]; next != nil {
 		if d, ok := next(obs); ok {
-			wait = d
+			wait, r.exact = d, true
 		}
 	}
-	wait += time.Duration(s.jitter() * s.sch.Jitter * float64(wait))
+	if !r.exact {
+		wait += time.Duration(s.jitter() * s.sch.Jitter * float64(wait))
+	}
 	// The cadence follows the time the run was due, not when it started, so
 	// neither early dispatch (slack) nor a full worker pool makes it drift;
 	// a run longer than its interval runs again at once.
@@ -652,6 +661,17 @@ func backoff(interval time.Duration, failures int, max time.Duration) time.Durat
 		return max
 	}
 	return interval << shift
+}
+
+// idle reports, for tests, when the dispatcher will next wake up if it is
+// asleep with no run in flight (zero: nothing is scheduled at all).
+func (s *Scheduler) idle() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight == 0 && len(s.heap) == 0 && len(s.wake) == 0 && s.loaded {
+		return time.Time{}, true
+	}
+	return s.sleepUntil, s.inflight == 0 && !s.sleepUntil.IsZero() && len(s.wake) == 0
 }
 
 // quiet reports, for tests, when the dispatcher will next wake up if it is
