@@ -236,7 +236,7 @@ func TestPropagationWatch(t *testing.T) {
 			var codes []reports.Code
 			for _, f := range last.Findings {
 				codes = append(codes, f.Code)
-				if f.Code == reports.CodeDNS01TXTNotPropagated && !strings.Contains(f.Detail, u.Server(tc.zone+"-ns2").Addrs()[0]) {
+				if f.Code == reports.CodeDNS01TXTNotPropagated && !strings.Contains(f.Detail, u.Server(tc.zone + "-ns2").Addrs()[0]) {
 					t.Errorf("the finding does not name the lagging server: %s", f.Detail)
 				}
 			}
@@ -297,7 +297,9 @@ func TestPropagationAwait(t *testing.T) {
 			defer func() { cancel(); <-done }()
 			awaitCtx, giveUp := context.WithCancel(ctx)
 			res := make(chan error, 1)
-			go func() { res <- plan.Env.canaryWait("www.dns01-ok.com")(awaitCtx, "_acme-challenge.www.dns01-ok.com.", value) }()
+			go func() {
+				res <- plan.Env.canaryWait("www.dns01-ok.com")(awaitCtx, "_acme-challenge.www.dns01-ok.com.", value)
+			}()
 			stepEngine(t, e, clk, t0.Add(5*time.Second), nil)
 			giveUp()
 			select {
