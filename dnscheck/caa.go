@@ -303,7 +303,7 @@ func caaAccountCheck(accts []string, account string) (caaVerdict, string) {
 		return caaAccountMismatch, fmt.Sprintf("accounturi %s is not a valid URI", quoteTrunc(accts[0]))
 	}
 	if account == "" {
-		return caaAccountUnknown, fmt.Sprintf("is limited to the account %s; acmediag cannot tell whether that is the account in use (pass --account-uri)", quoteTrunc(accts[0]))
+		return caaAccountUnknown, fmt.Sprintf("is limited to the account %s; acmediag cannot tell whether that is the account in use (give the account URI: `--account-uri`, or `dns.account_uri` in the daemon's configuration)", quoteTrunc(accts[0]))
 	}
 	if accts[0] != account {
 		why := fmt.Sprintf("is limited to the account %s, not %s", quoteTrunc(accts[0]), quoteTrunc(account))

@@ -205,7 +205,7 @@ func (r *run) checkName(ctx context.Context, req Request) Result {
 		n.add(*f)
 	}
 	if len(r.c.Roots) == 0 {
-		n.add(reports.New(reports.CodeDNSTimeout, name.ASCII, "no root servers configured (--roots)"))
+		n.add(reports.New(reports.CodeDNSTimeout, name.ASCII, "no root servers configured (`--roots`, or `dns.roots` in the daemon's configuration)"))
 		return n.result(nil, nil)
 	}
 

@@ -112,7 +112,7 @@ func (n *nameRun) judgeTXT(ctx context.Context, hops []*Hop, end ChainEnd, ca *r
 	}
 	if want == "" {
 		if len(values) == 0 {
-			return fs, "no TXT record yet (normal before a challenge is presented); pass --expect-txt to check a value"
+			return fs, "no TXT record yet (normal before a challenge is presented); set the expected value (`--expect-txt`, or `expect_txt` in the daemon's targets) to check it"
 		}
 		return fs, fmt.Sprintf("%d TXT values present", len(values))
 	}

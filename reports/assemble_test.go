@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,44 @@ func TestAssemble(t *testing.T) {
 				t.Errorf("vantages %+v", r.Vantages)
 			}
 		})
+	}
+}
+
+// When the CA's problem and a probe point to the same finding code for the
+// same name, the report holds one finding with both as evidence; a code
+// only the CA's order has stays a finding of its own.
+func TestAssembleCauseReadsOnce(t *testing.T) {
+	t.Parallel()
+	us := Vantage{Name: "us", RIR: "ARIN", Kind: External}
+	eu := Vantage{Name: "eu", RIR: "RIPE", Kind: External}
+	refused := func(detail string) Finding {
+		return New(CodeHTTP01ConnectionRefused, "a.com", detail).WithProblem(ProblemConnection, "192.0.2.1: Connection refused")
+	}
+	ca := Observation{Name: "a.com", Kind: "acme", Findings: []Finding{
+		New(CodeACMEOrderFailed, "a.com", "the order failed").WithProblem(ProblemConnection, "the CA's own words"),
+		New(CodeHTTP01ConnectionRefused, "a.com", "the CA's problem is a refused connection").WithProblem(ProblemConnection, "the CA's own words"),
+	}}.Finish()
+	obs := []Observation{
+		{Name: "a.com", Vantage: us, Kind: "http-01", Findings: []Finding{refused("dial from us")}},
+		{Name: "a.com", Vantage: eu, Kind: "http-01", Findings: []Finding{refused("dial from eu")}},
+		ca,
+	}
+	r := Assemble(subjectsOf("a.com"), []Vantage{us, eu}, obs, time.Millisecond)
+	var n int
+	for _, f := range r.Findings {
+		if f.Code != CodeHTTP01ConnectionRefused {
+			continue
+		}
+		n++
+		also, _ := f.Evidence["also_seen_by"].([]string)
+		if len(also) != 1 || !strings.Contains(also[0], "the CA's own words") {
+			t.Errorf("also_seen_by %v, want the CA's problem", f.Evidence["also_seen_by"])
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d http01.connection_refused findings, want the cause once: %+v", n, r.Findings)
+	}
+	if !slices.ContainsFunc(r.Findings, func(f Finding) bool { return f.Code == CodeACMEOrderFailed }) {
+		t.Errorf("acme.order_failed is gone: %+v", r.Findings)
 	}
 }

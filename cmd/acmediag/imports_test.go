@@ -1,7 +1,12 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +123,32 @@ func TestImportRules(t *testing.T) {
 	}
 	if len(imports) < 10 {
 		t.Errorf("go list saw %d packages; the rules no longer see the module", len(imports))
+	}
+}
+
+// Finding texts are read by diagnose's user and the daemon's alike: a text
+// of the checks that names a flag names the daemon's key beside it
+// (DESIGN.md: dnscheck must not name CLI flags alone).
+func TestTextsNameBothFaces(t *testing.T) {
+	t.Parallel()
+	flag := regexp.MustCompile("`?--[a-z][a-z-]+`?")
+	fset := token.NewFileSet()
+	for _, dir := range []string{"../../dnscheck", "../../http01", "../../probes/canary"} {
+		pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pkg := range pkgs {
+			ast.Inspect(pkg, func(n ast.Node) bool {
+				lit, ok := n.(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING || !flag.MatchString(lit.Value) {
+					return true
+				}
+				if !strings.Contains(lit.Value, "daemon's") {
+					t.Errorf("%s: %s names a flag without the daemon's key", fset.Position(lit.Pos()), lit.Value)
+				}
+				return true
+			})
+		}
 	}
 }
