@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -399,4 +400,75 @@ type idleProbe string
 func (p idleProbe) Kind() reports.Kind { return reports.Kind(p) }
 func (p idleProbe) Run(_ context.Context, t Target, v Vantage) reports.Observation {
 	return reports.Observation{Name: t.Name, Vantage: v.Vantage, Kind: reports.Kind(p)}.Finish()
+}
+
+// BenchmarkSchedulerDNS100k runs one round of 100,000 names × 4 vantages
+// (the daemon's largest configuration) through the scheduler and the
+// store: every (name, vantage) must hold its latest observation after the
+// round, whatever the store's byte bound, and the process must stay within
+// 256 MiB of RSS. Each run is one authoritative question (queryProbe); the
+// round is spread over 20 s instead of the interval so one op is quick.
+func BenchmarkSchedulerDNS100k(b *testing.B) {
+	servers := startBenchUniverse(b)
+	probe := &queryProbe{servers: servers, udp: dnscheck.NewUDPPool()}
+	const names, nv = 100_000, 4
+	// The daemon's soft memory limit (memory_limit's default).
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(DefaultMemoryLimit))
+	for range b.N {
+		ts, vs := benchWork(names, nv)
+		store := NewStore(StoreLimits{})
+		metrics := NewMetrics(nil, store, nil, "bench")
+		s := newSched(Schedule{FirstWithin: 20 * time.Second, Concurrency: 64}, []kindProbe{probe}, store, nil, RealClock())
+		s.SetMetrics(metrics)
+		cpu0, wall0 := selfCPU(b), time.Now()
+		s.SetWork(ts, vs)
+		ctx, cancel := context.WithCancel(b.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		peak := int64(0)
+		tick := time.NewTicker(200 * time.Millisecond)
+	round:
+		for {
+			select {
+			case <-s.AllRan():
+				break round
+			case <-tick.C:
+				peak = max(peak, selfRSS(b))
+			case <-time.After(5 * time.Minute):
+				b.Fatal("the round did not complete within 5 minutes")
+			}
+		}
+		tick.Stop()
+		cpu, wall := selfCPU(b)-cpu0, time.Since(wall0)
+		peak = max(peak, selfRSS(b))
+		latest := store.Latest("")
+		cancel()
+		<-done
+		if len(latest) != names*nv {
+			b.Fatalf("%d latest observations after one round, want %d", len(latest), names*nv)
+		}
+		fails := 0
+		for _, o := range latest {
+			if !o.OK {
+				fails++
+			}
+		}
+		if fails > 0 {
+			b.Errorf("%d of the latest observations failed", fails)
+		}
+		st := store.Stats()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc)/mib, "live-heap-MiB")
+		b.ReportMetric(float64(peak)/mib, "peak-rss-MiB")
+		b.ReportMetric(float64(st.Bytes)/mib, "store-MiB")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(names*nv), "cpu-µs/run")
+		b.ReportMetric(wall.Seconds(), "round-s")
+		if peak > 256*mib {
+			b.Errorf("peak RSS %d MiB, want at most 256 (live heap %d MiB, store %d MiB, round %s)", peak/mib, ms.HeapAlloc/mib, st.Bytes/mib, wall)
+		}
+		runtime.KeepAlive(ts)
+		runtime.KeepAlive(s)
+	}
 }

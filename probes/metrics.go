@@ -135,9 +135,9 @@ func NewMetrics(reg prometheus.Registerer, store *Store, kinds *Registry, versio
 		observations: prometheus.NewDesc("acmediag_store_observations",
 			"Observations held in the store.", nil, nil),
 		bytes: prometheus.NewDesc("acmediag_store_bytes",
-			"Estimated bytes of the observations held in the store.", nil, nil),
+			"Estimated bytes of the observations held in the store: every key's latest and the bounded history.", nil, nil),
 		evicted: prometheus.NewDesc("acmediag_store_evicted_observations_total",
-			"Observations evicted from the store by its byte bound.", nil, nil),
+			"History evicted from the store by its byte bound (a key's latest observation never is).", nil, nil),
 		buildInfo: prometheus.NewDesc("acmediag_build_info",
 			"Build information; the value is always 1.", []string{"version", "goversion"}, nil),
 	}
@@ -260,15 +260,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.evicted, prometheus.CounterValue, float64(st.Dropped))
 
 	// Latest is sorted by name, so each name's observations are adjacent.
-	latest := m.store.Latest("")
-	for i := 0; i < len(latest); {
-		j := i
-		for j < len(latest) && normName(latest[j].Name) == normName(latest[i].Name) {
-			j++
-		}
-		m.collectName(ch, normName(latest[i].Name), latest[i:j])
-		i = j
-	}
+	m.store.EachName(func(name string, latest []reports.Observation) { m.collectName(ch, name, latest) })
 }
 
 type findingKey struct {

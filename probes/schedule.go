@@ -75,19 +75,23 @@ type runKey struct {
 	kind          reports.Kind
 }
 
+// key is the run's runKey.
+func (r *schedRun) key() runKey { return runKey{normName(r.target.Name), r.vantage.Name, r.kind} }
+
 // schedRun is one (vantage × target × kind) and its timing. Fields are
 // guarded by Scheduler.mu. The target and the vantage are shared by every
 // run of the same target or vantage: at 100,000 targets a copy per run
 // cost some 35 MiB.
 type schedRun struct {
-	key      runKey
+	kind     reports.Kind
 	target   *Target
 	vantage  *Vantage
 	probe    Probe
 	next     time.Time
-	failures int
-	index    int  // position in the heap; -1 while running or removed
+	failures int32
+	index    int32 // position in the heap; -1 while running or removed
 	running  bool // handed to a worker
+	gen      uint64
 	again    bool // Reprobe asked while it was running: run again on completion
 	removed  bool // left the work while running: drop its result
 	done     bool // completed at least once
@@ -113,7 +117,7 @@ const heapArity = 4
 
 func (h runHeap) set(i int, e heapEntry) {
 	h[i] = e
-	e.r.index = i
+	e.r.index = int32(i)
 }
 
 func (h runHeap) up(i int) {
@@ -212,8 +216,9 @@ type Scheduler struct {
 	running atomic.Bool
 
 	mu       sync.Mutex
-	runs     map[runKey]*schedRun
-	byName   map[string][]*schedRun
+	byName   map[string][]*schedRun // normalized name → its runs
+	nruns    int
+	gen      uint64 // SetWork's generation: runs it did not mention leave
 	heap     runHeap
 	notReady int  // runs that have not completed once
 	loaded   bool // SetWork was called
@@ -253,7 +258,7 @@ func NewScheduler(sch Schedule, store *Store, logger *zap.Logger, clock Clock) *
 		sch.MaxBackoff = DefaultMaxBackoff
 	}
 	return &Scheduler{sch: sch, store: store, log: logger.Named("scheduler"), clock: clock, epoch: clock.Now(),
-		jitter: rand.Float64, slack: maxDispatchSlack, runs: map[runKey]*schedRun{}, byName: map[string][]*schedRun{},
+		jitter: rand.Float64, slack: maxDispatchSlack, byName: map[string][]*schedRun{},
 		wake: make(chan struct{}, 1), ready: make(chan struct{})}
 }
 
@@ -272,66 +277,70 @@ func (s *Scheduler) SetMetrics(m *Metrics) {
 // counts once.
 func (s *Scheduler) SetWork(entries []Entry) {
 	now := s.clock.Now()
-	want := make(map[runKey]struct{}, len(entries))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gen++
 	added := 0
 	for i := range entries {
 		e := &entries[i]
-		k := runKey{normName(e.Target.Name), e.Vantage.Name, e.Kind}
-		if _, dup := want[k]; dup {
+		name := normName(e.Target.Name)
+		runs := s.byName[name]
+		if r := findRun(runs, e.Vantage.Name, e.Kind); r != nil {
+			if r.gen != s.gen { // an entry listed twice counts once
+				r.gen, r.target, r.vantage, r.probe = s.gen, e.Target, e.Vantage, e.Probe
+			}
 			continue
 		}
-		want[k] = struct{}{}
-		if r := s.runs[k]; r != nil {
-			r.target, r.vantage, r.probe = e.Target, e.Vantage, e.Probe
-			continue
-		}
-		r := &schedRun{key: k, target: e.Target, vantage: e.Vantage, probe: e.Probe, index: -1,
+		r := &schedRun{kind: e.Kind, target: e.Target, vantage: e.Vantage, probe: e.Probe, index: -1, gen: s.gen,
 			next: now.Add(time.Duration(s.jitter() * float64(s.sch.firstWithin(e.Kind))))}
-		s.runs[k] = r
-		s.byName[k.name] = append(s.byName[k.name], r)
+		s.byName[name] = append(runs, r)
 		s.push(r)
+		s.nruns++
 		s.notReady++
 		added++
 	}
 	removed := 0
-	for k, r := range s.runs {
-		if _, ok := want[k]; ok {
-			continue
-		}
-		removed++
-		delete(s.runs, k)
-		if !r.done {
-			s.notReady--
-		}
-		if r.index >= 0 {
-			s.removeAt(r.index)
-		}
-		r.removed = true
-		if s.store != nil {
-			s.store.Remove(k.name, k.vantage, k.kind)
-		}
-	}
-	if removed > 0 {
-		for name, rs := range s.byName {
-			kept := rs[:0]
-			for _, r := range rs {
-				if !r.removed {
-					kept = append(kept, r)
-				}
+	for name, runs := range s.byName {
+		kept := runs[:0]
+		for _, r := range runs {
+			if r.gen == s.gen {
+				kept = append(kept, r)
+				continue
 			}
-			if len(kept) == 0 {
-				delete(s.byName, name)
-			} else {
-				s.byName[name] = kept
+			removed++
+			s.nruns--
+			if !r.done {
+				s.notReady--
 			}
+			if r.index >= 0 {
+				s.removeAt(int(r.index))
+			}
+			r.removed = true
+			if s.store != nil {
+				s.store.Remove(name, r.vantage.Name, r.kind)
+			}
+		}
+		clear(runs[len(kept):])
+		if len(kept) == 0 {
+			delete(s.byName, name)
+		} else {
+			s.byName[name] = kept
 		}
 	}
 	s.loaded = true
 	s.readyChanged()
-	s.log.Info("work set", zap.Int("runs", len(s.runs)), zap.Int("added", added), zap.Int("removed", removed))
+	s.log.Info("work set", zap.Int("runs", s.nruns), zap.Int("added", added), zap.Int("removed", removed))
 	s.poke()
+}
+
+// findRun is the run of a name's runs from vantage by kind, or nil.
+func findRun(runs []*schedRun, vantage string, kind reports.Kind) *schedRun {
+	for _, r := range runs {
+		if r.vantage.Name == vantage && r.kind == kind {
+			return r
+		}
+	}
+	return nil
 }
 
 // readyChanged opens or closes the ready channel after notReady changed;
@@ -363,7 +372,7 @@ func (s *Scheduler) slackOf(r *schedRun) time.Duration {
 	if r.exact {
 		return 0
 	}
-	return min(s.slack, max(minDispatchSlack, s.sch.interval(r.key.kind)/slackDivisor))
+	return min(s.slack, max(minDispatchSlack, s.sch.interval(r.kind)/slackDivisor))
 }
 
 // wakeFor wakes the dispatcher for a run now due at next, unless its
@@ -393,7 +402,7 @@ func (s *Scheduler) Reprobe(name string, kinds ...reports.Kind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.byName[normName(name)] {
-		if len(kinds) > 0 && !slices.Contains(kinds, r.key.kind) {
+		if len(kinds) > 0 && !slices.Contains(kinds, r.kind) {
 			continue
 		}
 		if r.running {
@@ -402,7 +411,7 @@ func (s *Scheduler) Reprobe(name string, kinds ...reports.Kind) {
 		}
 		if r.index >= 0 {
 			r.next = now
-			s.fix(r.index)
+			s.fix(int(r.index))
 		}
 	}
 	s.poke()
@@ -526,7 +535,7 @@ func (s *Scheduler) dispatch(ctx context.Context, work chan<- *schedRun) {
 // schedules the next.
 func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 	s.mu.Lock()
-	t, v, p, kind := *r.target, *r.vantage, r.probe, r.key.kind
+	t, v, p, kind := *r.target, *r.vantage, r.probe, r.kind
 	metrics, due := s.metrics, r.next
 	s.mu.Unlock()
 
@@ -586,9 +595,9 @@ func (s *Scheduler) execute(ctx context.Context, r *schedRun) {
 		r.failures = 0
 	} else {
 		r.failures++
-		wait = backoff(wait, r.failures, s.sch.MaxBackoff)
+		wait = backoff(wait, int(r.failures), s.sch.MaxBackoff)
 		s.log.Debug("probe run failed", zap.String("name", t.Name), zapVantage(v), zap.String("kind", string(kind)),
-			zap.Int("failures", r.failures), zap.Duration("next_in", wait))
+			zap.Int("failures", int(r.failures)), zap.Duration("next_in", wait))
 	}
 	r.exact = false
 	if next := s.sch.Next[kind]; next != nil {

@@ -142,6 +142,15 @@ func (s *testScheduler) SetWork(ts []Target, vs []Vantage) {
 	s.Scheduler.SetWork(es)
 }
 
+// allRuns lists every run; call with mu held.
+func (s *Scheduler) allRuns() []*schedRun {
+	var out []*schedRun
+	for _, runs := range s.byName {
+		out = append(out, runs...)
+	}
+	return out
+}
+
 func vantages(names ...string) []Vantage {
 	out := make([]Vantage, len(names))
 	for i, n := range names {
@@ -386,7 +395,8 @@ func TestSchedulerSetWork(t *testing.T) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		out := map[runKey]time.Time{}
-		for k, r := range s.runs {
+		for _, r := range s.allRuns() {
+			k := r.key()
 			out[k] = r.next
 		}
 		return out
@@ -433,7 +443,7 @@ func TestSchedulerSetWork(t *testing.T) {
 		t.Error("not Ready once the new run completed")
 	}
 	s.mu.Lock()
-	r := s.runs[runKey{"keep.com", "us", "dns"}]
+	r := findRun(s.byName["keep.com"], "us", "dns")
 	txt := r.target.ExpectTXT
 	s.mu.Unlock()
 	if txt != "v2" {
@@ -598,7 +608,7 @@ func TestSchedulerSlack(t *testing.T) {
 	// Early starts do not drift the cadence: b.com is next due one interval
 	// after it was due, not after it started.
 	s.mu.Lock()
-	got := s.runs[runKey{"b.com", "us", "dns"}].next
+	got := findRun(s.byName["b.com"], "us", "dns").next
 	s.mu.Unlock()
 	if want := t0.Add(1510 * time.Millisecond); !got.Equal(want) {
 		t.Errorf("b.com next due at %s, want %s", got.Sub(t0), want.Sub(t0))
@@ -648,13 +658,13 @@ func TestRunHeap(t *testing.T) {
 	}
 	for _, r := range runs[:100] { // move some
 		r.next = t0.Add(time.Duration(rnd.IntN(1000)) * time.Millisecond)
-		s.fix(r.index)
+		s.fix(int(r.index))
 	}
 	for _, r := range runs[100:150] { // remove some
-		s.removeAt(r.index)
+		s.removeAt(int(r.index))
 	}
 	for i, e := range s.heap {
-		if e.r.index != i {
+		if int(e.r.index) != i {
 			t.Fatalf("heap[%d] has index %d", i, e.r.index)
 		}
 	}

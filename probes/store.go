@@ -2,6 +2,7 @@ package probes
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -12,10 +13,13 @@ import (
 )
 
 // Default store limits: the history kept besides every key's latest
-// observation.
+// observation (which is kept whatever the bound). 8 MiB of history is
+// minutes of every probe's runs at 10,000 names × 4 vantages, hours at a
+// few hundred names: enough to explain a canary order that failed an hour
+// ago, small enough that the 10,000-name daemon stays under 100 MiB.
 const (
 	DefaultStorePerKey   = 32
-	DefaultStoreMaxBytes = 16 << 20
+	DefaultStoreMaxBytes = 8 << 20
 )
 
 // StoreLimits bound a Store's history. Zero fields take the defaults.
@@ -40,27 +44,31 @@ type StoreStats struct {
 // Bookkeeping charged besides the observations: a key's slot and its
 // name's index entry; a history entry's ring slot and queue entry.
 const (
-	slotOverhead = int64(unsafe.Sizeof(slot{})) + 64
+	slotOverhead = int64(unsafe.Sizeof(slot{})) + 16
+	nameOverhead = int64(unsafe.Sizeof(nameEntry{})) + 64
 	histOverhead = int64(unsafe.Sizeof(histObs{}) + unsafe.Sizeof(histRef{}))
 )
 
 // Store keeps observations per (name, vantage, kind). The latest of each
 // key is always kept, outside the byte bound: it is what the metrics, the
 // report and the page are made of, and a name must never read as pending
-// because other names were busy. Older observations are history, in a
-// ring per key (PerKey) under a total byte bound (MaxBytes): when it is
-// hit, the oldest history of all keys goes first. Sizes are counted by
-// construction (SizeOf), not measured. Observations handed out share
-// their slices with the store: read them, never modify them. Safe for
-// concurrent use.
+// because other names were busy. It is kept compact (a slot holds only
+// what the key does not say: the name, challenge and vantage are its
+// name's and an interned vantage's), so that 100,000 names × 4 vantages ×
+// the probe kinds fit. Older observations are history, in a ring per key
+// (PerKey) under a total byte bound (MaxBytes): when it is hit, the oldest
+// history of all keys goes first. Sizes are counted by construction
+// (SizeOf), not measured. Observations handed out share their slices with
+// the store: read them, never modify them. Safe for concurrent use.
 type Store struct {
 	perKey   int
 	maxBytes int64
 
 	mu          sync.Mutex
-	names       map[string][]*slot // normalized name → its keys
-	queue       []histRef          // history in the order it was made, oldest first; stale entries are skipped
-	head        int                // queue[head:] are live candidates
+	names       map[string]*nameEntry                // normalized name → its keys
+	vantages    map[reports.Vantage]*reports.Vantage // interned: a handful, shared by every slot
+	queue       []histRef                            // history in the order it was made, oldest first; stale entries are skipped
+	head        int                                  // queue[head:] are live candidates
 	seq         uint64
 	keys, hist  int
 	latestBytes int64
@@ -68,15 +76,49 @@ type Store struct {
 	dropped     int64
 }
 
-// slot is one key: its latest observation and its history ring.
+// nameEntry is one name's keys.
+type nameEntry struct {
+	name      string // as the latest observation spelled it
+	challenge reports.Challenge
+	slots     []*slot
+}
+
+// slot is one key: its latest observation, compact, and its history.
 type slot struct {
-	vantage    string
+	vantage    *reports.Vantage
 	kind       reports.Kind
-	latest     reports.Observation
-	latestSize int64
-	ring       []histObs // history, oldest first from start
-	start, n   int
+	start      int64 // Unix nanoseconds (noStart: zero)
+	duration   time.Duration
+	findings   []reports.Finding
+	checks     []reports.Check
+	trace      *reports.Trace // nil: nothing traced
+	ring       *history       // nil until the key has history
+	latestSize int32
+	ok         bool
 	removed    bool
+}
+
+// noStart stands for a zero start time in a slot.
+const noStart = math.MinInt64
+
+func packTime(t time.Time) int64 {
+	if t.IsZero() {
+		return noStart
+	}
+	return t.UnixNano()
+}
+
+func unpackTime(n int64) time.Time {
+	if n == noStart {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// history is a key's older observations, oldest first from start.
+type history struct {
+	buf      []histObs
+	start, n int
 }
 
 type histObs struct {
@@ -100,7 +142,7 @@ func NewStore(l StoreLimits) *Store {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultStoreMaxBytes
 	}
-	return &Store{perKey: l.PerKey, maxBytes: l.MaxBytes, names: map[string][]*slot{}}
+	return &Store{perKey: l.PerKey, maxBytes: l.MaxBytes, names: map[string]*nameEntry{}, vantages: map[reports.Vantage]*reports.Vantage{}}
 }
 
 // normName is the form names are indexed under: DNS names compare without
@@ -109,29 +151,43 @@ func normName(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".
 
 // Add records o as its key's latest; the one it replaces becomes history.
 func (s *Store) Add(o reports.Observation) {
-	size := SizeOf(o)
+	size := contentSize(o)
 	name := normName(o.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sl := s.slot(name, o.Vantage.Name, o.Kind)
+	e := s.names[name]
+	if e == nil {
+		e = &nameEntry{}
+		s.names[name] = e
+	}
+	e.name, e.challenge = o.Name, o.Challenge
+	sl := e.slot(o.Vantage.Name, o.Kind)
 	if sl == nil {
-		sl = &slot{vantage: o.Vantage.Name, kind: o.Kind}
-		s.names[name] = append(s.names[name], sl)
+		sl = &slot{vantage: s.intern(o.Vantage), kind: o.Kind}
+		e.slots = append(e.slots, sl)
 		s.keys++
-		s.latest(sl, o, size)
-		return
+	} else {
+		if s.perKey > 1 {
+			s.seq++
+			h := sl.observation(e)
+			s.pushHistory(sl, histObs{obs: h, seq: s.seq, size: SizeOf(h)})
+		}
+		s.latestBytes -= int64(sl.latestSize)
 	}
-	if s.perKey > 1 {
-		s.seq++
-		s.pushHistory(sl, histObs{obs: sl.latest, seq: s.seq, size: sl.latestSize})
+	sl.vantage = s.intern(o.Vantage)
+	sl.start, sl.duration, sl.ok, sl.findings, sl.checks, sl.latestSize = packTime(o.Start), o.Duration, o.OK, o.Findings, o.Checks, int32(min(size, math.MaxInt32))
+	sl.trace = nil
+	if !o.Trace.IsZero() {
+		tr := o.Trace
+		sl.trace = &tr
 	}
-	s.latestBytes -= sl.latestSize
-	s.latest(sl, o, size)
+	s.latestBytes += int64(sl.latestSize)
 	for s.histBytes > s.maxBytes && s.head < len(s.queue) {
 		ref := s.queue[s.head]
 		s.queue[s.head] = histRef{}
 		s.head++
-		if ref.s.removed || ref.s.n == 0 || ref.seq != ref.s.ring[ref.s.start].seq {
+		r := ref.s.ring
+		if ref.s.removed || r == nil || r.n == 0 || ref.seq != r.buf[r.start].seq {
 			continue // stale: dropped by its ring already, or not the oldest
 		}
 		s.dropOldest(ref.s)
@@ -140,49 +196,76 @@ func (s *Store) Add(o reports.Observation) {
 	s.compact()
 }
 
-func (s *Store) latest(sl *slot, o reports.Observation, size int64) {
-	sl.latest, sl.latestSize = o, size
-	s.latestBytes += size
+// intern returns the store's one copy of v.
+func (s *Store) intern(v reports.Vantage) *reports.Vantage {
+	if p, ok := s.vantages[v]; ok {
+		return p
+	}
+	if len(s.vantages) > 4*MaxVantages {
+		// Vantages come and go with reloads: start over rather than grow.
+		clear(s.vantages)
+	}
+	p := &v
+	s.vantages[v] = p
+	return p
 }
 
-func (s *Store) slot(name, vantage string, kind reports.Kind) *slot {
-	for _, sl := range s.names[name] {
-		if sl.vantage == vantage && sl.kind == kind {
+func (e *nameEntry) slot(vantage string, kind reports.Kind) *slot {
+	for _, sl := range e.slots {
+		if sl.vantage.Name == vantage && sl.kind == kind {
 			return sl
 		}
 	}
 	return nil
 }
 
+// observation is the slot's latest as an Observation of e's name.
+func (sl *slot) observation(e *nameEntry) reports.Observation {
+	o := reports.Observation{Name: e.name, Challenge: e.challenge, Vantage: *sl.vantage, Kind: sl.kind, Start: unpackTime(sl.start),
+		Duration: sl.duration, OK: sl.ok, Findings: sl.findings, Checks: sl.checks}
+	if sl.trace != nil {
+		o.Trace = *sl.trace
+	}
+	return o
+}
+
 // pushHistory appends h to sl's ring, dropping the ring's oldest when it
 // holds PerKey-1 already.
 func (s *Store) pushHistory(sl *slot, h histObs) {
 	capacity := s.perKey - 1
-	if sl.n == capacity {
+	if sl.ring != nil && sl.ring.n == capacity {
 		s.dropOldest(sl)
 	}
-	if sl.n == len(sl.ring) {
-		// Grow lazily, doubling up to capacity: most keys never fill it.
-		grown := make([]histObs, 0, min(capacity, max(2*len(sl.ring), 1)))
-		for i := range sl.n {
-			grown = append(grown, sl.ring[(sl.start+i)%len(sl.ring)])
-		}
-		sl.ring, sl.start = grown[:cap(grown)], 0
+	if sl.ring == nil {
+		sl.ring = &history{}
 	}
-	sl.ring[(sl.start+sl.n)%len(sl.ring)] = h
-	sl.n++
+	r := sl.ring
+	if r.n == len(r.buf) {
+		// Grow lazily, doubling up to capacity: most keys never fill it.
+		grown := make([]histObs, 0, min(capacity, max(2*len(r.buf), 1)))
+		for i := range r.n {
+			grown = append(grown, r.buf[(r.start+i)%len(r.buf)])
+		}
+		r.buf, r.start = grown[:cap(grown)], 0
+	}
+	r.buf[(r.start+r.n)%len(r.buf)] = h
+	r.n++
 	s.hist++
 	s.histBytes += h.size + histOverhead
 	s.queue = append(s.queue, histRef{s: sl, seq: h.seq})
 }
 
 func (s *Store) dropOldest(sl *slot) {
-	h := sl.ring[sl.start]
-	sl.ring[sl.start] = histObs{} // let the observation be collected
-	sl.start = (sl.start + 1) % len(sl.ring)
-	sl.n--
+	r := sl.ring
+	h := r.buf[r.start]
+	r.buf[r.start] = histObs{} // let the observation be collected
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
 	s.hist--
 	s.histBytes -= h.size + histOverhead
+	if r.n == 0 {
+		sl.ring = nil
+	}
 }
 
 // compact drops the queue's stale entries once it holds more than twice
@@ -202,9 +285,10 @@ func (s *Store) compact() {
 	s.queue, s.head = out, 0
 }
 
-// holds reports whether seq is still in the ring.
+// holds reports whether seq is still in the slot's history.
 func (sl *slot) holds(seq uint64) bool {
-	return sl.n > 0 && seq >= sl.ring[sl.start].seq && seq <= sl.ring[(sl.start+sl.n-1)%len(sl.ring)].seq
+	r := sl.ring
+	return r != nil && r.n > 0 && seq >= r.buf[r.start].seq && seq <= r.buf[(r.start+r.n-1)%len(r.buf)].seq
 }
 
 // Remove forgets every observation of one (name, vantage, kind): the
@@ -214,22 +298,23 @@ func (s *Store) Remove(name, vantage string, kind reports.Kind) {
 	name = normName(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slots := s.names[name]
-	i := slices.IndexFunc(slots, func(sl *slot) bool { return sl.vantage == vantage && sl.kind == kind })
+	e := s.names[name]
+	if e == nil {
+		return
+	}
+	i := slices.IndexFunc(e.slots, func(sl *slot) bool { return sl.vantage.Name == vantage && sl.kind == kind })
 	if i < 0 {
 		return
 	}
-	sl := slots[i]
-	for sl.n > 0 {
+	sl := e.slots[i]
+	for sl.ring != nil {
 		s.dropOldest(sl)
 	}
 	sl.removed = true
-	s.latestBytes -= sl.latestSize
+	s.latestBytes -= int64(sl.latestSize)
 	s.keys--
-	if slots = slices.Delete(slots, i, i+1); len(slots) == 0 {
+	if e.slots = slices.Delete(e.slots, i, i+1); len(e.slots) == 0 {
 		delete(s.names, name)
-	} else {
-		s.names[name] = slots
 	}
 	s.compact()
 }
@@ -238,27 +323,27 @@ func (s *Store) Remove(name, vantage string, kind reports.Kind) {
 // that started at or after since, oldest first.
 func (s *Store) Query(name string, since time.Time) []reports.Observation {
 	var out []reports.Observation
-	collect := func(sl *slot) {
-		for i := range sl.n {
-			if o := sl.ring[(sl.start+i)%len(sl.ring)].obs; !o.Start.Before(since) {
-				out = append(out, o)
+	collect := func(e *nameEntry) {
+		for _, sl := range e.slots {
+			if r := sl.ring; r != nil {
+				for i := range r.n {
+					if o := r.buf[(r.start+i)%len(r.buf)].obs; !o.Start.Before(since) {
+						out = append(out, o)
+					}
+				}
 			}
-		}
-		if !sl.latest.Start.Before(since) {
-			out = append(out, sl.latest)
+			if !unpackTime(sl.start).Before(since) {
+				out = append(out, sl.observation(e))
+			}
 		}
 	}
 	s.mu.Lock()
 	if name == "" {
-		for _, slots := range s.names {
-			for _, sl := range slots {
-				collect(sl)
-			}
+		for _, e := range s.names {
+			collect(e)
 		}
-	} else {
-		for _, sl := range s.names[normName(name)] {
-			collect(sl)
-		}
+	} else if e := s.names[normName(name)]; e != nil {
+		collect(e)
 	}
 	s.mu.Unlock()
 	slices.SortStableFunc(out, func(a, b reports.Observation) int { return a.Start.Compare(b.Start) })
@@ -272,15 +357,11 @@ func (s *Store) Latest(name string) []reports.Observation {
 	var out []reports.Observation
 	if name == "" {
 		out = make([]reports.Observation, 0, s.keys)
-		for _, slots := range s.names {
-			for _, sl := range slots {
-				out = append(out, sl.latest)
-			}
+		for _, e := range s.names {
+			out = e.latest(out)
 		}
-	} else {
-		for _, sl := range s.names[normName(name)] {
-			out = append(out, sl.latest)
-		}
+	} else if e := s.names[normName(name)]; e != nil {
+		out = e.latest(out)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b reports.Observation) int {
@@ -289,11 +370,45 @@ func (s *Store) Latest(name string) []reports.Observation {
 	return out
 }
 
+func (e *nameEntry) latest(out []reports.Observation) []reports.Observation {
+	for _, sl := range e.slots {
+		out = append(out, sl.observation(e))
+	}
+	return out
+}
+
+// EachName calls fn with every name (normalized) and its keys' latest
+// observations, one name at a time and outside the store's lock: a scrape
+// of the metrics over 100,000 names holds a few observations at a time,
+// not all of them.
+func (s *Store) EachName(fn func(name string, latest []reports.Observation)) {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.names))
+	for n := range s.names {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	slices.Sort(names)
+	var buf []reports.Observation
+	for _, n := range names {
+		s.mu.Lock()
+		e := s.names[n]
+		buf = buf[:0]
+		if e != nil {
+			buf = e.latest(buf)
+		}
+		s.mu.Unlock()
+		if len(buf) > 0 {
+			fn(n, buf)
+		}
+	}
+}
+
 // Stats counts what the store holds.
 func (s *Store) Stats() StoreStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return StoreStats{Observations: s.keys + s.hist, Bytes: s.latestBytes + int64(s.keys)*slotOverhead + s.histBytes,
+	return StoreStats{Observations: s.keys + s.hist, Bytes: s.latestBytes + int64(s.keys)*slotOverhead + int64(len(s.names))*nameOverhead + s.histBytes,
 		HistoryBytes: s.histBytes, Keys: s.keys, Dropped: s.dropped}
 }
 
@@ -312,9 +427,15 @@ const (
 // plan's names) are counted as if they were its own, which errs toward
 // keeping less.
 func SizeOf(o reports.Observation) int64 {
-	n := sizeofObservation + int64(len(o.Name)+len(o.Challenge)+len(o.Vantage.Name)+len(o.Vantage.Kind)+
-		len(o.Vantage.Region)+len(o.Vantage.RIR)+len(o.Kind))
-	n += int64(cap(o.Findings)) * sizeofFinding
+	return sizeofObservation + int64(len(o.Name)+len(o.Challenge)+len(o.Vantage.Name)+len(o.Vantage.Kind)+
+		len(o.Vantage.Region)+len(o.Vantage.RIR)+len(o.Kind)) + contentSize(o)
+}
+
+// contentSize is what an observation holds beyond its struct and the
+// strings its key says (name, challenge, vantage, kind): its findings,
+// checks and trace. A key's latest is charged this and its slot.
+func contentSize(o reports.Observation) int64 {
+	n := int64(cap(o.Findings)) * sizeofFinding
 	for i := range o.Findings {
 		n += findingSize(&o.Findings[i])
 	}

@@ -129,12 +129,14 @@ func TestStoreEvictionInvariants(t *testing.T) {
 		s.mu.Lock()
 		var hist, lat int64
 		keys := 0
-		for _, slots := range s.names {
-			for _, sl := range slots {
+		for _, e := range s.names {
+			for _, sl := range e.slots {
 				keys++
-				lat += sl.latestSize
-				for j := range sl.n {
-					hist += sl.ring[(sl.start+j)%len(sl.ring)].size + histOverhead
+				lat += int64(sl.latestSize)
+				if r := sl.ring; r != nil {
+					for j := range r.n {
+						hist += r.buf[(r.start+j)%len(r.buf)].size + histOverhead
+					}
 				}
 			}
 		}
@@ -183,7 +185,7 @@ func TestStoreRemove(t *testing.T) {
 		t.Errorf("after Remove, Query = %q", got)
 	}
 	if st := s.Stats(); st.Observations != 1 || st.Keys != 1 || st.HistoryBytes != 0 ||
-		st.Bytes != SizeOf(obsAt("b.com", "us", "dns", 3))+slotOverhead {
+		st.Bytes != contentSize(obsAt("b.com", "us", "dns", 3))+slotOverhead+nameOverhead {
 		t.Errorf("after Remove, Stats = %+v", st)
 	}
 	if got := s.Query("a.com", t0); len(got) != 0 {

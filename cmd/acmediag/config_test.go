@@ -49,7 +49,7 @@ targets:
 		{"concurrency", probesLane.Concurrency, 32},
 		{"timeout", probesLane.Timeout, 30 * time.Second},
 		{"max backoff", probesLane.MaxBackoff, 10 * time.Minute},
-		{"store", p.Store, probes.StoreLimits{PerKey: 32, MaxBytes: 16 << 20}},
+		{"store", p.Store, probes.StoreLimits{PerKey: 32, MaxBytes: 8 << 20}},
 		{"propagation", p.Propagation, probes.PropagationPlan{Timeout: 10 * time.Minute, IssuerWait: time.Minute, Concurrency: 8}},
 		{"memory limit", int64(s.MemoryLimit), wantMemoryLimit()},
 		{"api", s.API, probes.APISettings{MaxConcurrent: 16, MaxObservations: 1000}},
