@@ -90,7 +90,7 @@ type schedRun struct {
 	next     time.Time
 	failures int32
 	index    int32 // position in the heap; -1 while running or removed
-	running  bool // handed to a worker
+	running  bool  // handed to a worker
 	gen      uint64
 	again    bool // Reprobe asked while it was running: run again on completion
 	removed  bool // left the work while running: drop its result
