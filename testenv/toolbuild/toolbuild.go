@@ -57,8 +57,10 @@ type Tool struct {
 	Pin string
 	// Package is the import path of the main package to build.
 	Package string
-	// Cold is about how long a build takes on 2 busy cores with an empty Go
-	// build cache, for the progress line and for Need's deadline check.
+	// Cold is about how long a build takes with an empty Go build cache on
+	// a shared 2-core machine (measured), for the progress line and for
+	// Need's deadline check. Tools of one module share compiled packages:
+	// promtool after prometheus takes a minute or two.
 	Cold time.Duration
 	// LDFlags returns -ldflags for the version (nil: none), e.g. to stamp
 	// the version the binary reports.
@@ -78,23 +80,24 @@ var (
 	Pebble = Tool{Name: "pebble", Module: "testenv/tools", Pin: "github.com/letsencrypt/pebble/v2",
 		Package: "github.com/letsencrypt/pebble/v2/cmd/pebble", Cold: time.Minute}
 	KubeAPIServer = Tool{Name: "kube-apiserver", Module: "testenv/tools/kube", Pin: "k8s.io/kubernetes",
-		Package: "k8s.io/kubernetes/cmd/kube-apiserver", Cold: 9 * time.Minute,
+		Package: "k8s.io/kubernetes/cmd/kube-apiserver", Cold: 10 * time.Minute,
 		LDFlags: kubeLDFlags}
 	Etcd = Tool{Name: "etcd", Module: "testenv/tools/etcd", Pin: "go.etcd.io/etcd/server/v3",
 		Package: "github.com/acmediag/acmediag/testenv/tools/etcd/cmd/etcd", Cold: 2 * time.Minute}
 	Prometheus = Tool{Name: "prometheus", Module: "testenv/tools/prom", Pin: "github.com/prometheus/prometheus",
-		Package: "github.com/prometheus/prometheus/cmd/prometheus", Cold: 14 * time.Minute,
+		Package: "github.com/prometheus/prometheus/cmd/prometheus", Cold: 15 * time.Minute,
 		LDFlags: promLDFlags}
 	Promtool = Tool{Name: "promtool", Module: "testenv/tools/prom", Pin: "github.com/prometheus/prometheus",
-		Package: "github.com/prometheus/prometheus/cmd/promtool", Cold: 4 * time.Minute,
+		Package: "github.com/prometheus/prometheus/cmd/promtool", Cold: 11 * time.Minute,
 		LDFlags: promLDFlags}
 	Helm = Tool{Name: "helm", Module: "testenv/tools/helm", Pin: "helm.sh/helm/v4",
-		Package: "helm.sh/helm/v4/cmd/helm", Cold: 4 * time.Minute,
+		Package: "helm.sh/helm/v4/cmd/helm", Cold: 9 * time.Minute,
 		LDFlags: func(v string) string { return "-X helm.sh/helm/v4/internal/version.version=" + v }}
 )
 
-// All is every tool, in the order `make tools` builds them.
-func All() []Tool { return []Tool{Pebble, Etcd, KubeAPIServer, Helm, Promtool, Prometheus} }
+// All is every tool, in the order `make tools` builds them (prometheus
+// before promtool, which then reuses most of its compiled packages).
+func All() []Tool { return []Tool{Pebble, Etcd, KubeAPIServer, Helm, Prometheus, Promtool} }
 
 // ByName finds a tool of All by name.
 func ByName(name string) (Tool, bool) {
@@ -433,8 +436,8 @@ func requiredVersion(gomod []byte, path string) string {
 }
 
 // inputsHash is a short hash of what decides the binary besides the pinned
-// version: the tool module's go.mod, go.sum and Go files (nested modules
-// excluded), the package and the link flags.
+// version: the tool module's go.mod (without comments), go.sum and Go files
+// (nested modules excluded), the package and the link flags.
 func inputsHash(modDir string, t Tool) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", t.Package, t.Name)
@@ -468,11 +471,28 @@ func inputsHash(modDir string, t Tool) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+		if filepath.Base(f) == "go.mod" {
+			raw = stripComments(raw)
+		}
 		rel, _ := filepath.Rel(modDir, f)
 		fmt.Fprintf(h, "%s %d\n", rel, len(raw))
-		h.Write(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")))
+		h.Write(raw)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+// stripComments drops go.mod comments and blank lines: editing a comment
+// must not rebuild a tool that takes ten minutes.
+func stripComments(gomod []byte) []byte {
+	var out bytes.Buffer
+	for line := range strings.SplitSeq(string(gomod), "\n") {
+		line, _, _ = strings.Cut(line, "//")
+		if line = strings.TrimSpace(line); line != "" {
+			out.WriteString(line + "\n")
+		}
+	}
+	return out.Bytes()
 }
 
 func isExecutable(p string) bool {

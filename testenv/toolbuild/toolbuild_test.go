@@ -216,6 +216,18 @@ func TestBuildOnceAndCache(t *testing.T) {
 		t.Errorf("warm cache printed %q", warm)
 	}
 
+	// A comment in go.mod is not an input.
+	gomod := filepath.Join(root, tool.Module, "go.mod")
+	raw, err := os.ReadFile(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gomod, append([]byte("// A comment.\n\n"), raw...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := b.Path(tool); err != nil || p != paths[0] {
+		t.Errorf("path after a go.mod comment = %s, %v; want the same entry %s", p, err, paths[0])
+	}
 	// A changed input (here the program) is another cache entry.
 	if err := os.WriteFile(filepath.Join(root, tool.Module, "main.go"),
 		[]byte("package main\n\nfunc main() { println(\"changed\") }\n"), 0o644); err != nil {
