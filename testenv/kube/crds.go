@@ -141,6 +141,7 @@ func (c *Cluster) ApplyCRDs(ctx context.Context, crds ...*apiextensionsv1.Custom
 		return err
 	}
 	api := cs.ApiextensionsV1().CustomResourceDefinitions()
+	start := time.Now()
 	for _, crd := range crds {
 		_, err := api.Create(ctx, crd, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
@@ -155,6 +156,8 @@ func (c *Cluster) ApplyCRDs(ctx context.Context, crds ...*apiextensionsv1.Custom
 			return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
 		}
 	}
+	c.log.Debug("CRDs written", zap.Int("crds", len(crds)), zap.Duration("took", time.Since(start)))
+	start = time.Now()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for _, crd := range crds {
@@ -170,6 +173,7 @@ func (c *Cluster) ApplyCRDs(ctx context.Context, crds ...*apiextensionsv1.Custom
 			}
 		}
 	}
+	c.log.Debug("CRDs established", zap.Int("crds", len(crds)), zap.Duration("took", time.Since(start)))
 	return nil
 }
 
