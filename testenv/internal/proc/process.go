@@ -38,6 +38,9 @@ func Start(name string, cmd *exec.Cmd, log *zap.Logger) (*Process, error) {
 		log = zap.NewNop()
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A grandchild that inherited the output pipe must not keep Wait (and
+	// so Stop) waiting once the child itself has exited.
+	cmd.WaitDelay = time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	p := &Process{name: name, cmd: cmd, log: log, out: &TailBuffer{Max: 16 << 10}, exited: make(chan struct{})}
