@@ -48,10 +48,15 @@ func Start(name string, cmd *exec.Cmd, log *zap.Logger) (*Process, error) {
 		_ = pw.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, cmd.Path, err)
 	}
-	go p.pump(pr)
+	pumped := make(chan struct{})
+	go func() {
+		p.pump(pr)
+		close(pumped)
+	}()
 	go func() {
 		p.waitErr = cmd.Wait()
 		_ = pw.Close()
+		<-pumped // the last lines are in the tail before anyone hears of the exit
 		close(p.exited)
 	}()
 	return p, nil
