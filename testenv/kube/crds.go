@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/acmediag/acmediag/testenv/toolbuild"
@@ -54,8 +55,7 @@ var (
 // Load reads the set's CRDs from the module cache (downloading the module
 // if needed) and returns them with the module version they came from.
 func (s CRDSet) Load(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, string, error) {
-	var b toolbuild.Builder
-	modDir, version, err := b.ModuleDir(ctx, s.ModDir, s.Module)
+	modDir, version, err := moduleDir(ctx, s.ModDir, s.Module)
 	if err != nil {
 		return nil, "", fmt.Errorf("kube: %s CRDs: %w", s.Name, err)
 	}
@@ -85,6 +85,24 @@ func (s CRDSet) Load(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefi
 		return nil, "", fmt.Errorf("kube: %s CRDs: none in %s", s.Name, dir)
 	}
 	return crds, version, nil
+}
+
+// moduleDirs remembers where `go mod download` found each pinned module:
+// asking costs a go command per cluster otherwise.
+var moduleDirs sync.Map // [2]string{modDir, path} -> [2]string{dir, version}
+
+func moduleDir(ctx context.Context, modDir, path string) (dir, version string, err error) {
+	key := [2]string{modDir, path}
+	if v, ok := moduleDirs.Load(key); ok {
+		r := v.([2]string)
+		return r[0], r[1], nil
+	}
+	var b toolbuild.Builder
+	if dir, version, err = b.ModuleDir(ctx, modDir, path); err != nil {
+		return "", "", err
+	}
+	moduleDirs.Store(key, [2]string{dir, version})
+	return dir, version, nil
 }
 
 // ReadCRDs reads the CustomResourceDefinitions of a multi-document YAML
