@@ -21,12 +21,12 @@ import (
 	"fmt"
 	"github.com/acmediag/acmediag/testenv/internal/proc"
 	"github.com/acmediag/acmediag/testenv/measure"
+	"github.com/acmediag/acmediag/testenv/toolbuild"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,86 +35,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// pebblePkg is the main package built from the tools module.
-const pebblePkg = "github.com/letsencrypt/pebble/v2/cmd/pebble"
-
-// repoModule is the module path whose go.mod marks the repository root.
-const repoModule = "github.com/acmediag/acmediag"
-
 // RepoRoot walks up from dir to the directory whose go.mod declares the
 // acmediag module. Nested modules (testenv/tools) are skipped on the way.
-func RepoRoot(dir string) (string, error) {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("repo root: %w", err)
-	}
-	for range 64 { // bounded: a path has far fewer components
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && modulePath(b) == repoModule {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
-	}
-	return "", fmt.Errorf("repo root: no go.mod of %s above %s", repoModule, dir)
-}
+func RepoRoot(dir string) (string, error) { return toolbuild.RepoRoot(dir) }
 
-// modulePath returns the module path of a go.mod file's contents.
-func modulePath(gomod []byte) string {
-	for line := range strings.SplitSeq(string(gomod), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "module" {
-			return strings.Trim(f[1], `"`)
-		}
-	}
-	return ""
-}
-
-// Build builds the pebble binary from testenv/tools into cacheDir (default
-// <repo>/.cache/tools) and returns its path. A binary newer than
-// testenv/tools/go.sum is reused, so only a version bump rebuilds.
+// Build returns the pebble binary pinned in testenv/tools, building it into
+// the tools cache first if needed (see testenv/toolbuild); cacheDir "" is
+// the default cache.
 func Build(ctx context.Context, cacheDir string) (binPath string, err error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("build pebble: %w", err)
-	}
-	root, err := RepoRoot(wd)
-	if err != nil {
-		return "", fmt.Errorf("build pebble: %w", err)
-	}
-	if cacheDir == "" {
-		cacheDir = filepath.Join(root, ".cache", "tools")
-	}
-	toolsDir := filepath.Join(root, "testenv", "tools")
-	sum, err := os.Stat(filepath.Join(toolsDir, "go.sum"))
-	if err != nil {
-		return "", fmt.Errorf("build pebble: %w", err)
-	}
-	binPath = filepath.Join(cacheDir, "pebble")
-	if bin, err := os.Stat(binPath); err == nil && bin.ModTime().After(sum.ModTime()) {
-		return binPath, nil
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", fmt.Errorf("build pebble: %w", err)
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	// Build to a temporary name and rename: test binaries of several
-	// packages may build at once, and none may exec a half-written file.
-	tmp := fmt.Sprintf("%s.tmp%d", binPath, os.Getpid())
-	cmd := exec.CommandContext(ctx, goBin, "build", "-C", toolsDir, "-o", tmp, pebblePkg)
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("build pebble: go build: %w: %s", err, strconv.Quote(proc.Tail(out, 2048)))
-	}
-	if err := os.Rename(tmp, binPath); err != nil {
+	b := toolbuild.Builder{CacheDir: cacheDir}
+	if binPath, err = b.Build(ctx, toolbuild.Pebble); err != nil {
 		return "", fmt.Errorf("build pebble: %w", err)
 	}
 	return binPath, nil

@@ -119,17 +119,3 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
-
-func TestRepoRoot(t *testing.T) {
-	root, err := RepoRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil || modulePath(b) != repoModule {
-		t.Fatalf("root %s: module %q, %v", root, modulePath(b), err)
-	}
-	if _, err := RepoRoot(t.TempDir()); err == nil {
-		t.Error("RepoRoot outside the repo succeeded")
-	}
-}

@@ -1,8 +1,10 @@
 //go:build tools
 
-// Package tools pins the servers and utilities that testenv builds from Go
-// modules (Pebble now; kube-apiserver, etcd, promtool and helm later), so one
-// go.sum fixes their versions and the build cache can be keyed on it.
+// Package tools pins Pebble, which testenv/toolbuild builds from this module.
+// The heavier tools have modules of their own beside it (kube/, etcd/,
+// prom/, helm/; crds/ pins data), so building Pebble never resolves
+// Kubernetes or Prometheus; go.mod and go.sum fix the versions and key the
+// tools cache.
 package tools
 
 import (

@@ -1,5 +1,8 @@
-// Package proc holds what the universe's child processes (Unbound, Pebble)
-// share: keeping the tail of their output for error messages.
+// Package proc holds what the universe's child processes (Unbound, Pebble,
+// etcd, kube-apiserver, Prometheus) share: keeping the tail of their output
+// for error messages, and running one with its output logged, dying with
+// the test binary, polled until ready and stopped gracefully. It must not
+// know what any particular process is.
 package proc
 
 import (
