@@ -3,6 +3,7 @@ package canary
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,7 +230,11 @@ func fetchWindow(ctx context.Context, cfg Config, hc *http.Client, base string, 
 	ra, hasRA := parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	ra = min(ra, maxARIRetry)
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == http.StatusNotFound,
+		// Pebble answers a certificate of an issuer it does not know with
+		// 400 "no known issuer matches the provided Authority Key
+		// Identifier" (Boulder with 404): not this CA's certificate either.
+		resp.StatusCode == http.StatusBadRequest && strings.Contains(strings.ToLower(problemText(body)), "issuer"):
 		return Window{}, &ARIError{Kind: ErrARINotFound, URL: u, Status: resp.StatusCode, Detail: problemText(body)}
 	case resp.StatusCode == http.StatusTooManyRequests:
 		if !hasRA {
@@ -414,7 +419,7 @@ func (c *ARICache) store(key string, e ariEntry, now time.Time) {
 func ARIFindings(name string, cert *x509.Certificate, w Window, now time.Time) []reports.Finding {
 	in := reports.RenewalInput{Name: name, ARI: w.ARI(), Now: now}
 	if cert != nil {
-		in.Serial = fmt.Sprintf("%x", cert.SerialNumber)
+		in.Serial = hex.EncodeToString(cert.SerialNumber.Bytes()) // as tlscheck.CertFacts has it
 		in.NotBefore, in.NotAfter = cert.NotBefore, cert.NotAfter
 	}
 	var out []reports.Finding

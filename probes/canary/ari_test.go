@@ -110,6 +110,14 @@ func TestRenewalInfo(t *testing.T) {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"type":"urn:ietf:params:acme:error:malformed","detail":"failed to retrieve existing certificate serial"}`))
 		}, wantKind: ErrARINotFound, wantText: "failed to retrieve"},
+		{desc: "400 for an unknown issuer (Pebble): not this CA's certificate", h: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"type":"urn:ietf:params:acme:error:malformed","detail":"Parsing ARI CertID failed: no known issuer matches the provided Authority Key Identifier"}`))
+		}, wantKind: ErrARINotFound},
+		{desc: "400 for something else", h: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"type":"urn:ietf:params:acme:error:malformed","detail":"bad path"}`))
+		}, wantKind: ErrARIUnavailable},
 		{desc: "500 HTML", h: func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusInternalServerError)
 			_, _ = w.Write([]byte("<html>oops</html>"))
