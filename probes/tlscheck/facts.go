@@ -56,7 +56,8 @@ type Chain struct {
 	Trusted bool `json:"trusted"`
 	// TrustError is why it does not, when it does not.
 	TrustError string `json:"trust_error,omitempty"`
-	// Path is the subjects from the leaf along the served issuers.
+	// Path names the certificates from the leaf along the issuers (the
+	// verified chain, or the served certificates as far as they lead).
 	Path []string `json:"path,omitempty"`
 	// Loop: the served certificates' issuer links form a loop.
 	Loop bool `json:"loop,omitempty"`
@@ -179,7 +180,7 @@ func analyse(name string, served []*x509.Certificate, roots *x509.CertPool, now 
 	if err == nil && len(chains) > 0 {
 		ch.Trusted, ch.Complete = true, true
 		for _, c := range chains[0] {
-			ch.Path = append(ch.Path, c.Subject.String())
+			ch.Path = append(ch.Path, label(c))
 		}
 		if len(chains[0]) > 1 {
 			ch.IssuerCert = chains[0][1]
@@ -214,7 +215,7 @@ func analyse(name string, served []*x509.Certificate, roots *x509.CertPool, now 
 		path = append(path, cur)
 	}
 	for _, c := range path {
-		ch.Path = append(ch.Path, c.Subject.String())
+		ch.Path = append(ch.Path, label(c))
 	}
 	if len(path) > 1 {
 		ch.IssuerCert = path[1]
@@ -230,6 +231,18 @@ func analyse(name string, served []*x509.Certificate, roots *x509.CertPool, now 
 		}
 	}
 	return ch
+}
+
+// label names a certificate in a path: its subject, or (for leaves with an
+// empty subject, as Let's Encrypt and Pebble issue them) its first name.
+func label(c *x509.Certificate) string {
+	if s := c.Subject.String(); s != "" {
+		return s
+	}
+	if len(c.DNSNames) > 0 {
+		return c.DNSNames[0]
+	}
+	return "serial " + hex.EncodeToString(c.SerialNumber.Bytes())
 }
 
 // trustText says why verification failed, in words.
