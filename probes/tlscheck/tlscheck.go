@@ -35,8 +35,9 @@ const (
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Checker inspects served certificates from one vantage. The zero value is
-// usable; it holds no state between calls, so one Checker may run many
-// inspections concurrently.
+// usable and one Checker may run many inspections concurrently; it
+// remembers the judgement of each chain it saw (cache.go), so it must not
+// be copied after first use.
 type Checker struct {
 	// HandshakeTimeout bounds connect plus handshake per address; 0 →
 	// DefaultHandshakeTimeout.
@@ -48,6 +49,10 @@ type Checker struct {
 	// Now; nil → time.Now.
 	Clock  func() time.Time
 	Logger *zap.Logger
+	// NoCache judges every served chain afresh (benchmarks, tests).
+	NoCache bool
+
+	chains chainCache
 }
 
 // Request names one inspection.
@@ -127,7 +132,8 @@ func (r Result) Served(vantage string) []Served {
 	return out
 }
 
-// Inspect inspects req with a zero Checker.
+// Inspect inspects req with a zero Checker (nothing is remembered between
+// calls: a prober keeps one Checker).
 func Inspect(ctx context.Context, req Request) Result {
 	var c Checker
 	return c.Inspect(ctx, req)
@@ -145,21 +151,28 @@ func (c *Checker) Inspect(ctx context.Context, req Request) Result {
 	if res.Now.IsZero() {
 		res.Now = c.now()
 	}
-	sem := make(chan struct{}, maxParallel)
-	var wg sync.WaitGroup
-	for i, a := range req.Addrs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			res.Addrs[i] = c.inspectAddr(ctx, req, res.Port, a.Unmap(), res.Now)
-		}()
+	if len(req.Addrs) == 1 {
+		// The common case, in the caller's goroutine.
+		res.Addrs[0] = c.inspectAddr(ctx, req, res.Port, req.Addrs[0].Unmap(), res.Now)
+	} else {
+		sem := make(chan struct{}, maxParallel)
+		var wg sync.WaitGroup
+		for i, a := range req.Addrs {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				res.Addrs[i] = c.inspectAddr(ctx, req, res.Port, a.Unmap(), res.Now)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	res.Findings = findings(req.Name, res)
 	res.Duration = time.Since(start)
-	c.log().Debug("inspected", zap.String("name", req.Name), zap.Int("addrs", len(req.Addrs)),
-		zap.Int("findings", len(res.Findings)), zap.Duration("duration", res.Duration))
+	if c.Logger != nil {
+		c.Logger.Named("tlscheck").Debug("inspected", zap.String("name", req.Name), zap.Int("addrs", len(req.Addrs)),
+			zap.Int("findings", len(res.Findings)), zap.Duration("duration", res.Duration))
+	}
 	return res
 }
 
@@ -168,13 +181,6 @@ func (c *Checker) now() time.Time {
 		return c.Clock()
 	}
 	return time.Now()
-}
-
-func (c *Checker) log() *zap.Logger {
-	if c.Logger == nil {
-		return zap.NewNop()
-	}
-	return c.Logger.Named("tlscheck")
 }
 
 func (c *Checker) timeout() time.Duration {
@@ -227,6 +233,12 @@ func (c *Checker) inspectAddr(ctx context.Context, req Request, port int, addr n
 		// seen and described.
 		InsecureSkipVerify: true, //nolint:gosec // verified by analyse, not by the handshake
 		MinVersion:         tls.VersionTLS10,
+		// Classical key exchange only (crypto/tls picks X25519): nothing
+		// secret crosses this connection, and Go's default hybrid
+		// post-quantum share costs an ML-KEM-768 key generation per
+		// handshake, a fifth of a probe's CPU. Every TLS server supports
+		// X25519 or P-256.
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
 	})
 	err = tc.Handshake()
 	ar.BytesRead = cc.read
@@ -239,7 +251,7 @@ func (c *Checker) inspectAddr(ctx context.Context, req Request, port int, addr n
 	}
 	cs := tc.ConnectionState()
 	ar.TLSVersion = tls.VersionName(cs.Version)
-	ch := analyse(req.Name, cs.PeerCertificates, req.Roots, now)
+	ch := c.judge(req.Name, cs.PeerCertificates, req.Roots, now)
 	ar.Chain = &ch
 	return ar
 }

@@ -450,3 +450,43 @@ func TestStaleBackendsAcrossVantages(t *testing.T) {
 		})
 	}
 }
+
+// A Checker reuses the judgement of a chain it has seen: per roots, with the
+// name's coverage judged afresh.
+func TestChainCache(t *testing.T) {
+	t.Parallel()
+	fx := newFixtures(t)
+	cert, err := fx.inter.Issue(pki.Leaf{Names: []string{name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, addrs := servers(t, serveCert(cert))
+	c := &Checker{}
+	inspect := func(n string, roots *x509.CertPool) *Chain {
+		r := c.Inspect(context.Background(), Request{Name: n, Addrs: addrs, Port: port, Roots: roots})
+		if r.Addrs[0].Chain == nil {
+			t.Fatalf("no chain: %s", r.Addrs[0].Err)
+		}
+		return r.Addrs[0].Chain
+	}
+	trusted := fx.root.Pool()
+	first := inspect(name, trusted)
+	if len(c.chains.m) != 1 {
+		t.Fatalf("%d cached judgements, want 1", len(c.chains.m))
+	}
+	again := inspect(name, trusted)
+	if again.LeafCert != first.LeafCert || !again.Trusted || !again.CoversName {
+		t.Errorf("second inspection: %+v", again)
+	}
+	if other := inspect("other.example.com", trusted); other.CoversName {
+		t.Error("coverage came from the cache, not from the name")
+	}
+	if untrusted := inspect(name, fx.other.Pool()); untrusted.Trusted || len(c.chains.m) != 2 {
+		t.Errorf("other roots: trusted %v, %d cached", untrusted.Trusted, len(c.chains.m))
+	}
+	nc := &Checker{NoCache: true}
+	nc.Inspect(context.Background(), Request{Name: name, Addrs: addrs, Port: port, Roots: trusted})
+	if len(nc.chains.m) != 0 {
+		t.Error("NoCache cached")
+	}
+}
