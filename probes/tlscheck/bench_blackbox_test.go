@@ -162,17 +162,22 @@ func BenchmarkProbeVsBlackbox(b *testing.B) {
 	waitTCP(b, bbAddr)
 	client := &http.Client{Timeout: 10 * time.Second}
 
-	c := &tlscheck.Checker{HandshakeTimeout: 5 * time.Second}
 	req := tlscheck.Request{Name: benchName, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: targetPort, Roots: root.Pool()}
 	ctx := context.Background()
 
-	for _, peer := range []struct{ name, module, target string }{
+	for _, peer := range []struct {
+		name, module, target string
+		noCache              bool
+	}{
 		// The like-for-like peer: connect, handshake, verify.
-		{"tcp_tls", "tls_connect", target},
+		{name: "tcp_tls", module: "tls_connect", target: target},
+		// The same, every chain judged afresh (a name's first run).
+		{name: "tcp_tls_first_run", module: "tls_connect", target: target, noCache: true},
 		// What blackbox users usually run for probe_ssl_earliest_cert_expiry.
-		{"http_2xx_https", "https_2xx", "https://" + target + "/"},
+		{name: "http_2xx_https", module: "https_2xx", target: "https://" + target + "/"},
 	} {
 		probeURL := "http://" + bbAddr + "/probe?module=" + peer.module + "&target=" + url.QueryEscape(peer.target)
+		c := &tlscheck.Checker{HandshakeTimeout: 5 * time.Second, NoCache: peer.noCache}
 		b.Run(peer.name, func(b *testing.B) {
 			// One of each outside the measurement: both must succeed, or
 			// the numbers compare a failure path with a success path.
