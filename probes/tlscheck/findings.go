@@ -63,7 +63,7 @@ func findings(name string, res Result) []reports.Finding {
 		}
 		if !g.ch.CoversName {
 			out = append(out, certFinding(reports.CodeTLSNameMismatch, name, l, g.addrs,
-				fmt.Sprintf("%s serves a certificate for %s (serial %s, issuer %s), which does not cover %s", where, l.names(), l.Serial, l.Issuer, name)).
+				fmt.Sprintf("%s serves a certificate for %s (serial %s, issuer %s, expires %s), which does not cover %s", where, l.names(), l.Serial, l.Issuer, l.NotAfter.Format(time.RFC3339), name)).
 				With("dns_names", l.DNSNames))
 		}
 	}
@@ -82,8 +82,8 @@ func findings(name string, res Result) []reports.Finding {
 				what = "sends a chain that stops at " + last + ", which is not a CA certificate"
 			}
 			out = append(out, certFinding(reports.CodeTLSChainIncomplete, name, l, g.addrs,
-				fmt.Sprintf("%s %s: the issuer %s of %s was not sent and is not among the trusted roots, so clients that do not fetch or cache intermediates fail (serial %s, %d certificate(s) served)%s",
-					where, what, l.Issuer, last, l.Serial, ch.Served, loop)).
+				fmt.Sprintf("%s %s: the issuer %s of %s was not sent and is not among the trusted roots, so clients that do not fetch or cache intermediates fail (serial %s, expires %s, %d certificate(s) served)%s",
+					where, what, l.Issuer, last, l.Serial, l.NotAfter.Format(time.RFC3339), ch.Served, loop)).
 				With("served", ch.Served).With("path", ch.Path))
 		case !ch.Trusted:
 			why := ch.TrustError
@@ -91,8 +91,8 @@ func findings(name string, res Result) []reports.Finding {
 				why = "the certificate is self-signed"
 			}
 			out = append(out, certFinding(reports.CodeTLSUntrusted, name, l, g.addrs,
-				fmt.Sprintf("%s serves a chain (%s) that does not verify against the trusted roots (`--tls-roots`, or `tls.roots` in the daemon's configuration; the system's by default): %s (serial %s)%s",
-					where, strings.Join(ch.Path, " → "), why, l.Serial, loop)).
+				fmt.Sprintf("%s serves a chain (%s) that does not verify against the trusted roots (`--tls-roots`, or `tls.roots` in the daemon's configuration; the system's by default): %s (serial %s, expires %s)%s",
+					where, strings.Join(ch.Path, " → "), why, l.Serial, l.NotAfter.Format(time.RFC3339), loop)).
 				With("trust_error", ch.TrustError).With("path", ch.Path).With("self_signed", l.SelfSigned).With("loop", ch.Loop))
 		}
 	}
