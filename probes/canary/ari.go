@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -114,6 +115,17 @@ func (w Window) ARI() *reports.ARIWindow {
 // ErrARINotFound, ErrARIRateLimited with its RetryAfter, ErrARIMalformed,
 // ErrARITooLarge, ErrARIUnavailable).
 func RenewalInfo(ctx context.Context, cfg Config, cert, issuer *x509.Certificate) (Window, error) {
+	id, err := ARICertID(cert, issuer)
+	if err != nil {
+		return Window{}, err
+	}
+	return RenewalInfoByID(ctx, cfg, id)
+}
+
+// RenewalInfoByID is RenewalInfo for a certificate identifier
+// (ARICertID, or ARICertIDFromFacts when only a served certificate's facts
+// are at hand, e.g. from another vantage's observation).
+func RenewalInfoByID(ctx context.Context, cfg Config, id string) (Window, error) {
 	ctx, cancel := ariDeadline(ctx)
 	defer cancel()
 	hc, err := ariClient(ctx, cfg)
@@ -124,7 +136,7 @@ func RenewalInfo(ctx context.Context, cfg Config, cert, issuer *x509.Certificate
 	if err != nil {
 		return Window{}, err
 	}
-	return fetchWindow(ctx, cfg, hc, base, cert, issuer)
+	return fetchWindow(ctx, cfg, hc, base, id)
 }
 
 func ariDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -146,9 +158,10 @@ func ariClient(ctx context.Context, cfg Config) (*http.Client, error) {
 	return hc, nil
 }
 
-// certID is lego's RFC 9773 identifier, with the issuer's key identifier
-// when the certificate lacks an authority key identifier.
-func certID(cert, issuer *x509.Certificate) (string, error) {
+// ARICertID is the certificate's RFC 9773 identifier (lego's
+// api.MakeARICertID), with the issuer's key identifier when the
+// certificate lacks an authority key identifier (issuer may be nil).
+func ARICertID(cert, issuer *x509.Certificate) (string, error) {
 	if cert == nil {
 		return "", &ARIError{Kind: ErrARINoCertID, Detail: "no certificate"}
 	}
@@ -161,6 +174,21 @@ func certID(cert, issuer *x509.Certificate) (string, error) {
 		cert = &c
 	}
 	id, err := api.MakeARICertID(cert)
+	if err != nil {
+		return "", &ARIError{Kind: ErrARINoCertID, Err: err}
+	}
+	return id, nil
+}
+
+// ARICertIDFromFacts is ARICertID from a certificate's authority key
+// identifier and serial number in hex (tlscheck.CertFacts' AKI and Serial).
+func ARICertIDFromFacts(akiHex, serialHex string) (string, error) {
+	aki, err1 := hex.DecodeString(akiHex)
+	serial, err2 := hex.DecodeString(serialHex)
+	if err1 != nil || err2 != nil || len(aki) == 0 || len(serial) == 0 {
+		return "", &ARIError{Kind: ErrARINoCertID, Detail: fmt.Sprintf("authority key identifier %q, serial %q", truncate(akiHex), truncate(serialHex))}
+	}
+	id, err := api.MakeARICertID(&x509.Certificate{AuthorityKeyId: aki, SerialNumber: new(big.Int).SetBytes(serial)})
 	if err != nil {
 		return "", &ARIError{Kind: ErrARINoCertID, Err: err}
 	}
@@ -213,14 +241,10 @@ func renewalInfoURL(ctx context.Context, hc *http.Client, dirURL string) (string
 }
 
 // fetchWindow GETs base/certID and reads the window.
-func fetchWindow(ctx context.Context, cfg Config, hc *http.Client, base string, cert, issuer *x509.Certificate) (Window, error) {
+func fetchWindow(ctx context.Context, cfg Config, hc *http.Client, base, id string) (Window, error) {
 	now := time.Now
 	if cfg.Clock != nil {
 		now = cfg.Clock
-	}
-	id, err := certID(cert, issuer)
-	if err != nil {
-		return Window{}, err
 	}
 	u := base + "/" + id
 	resp, body, err := ariGet(ctx, hc, u)
@@ -315,13 +339,18 @@ const dirTTL = time.Hour
 // its NextFetch, a 429 is answered from memory (ErrARIRateLimited, with the
 // Retry-After left) until it has passed.
 func (c *ARICache) RenewalInfo(ctx context.Context, cfg Config, cert, issuer *x509.Certificate) (Window, error) {
+	id, err := ARICertID(cert, issuer)
+	if err != nil {
+		return Window{}, err
+	}
+	return c.RenewalInfoByID(ctx, cfg, id)
+}
+
+// RenewalInfoByID is RenewalInfoByID through the cache.
+func (c *ARICache) RenewalInfoByID(ctx context.Context, cfg Config, id string) (Window, error) {
 	now := time.Now
 	if cfg.Clock != nil {
 		now = cfg.Clock
-	}
-	id, err := certID(cert, issuer)
-	if err != nil {
-		return Window{}, err
 	}
 	key := cfg.DirectoryURL + " " + id
 	t := now()
@@ -357,7 +386,7 @@ func (c *ARICache) RenewalInfo(ctx context.Context, cfg Config, cert, issuer *x5
 		c.dirs[cfg.DirectoryURL] = d
 		c.mu.Unlock()
 	}
-	w, err := fetchWindow(ctx, cfg, hc, d.url, cert, issuer)
+	w, err := fetchWindow(ctx, cfg, hc, d.url, id)
 	e := ariEntry{w: w, err: err, added: t}
 	switch {
 	case err == nil:

@@ -3,8 +3,10 @@ package canary
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -292,5 +294,34 @@ func TestARIFindings(t *testing.T) {
 				t.Errorf("codes %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// The identifier from a served certificate's facts (hex AKI and serial, as
+// tlscheck records them) is the one from the certificate, a serial with
+// its high bit set (DER's leading zero) included.
+func TestARICertIDFromFacts(t *testing.T) {
+	aki := []byte{0x69, 0x88, 0x5b, 0x6b, 0x87, 0x46, 0x40, 0x41, 0xe1, 0xb3, 0x7b, 0x84, 0x7b, 0xa0, 0xae, 0x2c, 0xde, 0x01, 0xc8, 0xd4}
+	for _, serial := range []string{"87654321abcdef00", "0087654321abcdef", "01", "7f"} {
+		n, _ := new(big.Int).SetString(serial, 16)
+		c := &x509.Certificate{AuthorityKeyId: aki, SerialNumber: n}
+		want, err := ARICertID(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ARICertIDFromFacts(hex.EncodeToString(aki), hex.EncodeToString(n.Bytes()))
+		if err != nil || got != want {
+			t.Errorf("serial %s: %q, %v; want %q", serial, got, err, want)
+		}
+	}
+	// RFC 9773 §4.1's example.
+	n, _ := new(big.Int).SetString("87654321", 16)
+	if got, _ := ARICertIDFromFacts(hex.EncodeToString(aki), hex.EncodeToString(n.Bytes())); got != "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE" {
+		t.Errorf("RFC example: %q", got)
+	}
+	for _, bad := range [][2]string{{"", "01"}, {"zz", "01"}, {"69", ""}} {
+		if _, err := ARICertIDFromFacts(bad[0], bad[1]); !errors.Is(err, ErrARINoCertID) {
+			t.Errorf("%q: err = %v", bad, err)
+		}
 	}
 }

@@ -280,6 +280,15 @@ func TestRenewalWithARI(t *testing.T) {
 		if w.Start.After(twoThirds) || w.End.Before(twoThirds) || w.RetryAfter != 6*time.Hour {
 			t.Errorf("window %s – %s (two thirds %s), Retry-After %s", w.Start, w.End, twoThirds, w.RetryAfter)
 		}
+		// The same window from the facts alone (what another vantage's
+		// stored observation holds).
+		id, err := canary.ARICertIDFromFacts(ch.Leaf.AKI, ch.Leaf.Serial)
+		if err != nil || id != w.CertID {
+			t.Errorf("certificate ID from the facts: %q, %v; want %q", id, err, w.CertID)
+		}
+		if wf, err := canary.RenewalInfoByID(ctx, cfg, id); err != nil || !wf.Start.Equal(w.Start) {
+			t.Errorf("window from the facts: %v, %v", wf, err)
+		}
 		if fs := canary.ARIFindings(sc.Domain, leaf, w, time.Now()); len(fs) != 0 {
 			t.Errorf("findings %v", codes(fs))
 		}
