@@ -40,6 +40,11 @@ type Scenario struct {
 	// Vantages adds the universe's vantages (Universe.Vantages) as
 	// --vantage flags: the scenario's faults differ per vantage.
 	Vantages bool
+	// TLSExpect are the findings an inspection of the certificates served
+	// on the HTTPS port (probes/tlscheck, the tls probe kind) must report,
+	// with the universe's TLS roots (TLSRootsFile) trusted. Diagnose runs
+	// no tls probe yet, so these are separate from Expect.
+	TLSExpect []Expectation
 }
 
 // Expectation is one finding a correct diagnosis must contain.

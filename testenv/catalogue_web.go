@@ -324,6 +324,8 @@ func (c *cat) webScenarios() {
 			{Code: reports.CodeDNSServFail, Severity: reports.Warning, Vantage: "ap-south"}}},
 		site: solver, dnsFaultFrom: []string{"ap-south"}})
 
+	c.tlsScenarios()
+
 	c.extraZones = append(c.extraZones, zoneSpec{origin: webZone, text: c.webRecords.String()})
 	c.extraServers = append(c.extraServers, c.ns(webZone, 2, nil)...)
 }

@@ -19,6 +19,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -82,6 +83,12 @@ type Universe struct {
 	web           *webServer
 	fw            *firewall
 	pebble        *pebble.Pebble
+	// The TLS side: the universe's CA, the roots a client trusts, and
+	// Pebble's certificates per order group (tls.go).
+	tlsCA        *tlsCA
+	tlsRoots     *x509.CertPool
+	tlsRootsFile string
+	issued       map[string]*pebble.Issued
 }
 
 // Start builds the universe of the whole Catalogue, starts every server and
@@ -173,6 +180,9 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 	}
 	if opts.ACME {
 		if err := u.startPebble(ctx); err != nil {
+			return nil, fmt.Errorf("testenv: %w", err)
+		}
+		if err := u.issueTLS(ctx); err != nil {
 			return nil, fmt.Errorf("testenv: %w", err)
 		}
 	}
@@ -446,6 +456,9 @@ func (u *Universe) startWeb(ctx context.Context) error {
 		return err
 	}
 	u.web = w
+	if err := u.startTLS(); err != nil {
+		return err
+	}
 	if err := w.start(ctx, u.spec.sites); err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ func TestUniverse(t *testing.T) {
 	t.Run("diagnose-args", func(t *testing.T) { testDiagnoseArgs(t, u) })
 	t.Run("web", func(t *testing.T) { testWeb(t, u) })
 	t.Run("tls-alpn", func(t *testing.T) { testTLSALPN(t, u) })
+	t.Run("tls", func(t *testing.T) { testTLS(t, u) })
 	t.Run("drops", func(t *testing.T) { testDrops(t, u) })
 	t.Run("vantages", func(t *testing.T) { testVantages(t, u) })
 	t.Run("web-diagnose-args", func(t *testing.T) { testWebDiagnoseArgs(t, u) })

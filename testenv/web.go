@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -86,6 +87,9 @@ const (
 	tlsALPNNoALPN                  // an ordinary certificate, no acme-tls/1 (http/1.1 only)
 	tlsALPNWrongSAN                // RFC 8737 certificate for another name
 	tlsPlainHTTP                   // plain HTTP on the HTTPS port
+	tlsCert                        // the site's certificate (siteSpec.cert; Pebble's when it runs), HTTP behaviour https
+	tlsHang                        // accepts, reads the ClientHello and never answers
+	tlsGarbage                     // answers the ClientHello with bytes that are not TLS, then closes
 )
 
 // siteSpec is one web address of the universe and what it does on the
@@ -95,8 +99,9 @@ type siteSpec struct {
 	http    webBehaviour
 	tls     tlsKind
 	https   webBehaviour // HTTP behaviour behind tlsServe/tlsOld/tlsPlainHTTP; zero → solver
-	name    string       // tlsALPN*: the identifier
+	name    string       // tlsALPN*, tlsCert: the identifier
 	keyAuth string       // tlsALPN*: the key authorization
+	cert    certSpec     // tlsCert: the certificate served
 }
 
 // maxInfinite bounds the "infinite" body so a client that never stops
@@ -113,9 +118,17 @@ type webServer struct {
 	httpsPort int
 	tokens    map[string]bool // tokens the solver knows
 	selfCert  tls.Certificate
+	// certs holds what each tlsCert address serves, swappable while it
+	// runs (Pebble's certificates replace the fixtures once issued).
+	certs map[string]*atomic.Pointer[tls.Certificate]
+	// acme are the key authorizations of real orders (Pebble's tokens),
+	// answered by every solver next to the catalogue's.
+	acmeMu sync.Mutex
+	acme   map[string]string
 
 	mu      sync.Mutex
 	servers []*http.Server
+	raw     []net.Listener // serveRaw's listeners
 	wg      sync.WaitGroup
 	done    chan struct{}
 }
@@ -126,7 +139,7 @@ func newWebServer(log *zap.Logger, httpPort, httpsPort int, tokens map[string]bo
 		return nil, err
 	}
 	return &webServer{log: log.Named("web"), httpPort: httpPort, httpsPort: httpsPort, tokens: tokens,
-		selfCert: cert, done: make(chan struct{})}, nil
+		selfCert: cert, done: make(chan struct{}), certs: map[string]*atomic.Pointer[tls.Certificate]{}, acme: map[string]string{}}, nil
 }
 
 // selfSigned makes a self-signed ECDSA certificate for names, with extra
@@ -210,6 +223,17 @@ func (w *webServer) start(ctx context.Context, sites []siteSpec) error {
 		case tlsALPNNoALPN:
 			l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{w.selfCert}, NextProtos: []string{"http/1.1"}})
 		case tlsPlainHTTP:
+		case tlsCert:
+			slot := w.certs[s.addr]
+			if slot == nil || slot.Load() == nil {
+				_ = l.Close()
+				return fmt.Errorf("web %s: no certificate for the site", s.addr)
+			}
+			l = tls.NewListener(l, &tls.Config{NextProtos: []string{"http/1.1"},
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return slot.Load(), nil }})
+		case tlsHang, tlsGarbage:
+			w.serveRaw(l, s.tls)
+			continue
 		}
 		w.serve(l, w.handler(https))
 	}
@@ -246,11 +270,14 @@ func (w *webServer) close() {
 	default:
 		close(w.done)
 	}
-	servers := w.servers
-	w.servers = nil
+	servers, raw := w.servers, w.raw
+	w.servers, w.raw = nil, nil
 	w.mu.Unlock()
 	for _, s := range servers {
 		_ = s.Close()
+	}
+	for _, l := range raw {
+		_ = l.Close()
 	}
 	w.wg.Wait()
 }
@@ -267,6 +294,31 @@ func (w *webServer) tokenOf(path string) (string, bool) {
 	return tok, w.tokens[tok]
 }
 
+// present makes a real order's key authorization answerable by every
+// solver; the returned function withdraws it.
+func (w *webServer) present(token, keyAuth string) func() {
+	w.acmeMu.Lock()
+	w.acme[token] = keyAuth
+	w.acmeMu.Unlock()
+	return func() {
+		w.acmeMu.Lock()
+		delete(w.acme, token)
+		w.acmeMu.Unlock()
+	}
+}
+
+// acmeKeyAuth is the key authorization of a real order's token in path.
+func (w *webServer) acmeKeyAuth(path string) (string, bool) {
+	i := strings.Index(path, challengePrefix)
+	if i < 0 {
+		return "", false
+	}
+	w.acmeMu.Lock()
+	defer w.acmeMu.Unlock()
+	ka, ok := w.acme[path[i+len(challengePrefix):]]
+	return ka, ok
+}
+
 func (w *webServer) handler(b webBehaviour) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.respond(rw, r, b)
@@ -281,6 +333,11 @@ func (w *webServer) respond(rw http.ResponseWriter, r *http.Request, b webBehavi
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	solve := func() {
+		if ka, ok := w.acmeKeyAuth(r.URL.Path); ok {
+			rw.Header().Set("Content-Type", "application/octet-stream")
+			_, _ = rw.Write([]byte(ka))
+			return
+		}
 		tok, ok := w.tokenOf(r.URL.Path)
 		if !ok {
 			http.NotFound(rw, r)
