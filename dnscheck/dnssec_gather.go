@@ -61,6 +61,14 @@ func (r *run) chainFor(ctx context.Context, path *Path) (ChainKeys, Validation) 
 	return c.keys, c.v
 }
 
+// expectsSignatures says whether a validating resolver expects zone to be
+// signed: the chain of trust reaches it (its keys validated), or breaks at
+// the zone itself, below a parent that published its DS.
+func expectsSignatures(keys ChainKeys, chain Validation, zone string) bool {
+	zone = canonName(zone)
+	return keys[zone] != nil || chain.Security == SecurityBogus && canonName(chain.Zone) == zone
+}
+
 func hasType(rrs []dns.RR, t uint16) bool {
 	for _, rr := range rrs {
 		if rr.Header().Rrtype == t {

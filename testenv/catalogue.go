@@ -267,14 +267,19 @@ func buildCatalogue() *cat {
 		})
 	}
 	c.add(entry{
-		s: Scenario{Name: "transport-0x20", Domain: "www.caps.com", Description: "a name server does not preserve the query's 0x20 case",
-			Expect: []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.caps.com")}},
+		// Unbound falls back: it asks every server without 0x20 and takes
+		// the answer when they agree.
+		s: Scenario{Name: "transport-0x20", Domain: "www.caps.com", Healthy: true,
+			Description: "one of two name servers does not preserve the query's 0x20 case",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.caps.com")}},
 		zones:   []zoneSpec{{origin: "caps.com.", text: web}},
 		servers: c.ns("caps.com.", 2, map[int][]dnsserver.Fault{1: all(dnsserver.FaultWrong0x20)}),
 	})
 	c.add(entry{
-		s: Scenario{Name: "transport-edns", Domain: "www.edns.com", Description: "a name server answers FORMERR to EDNS queries",
-			Expect: []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.edns.com")}},
+		// Unbound retries without EDNS; the zone is unsigned, so nothing is lost.
+		s: Scenario{Name: "transport-edns", Domain: "www.edns.com", Healthy: true,
+			Description: "one of two name servers of an unsigned zone answers FORMERR to EDNS queries",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.edns.com")}},
 		zones:   []zoneSpec{{origin: "edns.com.", text: web}},
 		servers: c.ns("edns.com.", 2, map[int][]dnsserver.Fault{1: all(dnsserver.FaultEDNSIntolerant)}),
 	})
@@ -436,8 +441,85 @@ func buildCatalogue() *cat {
 		servers: c.ns("slow-servers.com.", 2, map[int][]dnsserver.Fault{1: slow, 2: slow}),
 	})
 
+	c.transportScenarios(all)
+
 	c.webScenarios()
 	return c
+}
+
+// transportScenarios are servers that mishandle EDNS, 0x20 or TCP, each
+// judged by what Let's Encrypt's resolver (Unbound) then does: it retries
+// without EDNS, falls back from 0x20 by asking every server and comparing,
+// and tries another server when one fails over TCP; it fails only when no
+// server gives a usable answer.
+func (c *cat) transportScenarios(all func(dnsserver.FaultKind) []dnsserver.Fault) {
+	edns, caps, noTCP := all(dnsserver.FaultEDNSIntolerant), all(dnsserver.FaultWrong0x20), all(dnsserver.FaultNoTCP)
+	both := func(f []dnsserver.Fault) map[int][]dnsserver.Fault { return map[int][]dnsserver.Fault{1: f, 2: f} }
+	c.add(entry{
+		s: Scenario{Name: "transport-edns-all", Domain: "www.edns-all.com", Healthy: true,
+			Description: "every name server of an unsigned zone answers FORMERR to EDNS queries",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.edns-all.com")}},
+		zones:   []zoneSpec{{origin: "edns-all.com.", text: web}},
+		servers: c.ns("edns-all.com.", 2, both(edns)),
+	})
+	c.add(entry{
+		// Without EDNS there is no DO bit, so no signatures: a validating
+		// resolver cannot prove anything in a signed zone.
+		s: Scenario{Name: "transport-edns-signed", Domain: "www.edns-signed.com",
+			Description: "every name server of a signed zone answers FORMERR to EDNS queries",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.edns-signed.com")}},
+		zones:   []zoneSpec{{origin: "edns-signed.com.", text: web, signed: true}},
+		servers: c.ns("edns-signed.com.", 2, both(edns)),
+	})
+	c.add(entry{
+		// An answer without signatures from ns1 makes Unbound ask ns2.
+		s: Scenario{Name: "transport-edns-signed-one", Domain: "www.edns-signed-one.com", Healthy: true,
+			Description: "one of two name servers of a signed zone answers FORMERR to EDNS queries",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.edns-signed-one.com")}},
+		zones:   []zoneSpec{{origin: "edns-signed-one.com.", text: web, signed: true}},
+		servers: c.ns("edns-signed-one.com.", 2, map[int][]dnsserver.Fault{1: edns}),
+	})
+	c.add(entry{
+		s: Scenario{Name: "transport-0x20-all", Domain: "www.caps-all.com", Healthy: true,
+			Description: "no name server preserves the query's 0x20 case; they all give the same answers",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.caps-all.com")}},
+		zones:   []zoneSpec{{origin: "caps-all.com.", text: web}},
+		servers: c.ns("caps-all.com.", 2, both(caps)),
+	})
+	c.add(entry{
+		s: Scenario{Name: "transport-0x20-signed", Domain: "www.caps-signed.com", Healthy: true,
+			Description: "no name server of a signed zone preserves the query's 0x20 case",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.caps-signed.com")}},
+		zones:   []zoneSpec{{origin: "caps-signed.com.", text: web, signed: true}},
+		servers: c.ns("caps-signed.com.", 2, both(caps)),
+	})
+	{
+		// The 0x20 fallback compares the servers' answers: a secondary
+		// serving an older address makes it give up (SERVFAIL).
+		srv := c.ns("caps-disagree.com.", 2, both(caps))
+		srv[1].stale = map[string]string{"caps-disagree.com.": "@ SOA ns1.caps-disagree.com. hostmaster.caps-disagree.com. 1000 3600 900 604800 300\n" +
+			"www A 127.80.0.2\n"}
+		c.add(entry{
+			s: Scenario{Name: "transport-0x20-disagree", Domain: "www.caps-disagree.com",
+				Description: "no name server preserves the query's 0x20 case, and a lagging secondary serves another address",
+				Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns2.caps-disagree.com")}},
+			zones:   []zoneSpec{{origin: "caps-disagree.com.", text: "@ SOA ns1.caps-disagree.com. hostmaster.caps-disagree.com. 1001 3600 900 604800 300\n" + web}},
+			servers: srv,
+		})
+	}
+	var bigTXT strings.Builder
+	for i := range 40 {
+		bigTXT.WriteString(txt("_acme-challenge.www", Token(fmt.Sprintf("tcp-%d", i))))
+	}
+	c.add(entry{
+		// Unbound asks the other server over TCP.
+		s: Scenario{Name: "transport-tcp-one", Domain: "www.tcpfail-one.com", Healthy: true, Args: dns01Args("transport-tcp-one"),
+			Description: "41 TXT records at _acme-challenge: truncated over UDP, and one of two name servers refuses TCP",
+			Expect: []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.tcpfail-one.com"),
+				exp(reports.CodeDNS01TooManyTXT, reports.Warning, "")}},
+		zones:   []zoneSpec{{origin: "tcpfail-one.com.", text: web + bigTXT.String() + txt("_acme-challenge.www", Token("transport-tcp-one"))}},
+		servers: c.ns("tcpfail-one.com.", 2, map[int][]dnsserver.Fault{1: noTCP}),
+	})
 }
 
 // Catalogue lists every scenario of the universe Start builds. Scenarios

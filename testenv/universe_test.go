@@ -535,6 +535,18 @@ func testResolvers(t *testing.T, u *Universe) {
 		{desc: "dns-01 CNAME into a signed zone", resolver: u.Resolver(), name: "_acme-challenge.www.dns01-cname.com.", qtype: dns.TypeTXT, count: 1},
 		{desc: "dangling dns-01 CNAME: NXDOMAIN", resolver: u.Resolver(), name: "_acme-challenge.www.cnamedangle.com.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError},
 		{desc: "private address stripped by the public view", resolver: u.Resolver(), name: "www.reserved.com."},
+		// What Let's Encrypt's resolver makes of servers that mishandle
+		// transport: the scenarios' severities rest on these.
+		{desc: "EDNS-intolerant servers, unsigned zone: retried without EDNS", resolver: u.Resolver(), name: "www.edns-all.com.", addr: WebAddr},
+		{desc: "EDNS-intolerant servers, signed zone: no signatures, SERVFAIL, EDE 10", resolver: u.Resolver(), name: "www.edns-signed.com.",
+			rcode: dns.RcodeServerFailure, ede: dns.ExtendedErrorCodeRRSIGsMissing},
+		{desc: "one EDNS-intolerant server, signed zone: the other one validates", resolver: u.Resolver(), name: "www.edns-signed-one.com.", ad: true, addr: WebAddr},
+		{desc: "no server keeps the 0x20 case: fallback", resolver: u.Resolver(), name: "www.caps-all.com.", addr: WebAddr},
+		{desc: "no server keeps the 0x20 case, signed zone: fallback", resolver: u.Resolver(), name: "www.caps-signed.com.", ad: true, addr: WebAddr},
+		{desc: "0x20 fallback meets servers that disagree: SERVFAIL", resolver: u.Resolver(), name: "www.caps-disagree.com.", qtype: dns.TypeCAA,
+			rcode: dns.RcodeServerFailure},
+		{desc: "truncated, one server refuses TCP: the other answers", resolver: u.Resolver(), name: "_acme-challenge.www.tcpfail-one.com.",
+			qtype: dns.TypeTXT, count: 41},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
