@@ -332,7 +332,8 @@ func rootCause(f reports.Finding) bool {
 // same name already explains why every lookup fails: the CA would stop at
 // the address or TXT lookup first, and the user has one thing to fix. A
 // broken chain of trust to a zone whose servers answer only without EDNS
-// (so without signatures) is that transport problem, not a signing one.
+// (so without signatures) is that transport problem, not a signing one;
+// answers bogus for the same reason in the same zone are one problem.
 func (n *nameRun) foldConsequences() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -357,8 +358,8 @@ func (n *nameRun) foldConsequences() {
 		}
 	}
 	// In turn: a bogus chain or answer caused by answers without EDNS
-	// goes to that transport finding; then failed CAA lookups go to their
-	// cause.
+	// goes to that transport finding; bogus answers of one zone and reason
+	// go to the first of them; then failed CAA lookups go to their cause.
 	// A finding only ever receives notes from findings folded after it.
 	fold := func(apply func(k int, f reports.Finding) (int, string)) {
 		for k := range fs {
@@ -381,6 +382,20 @@ func (n *nameRun) foldConsequences() {
 			_, edns := g.Evidence["edns_intolerant"]
 			return edns && rootCause(g) && zoneOf(g) == zoneOf(f)
 		}), "DNSSEC validation fails for this reason: " + f.Detail
+	})
+	fold(func(k int, f reports.Finding) (int, string) {
+		question, _ := f.Evidence["question"].(string)
+		if f.Code != reports.CodeDNSDNSSECBogus || question == "" {
+			return -1, ""
+		}
+		i := find(func(g reports.Finding) bool {
+			_, q := g.Evidence["question"]
+			return q && g.Code == f.Code && g.Severity == f.Severity && zoneOf(g) == zoneOf(f) && g.Evidence["reason"] == f.Evidence["reason"]
+		})
+		if i > k {
+			return -1, "" // the later one folds into this one
+		}
+		return i, "The answer for " + question + " is bogus for the same reason."
 	})
 	fold(func(_ int, f reports.Finding) (int, string) {
 		label, _ := f.Evidence["label"].(string)

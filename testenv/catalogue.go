@@ -442,6 +442,7 @@ func buildCatalogue() *cat {
 	})
 
 	c.transportScenarios(all)
+	c.denialScenarios(all)
 
 	c.webScenarios()
 	return c
@@ -520,6 +521,80 @@ func (c *cat) transportScenarios(all func(dnsserver.FaultKind) []dnsserver.Fault
 		zones:   []zoneSpec{{origin: "tcpfail-one.com.", text: web + bigTXT.String() + txt("_acme-challenge.www", Token("transport-tcp-one"))}},
 		servers: c.ns("tcpfail-one.com.", 2, map[int][]dnsserver.Fault{1: noTCP}),
 	})
+
+	// CAA and TXT sets too big for UDP, with and without TCP.
+	var caa strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&caa, "@ CAA 0 issue \"ca-%02d.example\"\n", i)
+	}
+	caa.WriteString("@ CAA 0 issue \"letsencrypt.org\"\n")
+	c.add(entry{
+		s: Scenario{Name: "caa-transport-tcp", Domain: "www.caa-tcpfail.com",
+			Description: "61 CAA records at the apex: truncated over UDP, and the name server refuses TCP",
+			Expect: []Expectation{exp(reports.CodeCAALookupFailed, reports.Fatal, "ns1.caa-tcpfail.com"),
+				exp(reports.CodeDNSTransport, reports.Error, "ns1.caa-tcpfail.com")}},
+		zones:   []zoneSpec{{origin: "caa-tcpfail.com.", text: web + caa.String()}},
+		servers: c.ns("caa-tcpfail.com.", 1, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+	c.add(entry{
+		s: Scenario{Name: "caa-transport-tcp-dns01", Domain: "www.caa-tcpfail-txt.com", Args: dns01Args("caa-transport-tcp-dns01"),
+			Description: "dns-01 with the TXT in place; 61 CAA records at the name itself need TCP, which the name server refuses",
+			Expect: []Expectation{exp(reports.CodeCAALookupFailed, reports.Fatal, ""),
+				exp(reports.CodeDNSTransport, reports.Error, "ns1.caa-tcpfail-txt.com")}},
+		zones: []zoneSpec{{origin: "caa-tcpfail-txt.com.", text: web + txt("_acme-challenge.www", Token("caa-transport-tcp-dns01")) +
+			strings.ReplaceAll(caa.String(), "@ CAA", "www CAA")}},
+		servers: c.ns("caa-tcpfail-txt.com.", 1, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+	c.add(entry{
+		s: Scenario{Name: "caa-big-tcp", Domain: "www.caa-big.com", Healthy: true,
+			Description: "61 CAA records at the apex, one of them for Let's Encrypt, served over TCP"},
+		zones:   []zoneSpec{{origin: "caa-big.com.", text: web + caa.String()}},
+		servers: c.ns("caa-big.com.", 2, nil),
+	})
+	c.add(entry{
+		s: Scenario{Name: "dns01-transport-tcp", Domain: "www.txt-tcpfail.com", Args: dns01Args("dns01-transport-tcp"),
+			Description: "41 TXT records at _acme-challenge: truncated over UDP, and the name server refuses TCP",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.txt-tcpfail.com")}},
+		zones:   []zoneSpec{{origin: "txt-tcpfail.com.", text: web + bigTXT.String() + txt("_acme-challenge.www", Token("dns01-transport-tcp"))}},
+		servers: c.ns("txt-tcpfail.com.", 1, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+}
+
+// denialScenarios are signed zones whose negative answers (NXDOMAIN,
+// NODATA) come without the NSEC records that prove them: a validating
+// resolver answers SERVFAIL for every name or type that does not exist —
+// the CAA lookups first of all.
+func (c *cat) denialScenarios(all func(dnsserver.FaultKind) []dnsserver.Fault) {
+	nd := all(dnsserver.FaultNoDenial)
+	both := map[int][]dnsserver.Fault{1: nd, 2: nd}
+	bogus := func(detail string) []Expectation {
+		return []Expectation{exp(reports.CodeDNSDNSSECBogus, reports.Fatal, detail)}
+	}
+	c.simpleWith(Scenario{Name: "dnssec-no-denial", Domain: "www.nodenial.com",
+		Description: "a signed zone whose NODATA answers carry no NSEC proof: CAA and AAAA lookups are bogus",
+		Expect:      bogus("denial")},
+		zoneSpec{origin: "nodenial.com.", text: web, signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-dns01", Domain: "www.nodenial-dns01.com", Args: dns01Args("dnssec-no-denial-dns01"),
+		Description: "dns-01 with the TXT in place in a signed zone without denial proofs: the CAA lookups are bogus",
+		Expect:      bogus("CAA")},
+		zoneSpec{origin: "nodenial-dns01.com.", text: web + txt("_acme-challenge.www", Token("dnssec-no-denial-dns01")), signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-txt", Domain: "www.nodenial-txt.com", Args: dns01Args("dnssec-no-denial-txt"),
+		Description: "dns-01 without the TXT in a signed zone without denial proofs: the NXDOMAIN for it is bogus",
+		Expect:      bogus("_acme-challenge.www.nodenial-txt.com")},
+		zoneSpec{origin: "nodenial-txt.com.", text: web, signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-nxdomain", Domain: "missing.nodenial-nx.com",
+		Description: "a name that does not exist in a signed zone without denial proofs: the NXDOMAIN is bogus",
+		Expect:      bogus("missing.nodenial-nx.com")},
+		zoneSpec{origin: "nodenial-nx.com.", text: web, signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-one", Domain: "www.nodenial-one.com", Healthy: true,
+		Description: "one of two name servers of a signed zone sends negative answers without NSEC proof",
+		Expect:      []Expectation{exp(reports.CodeDNSDNSSECBogus, reports.Warning, "ns1.nodenial-one.com")}},
+		zoneSpec{origin: "nodenial-one.com.", text: web, signed: true}, map[int][]dnsserver.Fault{1: nd})
+}
+
+// simpleWith is simple with faults on the two servers.
+func (c *cat) simpleWith(s Scenario, z zoneSpec, faults map[int][]dnsserver.Fault) {
+	c.add(entry{s: s, zones: []zoneSpec{z}, servers: c.ns(z.origin, 2, faults)})
 }
 
 // Catalogue lists every scenario of the universe Start builds. Scenarios
