@@ -40,6 +40,11 @@ type Scenario struct {
 	// Vantages adds the universe's vantages (Universe.Vantages) as
 	// --vantage flags: the scenario's faults differ per vantage.
 	Vantages bool
+	// HTTPOnHTTPSPort validates HTTP-01 on the universe's HTTPS port
+	// (--http-port), where the scenario's address speaks plain HTTP and the
+	// one IPv6 server (::1, HTTP port only) has no listener: the way to
+	// stage an AAAA that refuses the first request while IPv4 answers.
+	HTTPOnHTTPSPort bool
 }
 
 // Expectation is one finding a correct diagnosis must contain.

@@ -167,6 +167,23 @@ func (c *cat) webScenarios() {
 		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
 		site: redirect(http.StatusMovedPermanently, "https://{host}{path}", tlsServe, webBehaviour{}),
 		v6:   &webBehaviour{kind: webRedirect, status: http.StatusMovedPermanently, location: "https://{host}{path}"}})
+	// A refused IPv6 connection is not different content: Boulder retries
+	// that request on IPv4 (the first one and a redirected one alike).
+	plainOnHTTPS := func(b webBehaviour) siteSpec { return siteSpec{tls: tlsPlainHTTP, https: b} }
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-refused", Args: h01("web-ipv6-refused"), Healthy: true, HTTPOnHTTPSPort: true,
+		Description: "the AAAA address refuses the first request; the A address serves the token (Let's Encrypt falls back to IPv4)",
+		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
+		site: plainOnHTTPS(webBehaviour{kind: webSolver}), v6: &webBehaviour{kind: webSolver}})
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-refused-v4-wrong", Args: h01("web-ipv6-refused-v4-wrong"), HTTPOnHTTPSPort: true,
+		Description: "the AAAA address refuses the first request; the A address serves a stale key authorization",
+		Expect: []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1"),
+			exp(reports.CodeHTTP01WrongBody, reports.Error, Token("stale-token"))}},
+		site: plainOnHTTPS(webBehaviour{kind: webBody, body: KeyAuth("stale-token")}), v6: &webBehaviour{kind: webSolver}})
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-redirect-refused-v4-direct", Args: h01("web-ipv6-redirect-refused-v4-direct"), Healthy: true,
+		Description: "IPv6 port 80 redirects to https, where IPv6 refuses (fallback to IPv4); IPv4 port 80 serves the token itself",
+		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
+		site: siteSpec{http: webBehaviour{kind: webSolver}, tls: tlsServe},
+		v6:   &webBehaviour{kind: webRedirect, status: http.StatusMovedPermanently, location: "https://{host}{path}"}})
 	c.addWeb(webCase{s: Scenario{Name: "web-inconsistent-backends", Args: h01("web-inconsistent-backends"),
 		Description: "two A addresses: one serves the token, the other a stale key authorization",
 		Expect:      []Expectation{exp(reports.CodeHTTP01InconsistentBackends, reports.Error, "127.80.")}},
