@@ -53,6 +53,8 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 	seenBy := map[key][]string{}
 	var order []key
 	first := map[key]Finding{}
+	// causes are what made each vantage fail each name (see failedAlike).
+	causes := map[[2]string][]string{}
 	for _, o := range outcomes {
 		if o.Failed {
 			pass[[2]string{o.Vantage, o.Name}] = false
@@ -64,10 +66,11 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 			r.Checks = append(r.Checks, c)
 		}
 		for _, f := range o.Findings {
+			k := key{f.Name, string(f.Code), mergeKey(f)}
 			if f.Severity >= Error {
 				pass[[2]string{o.Vantage, f.Name}] = false
+				causes[[2]string{o.Vantage, f.Name}] = append(causes[[2]string{o.Vantage, f.Name}], k.code+"\x00"+k.detail)
 			}
-			k := key{f.Name, string(f.Code), mergeKey(f)}
 			if _, ok := first[k]; !ok {
 				first[k] = f
 				order = append(order, k)
@@ -147,7 +150,11 @@ func Assemble(names []string, challenge string, vantages []VantageInfo, outcomes
 		}
 	}
 	for _, n := range names {
-		r.Findings = append(r.Findings, mpicFindings(n, quorum[n], external, cluster, pass)...)
+		q := quorum[n]
+		if failedAlike(n, external, pass, causes) {
+			q = nil // the shared cause leads; the quorum stays in r.Quorum
+		}
+		r.Findings = append(r.Findings, mpicFindings(n, q, external, cluster, pass)...)
 	}
 	r.Finalize()
 	return r
@@ -184,6 +191,31 @@ func allPass(pass map[[2]string]bool, vs []VantageInfo, names []string) bool {
 		}
 	}
 	return true
+}
+
+// failedAlike reports whether every remote perspective fails name and one
+// cause (a finding of error severity, as Assemble merges them) is among the
+// failures of each. The quorum finding is for perspectives that disagree
+// (some pass, or each fails for reasons of its own): there its fix — make
+// the name reachable from every region — is the point. When they all fail
+// alike, the shared cause is the thing to fix and leads the report; a
+// quorum finding above it, with a fix about geo-blocking, would send the
+// user the wrong way. The quorum itself stays in the report (Report.Quorum,
+// a line of the text and markdown renderings).
+func failedAlike(name string, external []VantageInfo, pass map[[2]string]bool, causes map[[2]string][]string) bool {
+	var shared []string
+	for i, v := range external {
+		k := [2]string{v.Name, name}
+		if pass[k] {
+			return false
+		}
+		if i == 0 {
+			shared = slices.Clone(causes[k])
+			continue
+		}
+		shared = slices.DeleteFunc(shared, func(c string) bool { return !slices.Contains(causes[k], c) })
+	}
+	return len(shared) > 0
 }
 
 // mpicFindings says what the perspectives' disagreement about one name means.

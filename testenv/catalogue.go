@@ -40,6 +40,10 @@ type Scenario struct {
 	// Vantages adds the universe's vantages (Universe.Vantages) as
 	// --vantage flags: the scenario's faults differ per vantage.
 	Vantages bool
+	// Absent are codes a correct diagnosis must not report, at any
+	// severity or vantage: a finding that would send the user the wrong
+	// way (mpic.quorum_failed when every perspective fails alike).
+	Absent []reports.Code
 	// HTTPOnHTTPSPort validates HTTP-01 on the universe's HTTPS port
 	// (--http-port), where the scenario's address speaks plain HTTP and the
 	// one IPv6 server (::1, HTTP port only) has no listener: the way to

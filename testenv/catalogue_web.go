@@ -330,11 +330,37 @@ func (c *cat) webScenarios() {
 		Expect: []Expectation{exp(reports.CodeVantageSelfCheckOnly, reports.Warning, "cluster"),
 			{Code: reports.CodeHTTP01ConnectTimeout, Severity: reports.Warning, Vantage: "cluster"}}},
 		site: solver, drops: blocked("cluster")})
+	// Every perspective failing alike is the cause's finding: a quorum
+	// finding (fix: remove geo-blocking) above it would mislead.
 	c.addWeb(webCase{s: Scenario{Name: "mpic-all-blocked", Args: h01("mpic-all-blocked"), Vantages: true,
 		Description: "a firewall drops every vantage",
-		Expect: []Expectation{exp(reports.CodeHTTP01ConnectTimeout, reports.Error, "127.80."),
-			exp(reports.CodeMPICQuorumFailed, reports.Fatal, "")}},
+		Expect:      []Expectation{exp(reports.CodeHTTP01ConnectTimeout, reports.Error, "127.80.")},
+		Absent:      []reports.Code{reports.CodeMPICQuorumFailed}},
 		site: solver, drops: []dropSpec{{}}})
+	c.addWeb(webCase{s: Scenario{Name: "mpic-all-refused", Args: h01("mpic-all-refused"), Vantages: true,
+		Description: "nothing listens on port 80: every vantage is refused",
+		Expect:      []Expectation{exp(reports.CodeHTTP01ConnectionRefused, reports.Error, "127.80.")},
+		Absent:      []reports.Code{reports.CodeMPICQuorumFailed}}})
+	c.addWeb(webCase{s: Scenario{Name: "mpic-split-causes", Args: h01("mpic-split-causes"), Vantages: true,
+		Description: "every remote perspective fails, each for its own reason: us-east is dropped, eu-west and ap-south get SERVFAIL",
+		Expect: []Expectation{exp(reports.CodeMPICQuorumFailed, reports.Fatal, "us-east"),
+			{Code: reports.CodeHTTP01ConnectTimeout, Severity: reports.Error, Vantage: "us-east"},
+			{Code: reports.CodeDNSServFail, Severity: reports.Fatal, Vantage: "eu-west"}}},
+		site: solver, drops: blocked("us-east"), dnsFaultFrom: []string{"eu-west", "ap-south"}})
+	{
+		zone := "mpic-txtprop.com."
+		srv := c.ns(zone, 2, nil)
+		srv[1].stale = map[string]string{zone: "@ SOA ns1.mpic-txtprop.com. hostmaster.mpic-txtprop.com. 1000 3600 900 604800 300\nwww A " + WebAddr + "\n"}
+		c.add(entry{
+			s: Scenario{Name: "mpic-dns01-not-propagated", Domain: "www.mpic-txtprop.com", Args: dns01Args("mpic-dns01-not-propagated"), Vantages: true,
+				Description: "dns-01 from every vantage: a lagging secondary lacks the TXT value",
+				Expect:      []Expectation{exp(reports.CodeDNS01TXTNotPropagated, reports.Error, "ns2.mpic-txtprop.com")},
+				Absent:      []reports.Code{reports.CodeMPICQuorumFailed}},
+			zones: []zoneSpec{{origin: zone, text: "@ SOA ns1.mpic-txtprop.com. hostmaster.mpic-txtprop.com. 1001 3600 900 604800 300\nwww A " + WebAddr + "\n" +
+				txt("_acme-challenge.www", Token("mpic-dns01-not-propagated"))}},
+			servers: srv,
+		})
+	}
 	c.addWeb(webCase{s: Scenario{Name: "mpic-dns-partial", Args: h01("mpic-dns-partial"), Vantages: true, Healthy: true, Tentative: true,
 		Description: "the name's servers answer SERVFAIL to one perspective's resolver (ap-south) only",
 		Expect: []Expectation{exp(reports.CodeMPICPartial, reports.Warning, "ap-south"),
