@@ -352,7 +352,13 @@ func caseFinding(apex string, ok []AddrHealth) *reports.Finding {
 		detail += "\nLet's Encrypt's resolver (Unbound, which uses 0x20) asks every server again without 0x20 and, as they all give the same answer, takes it: validation passes. " +
 			"It fails while the servers disagree (a change that has not reached every server yet), and resolvers that use 0x20 without this fallback fail always."
 	}
-	f := reports.New(reports.CodeDNSTransport, "", detail).With("zone", apex).With("breaks_0x20", len(breakers)).WithSeverity(sev)
+	return transportFinding(apex, detail, sev, "breaks_0x20", len(breakers))
+}
+
+// transportFinding is a zone's dns.transport finding; as an error it makes
+// every lookup in the zone fail (its evidence says so, for folding).
+func transportFinding(apex, detail string, sev reports.Severity, what string, servers int) *reports.Finding {
+	f := reports.New(reports.CodeDNSTransport, "", detail).With("zone", apex).With(what, servers).WithSeverity(sev)
 	if sev == reports.Error {
 		f = f.With("every_lookup", true)
 	}
@@ -397,11 +403,7 @@ func (h *ZoneHealth) ednsFinding(signed bool) *reports.Finding {
 		detail += "\nLet's Encrypt's resolver (Unbound) asks again without EDNS and gets the answer: validation passes. " +
 			"Resolvers that do not retry without EDNS fail, answers over 512 bytes need TCP, and once the zone is signed validation fails."
 	}
-	f := reports.New(reports.CodeDNSTransport, "", detail).With("zone", apex).With("edns_intolerant", len(lines)).WithSeverity(sev)
-	if sev == reports.Error {
-		f = f.With("every_lookup", true)
-	}
-	return &f
+	return transportFinding(apex, detail, sev, "edns_intolerant", len(lines))
 }
 
 // negativeTTLFinding warns when the zone's negative-caching TTL is long.

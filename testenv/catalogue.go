@@ -465,44 +465,29 @@ func buildCatalogue() *cat {
 func (c *cat) transportScenarios(all func(dnsserver.FaultKind) []dnsserver.Fault) {
 	edns, caps, noTCP := all(dnsserver.FaultEDNSIntolerant), all(dnsserver.FaultWrong0x20), all(dnsserver.FaultNoTCP)
 	both := func(f []dnsserver.Fault) map[int][]dnsserver.Fault { return map[int][]dnsserver.Fault{1: f, 2: f} }
-	c.add(entry{
-		s: Scenario{Name: "transport-edns-all", Domain: "www.edns-all.com", Healthy: true,
-			Description: "every name server of an unsigned zone answers FORMERR to EDNS queries",
-			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.edns-all.com")}},
-		zones:   []zoneSpec{{origin: "edns-all.com.", text: web}},
-		servers: c.ns("edns-all.com.", 2, both(edns)),
-	})
-	c.add(entry{
-		// Without EDNS there is no DO bit, so no signatures: a validating
-		// resolver cannot prove anything in a signed zone.
-		s: Scenario{Name: "transport-edns-signed", Domain: "www.edns-signed.com",
-			Description: "every name server of a signed zone answers FORMERR to EDNS queries",
-			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.edns-signed.com")}},
-		zones:   []zoneSpec{{origin: "edns-signed.com.", text: web, signed: true}},
-		servers: c.ns("edns-signed.com.", 2, both(edns)),
-	})
-	c.add(entry{
-		// An answer without signatures from ns1 makes Unbound ask ns2.
-		s: Scenario{Name: "transport-edns-signed-one", Domain: "www.edns-signed-one.com", Healthy: true,
-			Description: "one of two name servers of a signed zone answers FORMERR to EDNS queries",
-			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.edns-signed-one.com")}},
-		zones:   []zoneSpec{{origin: "edns-signed-one.com.", text: web, signed: true}},
-		servers: c.ns("edns-signed-one.com.", 2, map[int][]dnsserver.Fault{1: edns}),
-	})
-	c.add(entry{
-		s: Scenario{Name: "transport-0x20-all", Domain: "www.caps-all.com", Healthy: true,
-			Description: "no name server preserves the query's 0x20 case; they all give the same answers",
-			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.caps-all.com")}},
-		zones:   []zoneSpec{{origin: "caps-all.com.", text: web}},
-		servers: c.ns("caps-all.com.", 2, both(caps)),
-	})
-	c.add(entry{
-		s: Scenario{Name: "transport-0x20-signed", Domain: "www.caps-signed.com", Healthy: true,
-			Description: "no name server of a signed zone preserves the query's 0x20 case",
-			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.caps-signed.com")}},
-		zones:   []zoneSpec{{origin: "caps-signed.com.", text: web, signed: true}},
-		servers: c.ns("caps-signed.com.", 2, both(caps)),
-	})
+	c.simpleWith(Scenario{Name: "transport-edns-all", Domain: "www.edns-all.com", Healthy: true,
+		Description: "every name server of an unsigned zone answers FORMERR to EDNS queries",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.edns-all.com")}},
+		zoneSpec{origin: "edns-all.com.", text: web}, both(edns))
+	// Without EDNS there is no DO bit, so no signatures: a validating
+	// resolver cannot prove anything in a signed zone.
+	c.simpleWith(Scenario{Name: "transport-edns-signed", Domain: "www.edns-signed.com",
+		Description: "every name server of a signed zone answers FORMERR to EDNS queries",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.edns-signed.com")}},
+		zoneSpec{origin: "edns-signed.com.", text: web, signed: true}, both(edns))
+	// An answer without signatures from ns1 makes Unbound ask ns2.
+	c.simpleWith(Scenario{Name: "transport-edns-signed-one", Domain: "www.edns-signed-one.com", Healthy: true,
+		Description: "one of two name servers of a signed zone answers FORMERR to EDNS queries",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.edns-signed-one.com")}},
+		zoneSpec{origin: "edns-signed-one.com.", text: web, signed: true}, map[int][]dnsserver.Fault{1: edns})
+	c.simpleWith(Scenario{Name: "transport-0x20-all", Domain: "www.caps-all.com", Healthy: true,
+		Description: "no name server preserves the query's 0x20 case; they all give the same answers",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.caps-all.com")}},
+		zoneSpec{origin: "caps-all.com.", text: web}, both(caps))
+	c.simpleWith(Scenario{Name: "transport-0x20-signed", Domain: "www.caps-signed.com", Healthy: true,
+		Description: "no name server of a signed zone preserves the query's 0x20 case",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.caps-signed.com")}},
+		zoneSpec{origin: "caps-signed.com.", text: web, signed: true}, both(caps))
 	{
 		// The 0x20 fallback compares the servers' answers: a secondary
 		// serving an older address makes it give up (SERVFAIL).
