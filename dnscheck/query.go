@@ -367,10 +367,14 @@ func (q *Querier) fail(server netip.AddrPort, name string, qtype uint16, kind Er
 
 // exchange asks once and, like Unbound's serviced queries, asks again
 // without EDNS when the server fails a question carrying EDNS with FORMERR
-// or NOTIMP; the answer without EDNS stands when it is NOERROR or NXDOMAIN.
+// or NOTIMP or with an answer that does not parse; the answer without EDNS
+// stands when it is NOERROR or NXDOMAIN.
 func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16, o QueryOptions) *Response {
 	resp := q.exchangeEDNS(ctx, server, name, qtype, o)
-	if o.NoEDNS || resp.Msg == nil || resp.Msg.Rcode != dns.RcodeFormatError && resp.Msg.Rcode != dns.RcodeNotImplemented || ctx.Err() != nil {
+	var qe *QueryError
+	rejected := resp.Msg != nil && (resp.Msg.Rcode == dns.RcodeFormatError || resp.Msg.Rcode == dns.RcodeNotImplemented) ||
+		resp.Msg == nil && errors.As(resp.Err, &qe) && qe.Kind == KindMalformed
+	if o.NoEDNS || !rejected || ctx.Err() != nil {
 		return resp
 	}
 	plain := o
