@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,13 +25,20 @@ const NegativeTTLLimit = 3600
 // AddrHealth is what one server address answered to the zone's SOA question.
 type AddrHealth struct {
 	HostAddr
-	SOA    *Response // SOA asked with a mixed-case name (0x20 check)
-	NoEDNS *Response // the same without EDNS, only when the EDNS one failed
+	// SOA is the answer to the SOA question asked with a mixed-case name
+	// (0x20 check) and EDNS; asked again without EDNS when the server
+	// failed that (SOA.NoEDNS then says so).
+	SOA    *Response
 	Serial uint32
 	// State is "ok", "silent", "lame" (REFUSED or not authoritative),
 	// "failing" (SERVFAIL and other rcodes) or "malformed".
 	State  string
 	Reason string
+	// On an "ok" address: it answers only without EDNS (EDNS intolerant),
+	// or it does not echo the question's letter case (breaks 0x20).
+	NoEDNS     bool
+	Breaks0x20 bool
+	CaseReason string
 }
 
 // ZoneHealth is the verdict on one zone's servers.
@@ -110,15 +118,12 @@ func (r *run) checkZone(ctx context.Context, z *Zone) *ZoneHealth {
 	return h
 }
 
-// soaHealth asks one address for the zone's SOA with a mixed-case name,
-// and again without EDNS when that failed.
+// soaHealth asks one address for the zone's SOA with a mixed-case name
+// (the Querier asks again without EDNS when the server fails EDNS).
 func (r *run) soaHealth(ctx context.Context, ha HostAddr, apex, mixed string) AddrHealth {
 	ah := AddrHealth{HostAddr: ha}
 	server := netip.AddrPortFrom(ha.Addr, r.w.port)
 	ah.SOA = r.q.Query(ctx, server, mixed, dns.TypeSOA, QueryOptions{KeepCase: true})
-	if m := ah.SOA.Msg; m != nil && m.Rcode == dns.RcodeFormatError || ah.SOA.Msg == nil && !r.q.Dead(ha.Addr) {
-		ah.NoEDNS = r.q.Query(ctx, server, apex, dns.TypeSOA, QueryOptions{NoEDNS: true})
-	}
 	judgeAddr(&ah, apex, mixed)
 	return ah
 }
@@ -192,11 +197,13 @@ func judgeAddr(ah *AddrHealth, apex, mixed string) {
 			}
 		}
 	}
-	if ah.NoEDNS != nil && ah.NoEDNS.Msg != nil && ah.NoEDNS.Msg.Rcode == dns.RcodeSuccess && ah.State != "ok" {
-		ah.State, ah.Reason = "edns", "fails queries with EDNS (OPT record) but answers without: EDNS intolerant"
+	if ah.State != "ok" {
+		return
 	}
-	if ah.State == "ok" && len(resp.Msg.Question) == 1 && resp.Msg.Question[0].Name != mixed && strings.ContainsFunc(apex, isLetter) {
-		ah.State, ah.Reason = "0x20", fmt.Sprintf("changed the case of the question (asked %s, echoed %s): breaks resolvers that use 0x20 as Let's Encrypt's do", mixed, resp.Msg.Question[0].Name)
+	ah.NoEDNS = resp.NoEDNS
+	if len(resp.Msg.Question) == 1 && resp.Msg.Question[0].Name != mixed && strings.ContainsFunc(apex, isLetter) {
+		ah.Breaks0x20 = true
+		ah.CaseReason = fmt.Sprintf("changed the letter case of the question (asked %s, echoed %s)", mixed, resp.Msg.Question[0].Name)
 	}
 }
 
@@ -222,12 +229,14 @@ func (h *ZoneHealth) judge() []reports.Finding {
 	z := h.Zone
 	apex := trimDot(z.Name)
 	var fs []reports.Finding
-	var silent, lame, failing, transport []string
+	var silent, lame, failing []string
+	var ok []AddrHealth
 	serials := map[uint32][]string{}
 	for _, a := range h.Addrs {
 		line := fmt.Sprintf("%s: %s", a.HostAddr, a.Reason)
 		switch a.State {
-		case "ok", "0x20":
+		case "ok":
+			ok = append(ok, a)
 			serials[a.Serial] = append(serials[a.Serial], a.HostAddr.String())
 			if h.SOA == nil {
 				for _, rr := range a.SOA.Msg.Answer {
@@ -236,15 +245,10 @@ func (h *ZoneHealth) judge() []reports.Finding {
 					}
 				}
 			}
-			if a.State == "0x20" {
-				transport = append(transport, line)
-			}
 		case "silent":
 			silent = append(silent, line)
 		case "lame":
 			lame = append(lame, line)
-		case "edns":
-			transport = append(transport, line)
 		default:
 			failing = append(failing, line)
 		}
@@ -296,11 +300,110 @@ func (h *ZoneHealth) judge() []reports.Finding {
 		fs = append(fs, reports.New(reports.CodeDNSSerialMismatch, "",
 			fmt.Sprintf("zone %s servers disagree on the SOA serial (a secondary lags):\n%s", apex, strings.Join(parts, "\n"))).With("zone", apex))
 	}
-	if len(transport) > 0 {
-		fs = append(fs, reports.New(reports.CodeDNSTransport, "",
-			fmt.Sprintf("zone %s:\n%s", apex, strings.Join(transport, "\n"))).With("zone", apex))
+	if f := caseFinding(apex, ok); f != nil {
+		fs = append(fs, *f)
 	}
 	return fs
+}
+
+// caseFinding judges servers that do not echo the question's letter case as
+// Let's Encrypt's resolver meets them. Unbound with use-caps-for-id then
+// asks every server of the zone again without 0x20 and takes the answer
+// when they all give the same one; when they differ it gives up ("0x20
+// failed, then got different replies in fallback": SERVFAIL). Servers that
+// serve different versions of the zone (SOA) differ in every negative
+// answer, so in every CAA lookup of a label without CAA records.
+func caseFinding(apex string, ok []AddrHealth) *reports.Finding {
+	var breakers []string
+	versions := map[string][]string{}
+	for _, a := range ok {
+		if a.Breaks0x20 {
+			breakers = append(breakers, fmt.Sprintf("%s: %s", a.HostAddr, a.CaseReason))
+		}
+		for _, rr := range a.SOA.Msg.Answer {
+			if soa, isSOA := rr.(*dns.SOA); isSOA {
+				v := fmt.Sprintf("SOA serial %d (%s %s %d %d %d %d)", soa.Serial, strings.ToLower(soa.Ns), strings.ToLower(soa.Mbox),
+					soa.Refresh, soa.Retry, soa.Expire, soa.Minttl)
+				versions[v] = append(versions[v], a.HostAddr.String())
+				break
+			}
+		}
+	}
+	if len(breakers) == 0 {
+		return nil
+	}
+	detail := fmt.Sprintf("zone %s:\n%s", apex, strings.Join(breakers, "\n"))
+	var differ []string
+	for _, v := range slices.Sorted(maps.Keys(versions)) {
+		differ = append(differ, fmt.Sprintf("%s at %s", v, strings.Join(versions[v], ", ")))
+	}
+	sev := reports.Warning
+	switch {
+	case len(versions) > 1 && len(breakers) == len(ok):
+		sev = reports.Error
+		detail += "\nLet's Encrypt's resolver (Unbound, which uses 0x20) then asks every server again without 0x20 and compares the answers, " +
+			"but the servers serve different versions of the zone:\n" + strings.Join(differ, "\n") +
+			"\nso their negative answers (every CAA lookup of a label without CAA records among them) differ and it gives up with SERVFAIL: validation fails."
+	case len(versions) > 1:
+		detail += "\nWhen Let's Encrypt's resolver (Unbound, which uses 0x20) asks one of these servers, it asks every server again without 0x20 and compares the answers, " +
+			"but the servers serve different versions of the zone:\n" + strings.Join(differ, "\n") +
+			"\nso their negative answers differ and it gives up with SERVFAIL: validation fails whenever it picks one of these servers first."
+	default:
+		detail += "\nLet's Encrypt's resolver (Unbound, which uses 0x20) asks every server again without 0x20 and, as they all give the same answer, takes it: validation passes. " +
+			"It fails while the servers disagree (a change that has not reached every server yet), and resolvers that use 0x20 without this fallback fail always."
+	}
+	return transportFinding(apex, detail, sev, "breaks_0x20", len(breakers))
+}
+
+// transportFinding is a zone's dns.transport finding; as an error it makes
+// every lookup in the zone fail (its evidence says so, for folding).
+func transportFinding(apex, detail string, sev reports.Severity, what string, servers int) *reports.Finding {
+	f := reports.New(reports.CodeDNSTransport, "", detail).With("zone", apex).With(what, servers).WithSeverity(sev)
+	if sev == reports.Error {
+		f = f.With("every_lookup", true)
+	}
+	return &f
+}
+
+// ednsFinding judges servers that fail queries carrying EDNS as Let's
+// Encrypt's resolver meets them: Unbound asks again without EDNS and uses
+// that answer, which carries no DNSSEC signatures (no DO bit). In an
+// unsigned zone nothing is lost; in a signed one (signed: the parent
+// publishes a DS and the chain of trust reaches the zone) Unbound takes the
+// signed answer of a server that does EDNS, and when there is none the
+// validation fails ("DNSSEC: RRSIGs Missing").
+func (h *ZoneHealth) ednsFinding(signed bool) *reports.Finding {
+	var lines []string
+	withEDNS := 0
+	for _, a := range h.Addrs {
+		switch {
+		case a.State != "ok":
+		case a.NoEDNS:
+			lines = append(lines, fmt.Sprintf("%s: fails queries that carry EDNS (an OPT record) and answers them without: EDNS intolerant", a.HostAddr))
+		default:
+			withEDNS++
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	apex := trimDot(h.Zone.Name)
+	detail := fmt.Sprintf("zone %s:\n%s", apex, strings.Join(lines, "\n"))
+	sev := reports.Warning
+	switch {
+	case signed && withEDNS == 0:
+		sev = reports.Error
+		detail += "\nThe zone is signed (its parent publishes a DS record). Let's Encrypt's resolver (Unbound) asks again without EDNS, " +
+			"but an answer without EDNS carries no DNSSEC signatures and no server of the zone answers with EDNS: " +
+			"validation fails (SERVFAIL, \"DNSSEC: RRSIGs Missing\")."
+	case signed:
+		detail += "\nThe zone is signed, and an answer without EDNS carries no DNSSEC signatures: Let's Encrypt's resolver (Unbound) takes the signed answer " +
+			"of a server that does EDNS and validation passes. A validating resolver that reaches only these servers fails."
+	default:
+		detail += "\nLet's Encrypt's resolver (Unbound) asks again without EDNS and gets the answer: validation passes. " +
+			"Resolvers that do not retry without EDNS fail, answers over 512 bytes need TCP, and once the zone is signed validation fails."
+	}
+	return transportFinding(apex, detail, sev, "edns_intolerant", len(lines))
 }
 
 // negativeTTLFinding warns when the zone's negative-caching TTL is long.

@@ -39,17 +39,21 @@ func (n *nameRun) checkCAA(ctx context.Context) {
 		policy := CAAPolicy{Identities: n.c.CAIdentities, AccountURI: n.c.AccountURI, Method: n.req.Challenge}
 		res := EvaluateCAA(base, n.name.Wildcard, lookups, policy)
 		fs := res.Findings
+		var causes []reports.Finding
 		for i, f := range fs {
 			if f.Code != reports.CodeCAALookupFailed {
 				continue
 			}
 			for _, l := range lookups {
 				if l.Err != nil {
-					fs[i].Detail += n.explainCAA(ctx, l.Label)
+					detail, why := n.explainCAA(ctx, l.Label)
+					fs[i].Detail += detail
+					causes = append(causes, why...)
 					break
 				}
 			}
 		}
+		fs = append(fs, causes...)
 		n.add(fs...)
 		note := "no CAA records: any CA may issue"
 		if res.FoundAt != "" {
@@ -116,16 +120,21 @@ func (n *nameRun) authCAA(ctx context.Context, label string, tld bool) CAALookup
 	return l
 }
 
-// explainCAA says what each authoritative server answers for CAA at label.
-func (n *nameRun) explainCAA(ctx context.Context, label string) string {
+// explainCAA says what each authoritative server answers for CAA at label,
+// and returns the findings that name why the CA's lookup fails, as the
+// address and TXT lookups do: an answer too big for UDP with TCP failing,
+// a DNSSEC answer (or denial of existence) that does not validate.
+func (n *nameRun) explainCAA(ctx context.Context, label string) (string, []reports.Finding) {
 	path, err := n.w.Walk(ctx, label)
 	if err != nil {
-		return "\n" + err.Error()
+		return "\n" + err.Error(), nil
 	}
 	ans := n.lookupAll(ctx, path.Zone(), label, dns.TypeCAA)
 	var lines []string
 	for i, r := range ans.Responses {
 		lines = append(lines, fmt.Sprintf("%s: %s", ans.Hosts[i], answerText(r, label, dns.TypeCAA)))
 	}
-	return fmt.Sprintf("\nauthoritative servers of %s asked CAA %s:\n%s", trimDot(path.Zone().Name), trimDot(label), strings.Join(lines, "\n"))
+	why := truncationFindings(ans)
+	why = append(why, n.dnssecFindings(ctx, []*Hop{{Name: label, Path: path, Answers: ans}})...)
+	return fmt.Sprintf("\nauthoritative servers of %s asked CAA %s:\n%s", trimDot(path.Zone().Name), trimDot(label), strings.Join(lines, "\n")), why
 }

@@ -244,25 +244,34 @@ func (n *nameRun) pathFor(ctx context.Context, name string, alongside func(*Path
 	if path != nil {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
+		var healths []*ZoneHealth
 		for _, z := range path.Zones {
 			if userZone(z.Name) {
 				wg.Go(func() {
 					h := n.zoneHealth(ctx, z)
 					mu.Lock()
-					fs = append(fs, h.findings...)
+					healths = append(healths, h)
 					mu.Unlock()
 				})
 			}
 		}
+		var keys ChainKeys
+		var chain Validation
 		if err == nil {
 			if len(n.c.TrustAnchors) > 0 {
-				wg.Go(func() { n.chainFor(ctx, path) })
+				wg.Go(func() { keys, chain = n.chainFor(ctx, path) })
 			}
 			if alongside != nil {
 				wg.Go(func() { alongside(path) })
 			}
 		}
 		wg.Wait()
+		for _, h := range healths {
+			fs = append(fs, h.findings...)
+			if f := h.ednsFinding(expectsSignatures(keys, chain, h.Zone.Name)); f != nil {
+				fs = append(fs, *f)
+			}
+		}
 	}
 	if err != nil {
 		// The health of the zone where the walk stopped usually says why,
@@ -304,32 +313,98 @@ func allLame(rs []*Response) bool {
 // rootCauses are DNS findings that make every lookup in a zone fail.
 var rootCauses = []reports.Code{reports.CodeDNSTimeout, reports.CodeDNSServFail, reports.CodeDNSDNSSECBogus, reports.CodeDNSLameDelegation}
 
+// rootCause: f makes every lookup in its zone fail (a dns.transport
+// finding says so in its evidence: EDNS intolerance in a signed zone, 0x20
+// with servers that disagree).
+func rootCause(f reports.Finding) bool {
+	every, _ := f.Evidence["every_lookup"].(bool)
+	return f.Severity >= reports.Error && (slices.Contains(rootCauses, f.Code) || f.Code == reports.CodeDNSTransport && every)
+}
+
 // foldConsequences drops a failed CAA lookup when a DNS finding of the
 // same name already explains why every lookup fails: the CA would stop at
-// the address or TXT lookup first, and the user has one thing to fix.
+// the address or TXT lookup first, and the user has one thing to fix. A
+// broken chain of trust to a zone whose servers answer only without EDNS
+// (so without signatures) is that transport problem, not a signing one;
+// answers bogus for the same reason in the same zone are one problem.
 func (n *nameRun) foldConsequences() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	causeFor := func(label string) int {
-		for i, f := range n.findings {
-			zone, _ := f.Evidence["zone"].(string)
-			if f.Severity >= reports.Error && slices.Contains(rootCauses, f.Code) && zone != "" &&
-				dns.IsSubDomain(dns.Fqdn(zone), dns.Fqdn(label)) {
+	fs := n.findings
+	keep := make([]bool, len(fs))
+	for i := range keep {
+		keep[i] = true
+	}
+	zoneOf := func(f reports.Finding) string { z, _ := f.Evidence["zone"].(string); return z }
+	find := func(match func(reports.Finding) bool) int {
+		for i, g := range fs {
+			if keep[i] && match(g) {
 				return i
 			}
 		}
 		return -1
 	}
-	out := n.findings[:0]
-	for _, f := range n.findings {
-		label, _ := f.Evidence["label"].(string)
-		if f.Code == reports.CodeCAALookupFailed && label != "" {
-			if i := causeFor(label); i >= 0 {
-				n.findings[i].Detail += "\nCAA lookups at " + trimDot(label) + " fail for the same reason."
+	into := func(i int, f reports.Finding, note string) {
+		fs[i].Detail += "\n" + note
+		if fs[i].Problem == nil {
+			fs[i].Problem = f.Problem
+		}
+	}
+	// In turn: a bogus chain or answer caused by answers without EDNS
+	// goes to that transport finding; bogus answers of one zone and reason
+	// go to the first of them; then failed CAA lookups go to their cause.
+	// A finding only ever receives notes from findings folded after it.
+	fold := func(apply func(k int, f reports.Finding) (int, string)) {
+		for k := range fs {
+			if !keep[k] {
 				continue
 			}
+			keep[k] = false // not its own cause
+			if i, note := apply(k, fs[k]); i >= 0 {
+				into(i, fs[k], note)
+				continue
+			}
+			keep[k] = true
 		}
-		out = append(out, f)
+	}
+	fold(func(_ int, f reports.Finding) (int, string) {
+		if f.Code != reports.CodeDNSDNSSECBogus {
+			return -1, ""
+		}
+		return find(func(g reports.Finding) bool {
+			_, edns := g.Evidence["edns_intolerant"]
+			return edns && rootCause(g) && zoneOf(g) == zoneOf(f)
+		}), "DNSSEC validation fails for this reason: " + f.Detail
+	})
+	fold(func(k int, f reports.Finding) (int, string) {
+		question, _ := f.Evidence["question"].(string)
+		if f.Code != reports.CodeDNSDNSSECBogus || question == "" {
+			return -1, ""
+		}
+		i := find(func(g reports.Finding) bool {
+			_, q := g.Evidence["question"]
+			return q && g.Code == f.Code && g.Severity == f.Severity && zoneOf(g) == zoneOf(f) && g.Evidence["reason"] == f.Evidence["reason"]
+		})
+		if i > k {
+			return -1, "" // the later one folds into this one
+		}
+		return i, "The answer for " + question + " is bogus for the same reason."
+	})
+	fold(func(_ int, f reports.Finding) (int, string) {
+		label, _ := f.Evidence["label"].(string)
+		if f.Code != reports.CodeCAALookupFailed || label == "" {
+			return -1, ""
+		}
+		return find(func(g reports.Finding) bool {
+			zone := zoneOf(g)
+			return rootCause(g) && zone != "" && dns.IsSubDomain(dns.Fqdn(zone), dns.Fqdn(label))
+		}), "CAA lookups at " + trimDot(label) + " fail for the same reason."
+	})
+	out := fs[:0]
+	for i, f := range fs {
+		if keep[i] {
+			out = append(out, f)
+		}
 	}
 	n.findings = out
 }

@@ -3,6 +3,8 @@ package dnscheck
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -61,6 +63,14 @@ func (r *run) chainFor(ctx context.Context, path *Path) (ChainKeys, Validation) 
 	return c.keys, c.v
 }
 
+// expectsSignatures says whether a validating resolver expects zone to be
+// signed: the chain of trust reaches it (its keys validated), or breaks at
+// the zone itself, below a parent that published its DS.
+func expectsSignatures(keys ChainKeys, chain Validation, zone string) bool {
+	zone = canonName(zone)
+	return keys[zone] != nil || chain.Security == SecurityBogus && canonName(chain.Zone) == zone
+}
+
 func hasType(rrs []dns.RR, t uint16) bool {
 	for _, rr := range rrs {
 		if rr.Header().Rrtype == t {
@@ -83,17 +93,59 @@ func (n *nameRun) dnssecFindings(ctx context.Context, hops []*Hop) []reports.Fin
 			fs = append(fs, bogusFinding(v, fmt.Sprintf("chain of trust to zone %s", trimDot(h.Path.Zone().Name))))
 			continue
 		}
-		first := h.Answers.First()
-		if first == nil || v.Security != SecuritySecure {
+		if v.Security != SecuritySecure {
 			continue
 		}
-		av := ValidateAnswer(keys, h.Path.Zone().Name, h.Name, h.Answers.Type, first.Msg, n.now)
-		if av.Security == SecurityBogus {
-			fs = append(fs, bogusFinding(av, fmt.Sprintf("answer for %s %s from %s", trimDot(h.Name),
-				dns.TypeToString[h.Answers.Type], first.Server.Addr())))
+		if f := n.answerFinding(keys, h); f != nil {
+			fs = append(fs, *f)
 		}
 	}
 	return fs
+}
+
+// answerFinding validates every server's answer of one hop (those given
+// only without EDNS carry no signatures; dns.transport covers them). A
+// validating resolver that gets a bogus answer asks another server, so
+// bogus answers fail the lookup only when no server's answer validates;
+// otherwise the finding is a warning naming the servers.
+func (n *nameRun) answerFinding(keys ChainKeys, h *Hop) *reports.Finding {
+	var bad []string
+	var first *Validation
+	var firstFrom netip.Addr
+	good := 0
+	for i, r := range h.Answers.Responses {
+		if !authoritative(r) || r.NoEDNS {
+			continue
+		}
+		av := ValidateAnswer(keys, h.Path.Zone().Name, h.Name, h.Answers.Type, r.Msg, n.now)
+		switch av.Security {
+		case SecurityBogus:
+			bad = append(bad, fmt.Sprintf("%s: %s (%s)", h.Answers.Hosts[i], av.Detail, av.Reason))
+			if first == nil {
+				first, firstFrom = &av, r.Server.Addr()
+			}
+		case SecuritySecure, SecurityInsecure:
+			good++
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	what := fmt.Sprintf("%s %s", trimDot(h.Name), dns.TypeToString[h.Answers.Type])
+	if good == 0 {
+		f := bogusFinding(*first, fmt.Sprintf("answer for %s from %s", what, firstFrom)).With("question", what)
+		return &f
+	}
+	f := reports.New(reports.CodeDNSDNSSECBogus, "", fmt.Sprintf(
+		"the answer for %s from %d of %d servers of zone %s is bogus:\n%s\n"+
+			"Let's Encrypt's resolver (Unbound) asks another server when an answer does not validate and takes the one that does: validation passes. "+
+			"A validating resolver that reaches only these servers fails.",
+		what, len(bad), len(bad)+good, trimDot(h.Path.Zone().Name), strings.Join(bad, "\n"))).
+		With("zone", trimDot(first.Zone)).With("reason", string(first.Reason)).With("question", what).WithSeverity(reports.Warning)
+	if first.Reason == ReasonBrokenDenial {
+		f.Fix = brokenDenialFix
+	}
+	return &f
 }
 
 func bogusFinding(v Validation, what string) reports.Finding {
@@ -101,6 +153,17 @@ func bogusFinding(v Validation, what string) reports.Finding {
 	if zone == "" {
 		zone = "."
 	}
-	return reports.New(reports.CodeDNSDNSSECBogus, "", fmt.Sprintf("%s is bogus at zone %s (%s): %s", what, zone, v.Reason, v.Detail)).
+	f := reports.New(reports.CodeDNSDNSSECBogus, "", fmt.Sprintf("%s is bogus at zone %s (%s): %s", what, zone, v.Reason, v.Detail)).
 		With("zone", zone).With("reason", string(v.Reason))
+	if v.Reason == ReasonBrokenDenial || v.Reason == ReasonMissingDSProof {
+		f.Fix = brokenDenialFix
+	}
+	return f
 }
+
+// brokenDenialFix replaces the catalogue's fix when the chain is fine but a
+// denial of existence (NXDOMAIN, NODATA, no DS) comes without a valid proof.
+const brokenDenialFix = "The zone's servers answer that a name or record type does not exist without the NSEC or NSEC3 records " +
+	"(and their signatures) that prove it, so a validating resolver cannot trust the answer: every lookup of something absent fails, " +
+	"CAA lookups first of all. Fix or upgrade the signer or name server software so negative answers carry their denial proof " +
+	"(some only get it wrong for empty answers), or remove the DS record at the registrar to stop signing. dnsviz.net shows the broken proof."

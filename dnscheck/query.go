@@ -105,7 +105,12 @@ type Response struct {
 	RTT       time.Duration
 	TCP       bool // the answer came over TCP
 	Truncated bool // the UDP answer had TC set
-	Err       error
+	// NoEDNS marks an answer that came only when asked again without EDNS:
+	// the server failed the question with EDNS (FORMERR, NOTIMP or a broken
+	// OPT), as Unbound then retries. Such an answer carries no DNSSEC
+	// records (no DO bit) and is limited to 512 bytes over UDP.
+	NoEDNS bool
+	Err    error
 }
 
 // Outcome says in a few words how the exchange ended: the error when there
@@ -360,7 +365,30 @@ func (q *Querier) fail(server netip.AddrPort, name string, qtype uint16, kind Er
 		Err: &QueryError{Server: server, Name: name, Type: qtype, Kind: kind, Err: err}}
 }
 
+// exchange asks once and, like Unbound's serviced queries, asks again
+// without EDNS when the server fails a question carrying EDNS with FORMERR
+// or NOTIMP or with an answer that does not parse; the answer without EDNS
+// stands when it is NOERROR or NXDOMAIN.
 func (q *Querier) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16, o QueryOptions) *Response {
+	resp := q.exchangeEDNS(ctx, server, name, qtype, o)
+	var qe *QueryError
+	rejected := resp.Msg != nil && (resp.Msg.Rcode == dns.RcodeFormatError || resp.Msg.Rcode == dns.RcodeNotImplemented) ||
+		resp.Msg == nil && errors.As(resp.Err, &qe) && qe.Kind == KindMalformed
+	if o.NoEDNS || !rejected || ctx.Err() != nil {
+		return resp
+	}
+	plain := o
+	plain.NoEDNS = true
+	retry := q.exchangeEDNS(ctx, server, name, qtype, plain)
+	if retry.Msg == nil || retry.Msg.Rcode != dns.RcodeSuccess && retry.Msg.Rcode != dns.RcodeNameError {
+		return resp
+	}
+	retry.NoEDNS = true
+	retry.RTT += resp.RTT
+	return retry
+}
+
+func (q *Querier) exchangeEDNS(ctx context.Context, server netip.AddrPort, name string, qtype uint16, o QueryOptions) *Response {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = o.Recurse

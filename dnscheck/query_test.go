@@ -536,6 +536,62 @@ func TestQuerierSourceAndCase(t *testing.T) {
 	}
 }
 
+// A server that fails questions carrying EDNS is asked again without it, as
+// Unbound does; the answer without EDNS stands (marked NoEDNS) only when it
+// is NOERROR or NXDOMAIN.
+func TestQuerierEDNSFallback(t *testing.T) {
+	t.Parallel()
+	rcodeReply := func(q *dns.Msg, rcode int) []byte {
+		m := new(dns.Msg)
+		m.SetRcode(q, rcode)
+		return packed(m)
+	}
+	cases := []struct {
+		desc       string
+		withEDNS   func(q *dns.Msg) []byte // the reply to a query with OPT
+		withoutOPT func(q *dns.Msg) []byte
+		wantRcode  int
+		wantNoEDNS bool
+		wantText   string
+	}{
+		{desc: "FORMERR with EDNS, an answer without", withEDNS: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeFormatError) },
+			withoutOPT: func(q *dns.Msg) []byte { return txtReply(q, "no edns") }, wantNoEDNS: true, wantText: "no edns"},
+		{desc: "NOTIMP with EDNS, an answer without", withEDNS: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeNotImplemented) },
+			withoutOPT: func(q *dns.Msg) []byte { return txtReply(q, "no edns") }, wantNoEDNS: true, wantText: "no edns"},
+		{desc: "NXDOMAIN without EDNS stands", withEDNS: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeFormatError) },
+			withoutOPT: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeNameError) }, wantRcode: dns.RcodeNameError, wantNoEDNS: true},
+		{desc: "NOTIMP either way: the first answer stays", withEDNS: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeNotImplemented) },
+			withoutOPT: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeNotImplemented) }, wantRcode: dns.RcodeNotImplemented},
+		{desc: "FORMERR then silence: the FORMERR stays", withEDNS: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeFormatError) },
+			withoutOPT: func(*dns.Msg) []byte { return nil }, wantRcode: dns.RcodeFormatError},
+		{desc: "an answer to EDNS that does not parse, a good one without", withEDNS: func(*dns.Msg) []byte { return []byte{0xde, 0xad, 0xbe, 0xef} },
+			withoutOPT: func(q *dns.Msg) []byte { return txtReply(q, "no edns") }, wantNoEDNS: true, wantText: "no edns"},
+		{desc: "garbage either way: the first failure stays", withEDNS: func(*dns.Msg) []byte { return []byte{0xde, 0xad, 0xbe, 0xef} },
+			withoutOPT: func(*dns.Msg) []byte { return []byte{0xde, 0xad, 0xbe, 0xef} }, wantRcode: -1},
+		{desc: "SERVFAIL is not asked again", withEDNS: func(q *dns.Msg) []byte { return rcodeReply(q, dns.RcodeServerFailure) },
+			withoutOPT: func(q *dns.Msg) []byte { return txtReply(q, "no edns") }, wantRcode: dns.RcodeServerFailure},
+		{desc: "a server that does EDNS", withEDNS: func(q *dns.Msg) []byte { return txtReply(q, "edns") },
+			withoutOPT: func(q *dns.Msg) []byte { return txtReply(q, "no edns") }, wantText: "edns"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			server := rawServer(t, func(q *dns.Msg) []byte {
+				if q.IsEdns0() != nil {
+					return tc.withEDNS(q)
+				}
+				return tc.withoutOPT(q)
+			}, false)
+			q := NewQuerier(300*time.Millisecond, netip.Addr{}, nil)
+			r := q.Query(context.Background(), server, "edns.example.", dns.TypeTXT, QueryOptions{})
+			if r.Rcode() != tc.wantRcode || r.NoEDNS != tc.wantNoEDNS || txtOf(r) != tc.wantText {
+				t.Errorf("rcode %d NoEDNS %v text %q (err %v), want rcode %d NoEDNS %v text %q",
+					r.Rcode(), r.NoEDNS, txtOf(r), r.Err, tc.wantRcode, tc.wantNoEDNS, tc.wantText)
+			}
+		})
+	}
+}
+
 // After use, an idle pool closes its sockets and their readers: no file
 // descriptor or goroutine is left behind.
 func TestQuerierNoLeak(t *testing.T) {

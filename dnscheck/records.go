@@ -25,14 +25,19 @@ type AuthAnswers struct {
 	Responses []*Response // Responses[i] came from Hosts[i]
 }
 
-// First is the first authoritative answer (NOERROR or NXDOMAIN with AA), or nil.
+// First is the first authoritative answer (NOERROR or NXDOMAIN with AA),
+// preferring one given with EDNS (the others carry no DNSSEC records), or nil.
 func (a *AuthAnswers) First() *Response {
+	var plain *Response
 	for _, r := range a.Responses {
-		if authoritative(r) {
+		switch {
+		case authoritative(r) && !r.NoEDNS:
 			return r
+		case authoritative(r) && plain == nil:
+			plain = r
 		}
 	}
-	return nil
+	return plain
 }
 
 func authoritative(r *Response) bool {
@@ -175,19 +180,29 @@ func recordSet(rrs []dns.RR) []string {
 }
 
 // truncationFindings reports servers whose answer did not fit in UDP and
-// that then failed over TCP: the CA's resolver gets no answer from them.
+// that then failed over TCP: the CA's resolver gets no answer from them. It
+// asks another server then, so the validation fails only when no server of
+// the zone gives the answer (an error); otherwise it is a warning.
 func truncationFindings(a *AuthAnswers) []reports.Finding {
 	var lines []string
+	answered := false
 	for i, r := range a.Responses {
 		var qe *QueryError
 		if errors.As(r.Err, &qe) && qe.Kind == KindTruncated {
 			lines = append(lines, fmt.Sprintf("%s: %s", a.Hosts[i], qe.Err))
 		}
+		answered = answered || authoritative(r)
 	}
 	if len(lines) == 0 {
 		return nil
 	}
-	return []reports.Finding{reports.New(reports.CodeDNSTransport, "", fmt.Sprintf(
-		"the answer to %s %s exceeds %d bytes, so it is truncated over UDP, and TCP fails:\n%s",
-		trimDot(a.Name), dns.TypeToString[a.Type], EDNSBufferSize, strings.Join(lines, "\n"))).With("zone", trimDot(a.Zone.Name))}
+	detail := fmt.Sprintf("the answer to %s %s exceeds %d bytes, so it is truncated over UDP, and TCP fails:\n%s",
+		trimDot(a.Name), dns.TypeToString[a.Type], EDNSBufferSize, strings.Join(lines, "\n"))
+	sev := reports.Error
+	if answered {
+		sev = reports.Warning
+		detail += "\nLet's Encrypt's resolver asks another server of the zone, which answers over TCP: validation passes, but every lookup that meets these servers first waits for the retry."
+	}
+	return []reports.Finding{reports.New(reports.CodeDNSTransport, "", detail).
+		With("zone", trimDot(a.Zone.Name)).With("question", trimDot(a.Name)+" "+dns.TypeToString[a.Type]).WithSeverity(sev)}
 }

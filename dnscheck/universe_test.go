@@ -2,8 +2,11 @@ package dnscheck
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +80,77 @@ func scenario(tb testing.TB, name string) testenv.Scenario {
 	}
 	tb.Fatalf("no scenario %q in the catalogue", name)
 	return testenv.Scenario{}
+}
+
+// dnsCode: a finding code dnscheck owns.
+func dnsCode(c reports.Code) bool {
+	for _, p := range []string{"dns.", "dns01.", "caa.", "name."} {
+		if strings.HasPrefix(string(c), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCatalogueScenarios runs every scenario of the catalogue through the
+// DNS checks, as diagnose does from one vantage, and holds dnscheck to what
+// the scenario says a correct diagnosis contains: its DNS findings, at the
+// severity the CA's behaviour earns (a scenario marked healthy passes at
+// Let's Encrypt, so no DNS finding may be an error). Scenarios staged per
+// vantage are left to the report's tests.
+func TestCatalogueScenarios(t *testing.T) {
+	u := needUniverse(t)
+	for _, sc := range testenv.Catalogue() {
+		if sc.Vantages {
+			continue
+		}
+		t.Run(sc.Name, func(t *testing.T) {
+			t.Parallel()
+			c := universeChecker(t, u)
+			if sc.UseClusterResolver {
+				c.Resolvers = append(c.Resolvers, netip.MustParseAddrPort(u.ClusterResolver()))
+			}
+			req := Request{Name: sc.Domain, Challenge: reports.HTTP01}
+			for i := 0; i+1 < len(sc.Args); i++ {
+				switch sc.Args[i] {
+				case "--challenge":
+					req.Challenge = reports.Challenge(sc.Args[i+1])
+				case "--expect-txt":
+					req.ExpectTXT = sc.Args[i+1]
+				case "--account-uri":
+					c.AccountURI = sc.Args[i+1]
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.ScenarioTimeout())
+			defer cancel()
+			res, _ := c.Check(ctx, []Request{req})
+			dump := func() string {
+				var b strings.Builder
+				for _, f := range res[0].Findings {
+					fmt.Fprintf(&b, "\n  %s %s: %s", f.Severity, f.Code, f.Detail)
+				}
+				return b.String()
+			}
+			for _, want := range sc.Expect {
+				if !dnsCode(want.Code) {
+					continue
+				}
+				found := slices.ContainsFunc(res[0].Findings, func(f reports.Finding) bool {
+					return f.Code == want.Code && f.Severity == want.Severity && strings.Contains(f.Detail, want.DetailContains)
+				})
+				if !found {
+					t.Errorf("no %s %s with %q in the detail; findings:%s", want.Severity, want.Code, want.DetailContains, dump())
+				}
+			}
+			if sc.Healthy {
+				for _, f := range res[0].Findings {
+					if f.Severity >= reports.Error {
+						t.Errorf("healthy scenario (Let's Encrypt validates it) got %s %s: %s", f.Severity, f.Code, f.Detail)
+					}
+				}
+			}
+		})
+	}
 }
 
 // One black-holed server address costs one timeout per run, however many

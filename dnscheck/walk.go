@@ -1,6 +1,7 @@
 package dnscheck
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -327,12 +328,22 @@ func (w *walker) ask(ctx context.Context, zone *Zone, name string, qtype uint16)
 	for _, ha := range addrs {
 		go func() { ch <- w.q.Query(ctx, netip.AddrPortFrom(ha.Addr, w.port), name, qtype, QueryOptions{}) }()
 	}
+	// An answer given only without EDNS carries no DNSSEC records: like a
+	// validating resolver, take it only when no server answers with EDNS.
+	var plain *Response
 	for range addrs {
 		r := <-ch
-		if usable(r, zone.Name, name) {
+		switch {
+		case usable(r, zone.Name, name) && !r.NoEDNS:
 			return r, nil
+		case usable(r, zone.Name, name):
+			plain = cmp.Or(plain, r)
+		default:
+			all = append(all, r)
 		}
-		all = append(all, r)
+	}
+	if plain != nil {
+		return plain, nil
 	}
 	return nil, all
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -570,21 +571,95 @@ func TestTLSALPN01(t *testing.T) {
 	}
 }
 
+// TestSurvey fetches from every address and compares what they serve. A
+// refused IPv6 connection is not different content: Let's Encrypt falls
+// back to IPv4 on that request (the first one or a redirected one) and
+// passes when IPv4 serves the right content.
 func TestSurvey(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, ka) }))
-	ln6, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(e.httpPort)))
-	if err != nil {
-		t.Skipf("::1 port %d: %v", e.httpPort, err)
+	token := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, ka) })
+	toHTTPS := func(e *env) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, fmt.Sprintf("https://www.example.com:%d%s", e.httpsPort, r.URL.Path), http.StatusMovedPermanently)
+		})
 	}
-	srv := &http.Server{Handler: http.NotFoundHandler()}
-	go srv.Serve(ln6)
-	t.Cleanup(func() { srv.Close() })
-	res := e.validator().Survey(context.Background(), Request{Name: "www.example.com", Token: tok, KeyAuth: ka,
-		V6: []netip.Addr{netip.MustParseAddr("::1")}, V4: []netip.Addr{e.ip}})
-	if res.OK || !hasCode(res.Findings, reports.CodeHTTP01IPv6DifferentContent, reports.Error) || !hasCode(res.Findings, reports.CodeHTTP01NotRouted, reports.Error) {
-		t.Fatalf("OK %v findings %s", res.OK, codes(res.Findings))
+	cases := []struct {
+		desc string
+		v4   func(e *env) http.Handler // the IPv4 address's HTTP port (nil: refused); its HTTPS port serves the token
+		v6   func(e *env) http.Handler // ::1 on the HTTP port; nil: nothing listens (refused)
+		ok   bool
+		want []reports.Code // with their severities in sev
+		sev  []reports.Severity
+		not  []reports.Code
+	}{
+		{desc: "IPv6 serves other content: no fallback", v4: func(*env) http.Handler { return token },
+			v6:   func(*env) http.Handler { return http.NotFoundHandler() },
+			want: []reports.Code{reports.CodeHTTP01IPv6DifferentContent, reports.CodeHTTP01NotRouted}, sev: []reports.Severity{reports.Error, reports.Error}},
+		{desc: "IPv6 refuses the first request, IPv4 serves the token", ok: true, v4: func(*env) http.Handler { return token },
+			want: []reports.Code{reports.CodeHTTP01IPv6Unreachable}, sev: []reports.Severity{reports.Warning},
+			not: []reports.Code{reports.CodeHTTP01IPv6DifferentContent, reports.CodeHTTP01InconsistentBackends}},
+		{desc: "IPv6 refuses the first request, IPv4 serves another key authorization", v4: func(*env) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "stale.thumbprint") })
+		},
+			want: []reports.Code{reports.CodeHTTP01IPv6Unreachable, reports.CodeHTTP01WrongBody}, sev: []reports.Severity{reports.Warning, reports.Error},
+			not: []reports.Code{reports.CodeHTTP01IPv6DifferentContent, reports.CodeHTTP01InconsistentBackends}},
+		{desc: "IPv6 redirects to https and refuses it, IPv4 serves the token directly", ok: true, v4: func(*env) http.Handler { return token },
+			v6:   toHTTPS,
+			want: []reports.Code{reports.CodeHTTP01IPv6Unreachable}, sev: []reports.Severity{reports.Warning},
+			not: []reports.Code{reports.CodeHTTP01IPv6DifferentContent, reports.CodeHTTP01InconsistentBackends}},
+		{desc: "IPv6 serves the token, IPv4 refuses: Let's Encrypt never tries IPv4", ok: true, v6: func(*env) http.Handler { return token },
+			want: []reports.Code{reports.CodeHTTP01ConnectionRefused}, sev: []reports.Severity{reports.Warning},
+			not: []reports.Code{reports.CodeHTTP01IPv6DifferentContent, reports.CodeHTTP01InconsistentBackends}},
+		{desc: "both redirect to https, IPv6 refuses it", ok: true, v4: toHTTPS, v6: toHTTPS,
+			want: []reports.Code{reports.CodeHTTP01IPv6Unreachable}, sev: []reports.Severity{reports.Warning},
+			not: []reports.Code{reports.CodeHTTP01IPv6DifferentContent, reports.CodeHTTP01InconsistentBackends}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if tc.v4 != nil {
+				e.serveHTTP(tc.v4(e))
+			} else {
+				e.httpLn.Close()
+			}
+			e.serveHTTPS(token, &tls.Config{Certificates: []tls.Certificate{selfSigned(t, []string{"www.example.com"}, nil)}})
+			if c, err := net.Dial("tcp", net.JoinHostPort("::1", strconv.Itoa(e.httpsPort))); err == nil {
+				c.Close()
+				t.Skipf("something listens on ::1 port %d", e.httpsPort)
+			}
+			if tc.v6 != nil {
+				ln6, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(e.httpPort)))
+				if err != nil {
+					t.Skipf("::1 port %d: %v", e.httpPort, err)
+				}
+				srv := &http.Server{Handler: tc.v6(e)}
+				go srv.Serve(ln6)
+				t.Cleanup(func() { srv.Close() })
+			} else if c, err := net.Dial("tcp", net.JoinHostPort("::1", strconv.Itoa(e.httpPort))); err == nil {
+				c.Close()
+				t.Skipf("something listens on ::1 port %d", e.httpPort)
+			}
+			e.res["www.example.com"] = []netip.Addr{netip.MustParseAddr("::1"), e.ip}
+			res := e.validator().Survey(context.Background(), Request{Name: "www.example.com", Token: tok, KeyAuth: ka,
+				V6: []netip.Addr{netip.MustParseAddr("::1")}, V4: []netip.Addr{e.ip}})
+			if res.OK != tc.ok {
+				t.Errorf("OK %v, want %v (problem %+v)", res.OK, tc.ok, res.Problem)
+			}
+			for i, c := range tc.want {
+				if !hasCode(res.Findings, c, tc.sev[i]) {
+					t.Errorf("no %s %s: %s", tc.sev[i], c, codes(res.Findings))
+				}
+			}
+			for _, f := range res.Findings {
+				if slices.Contains(tc.not, f.Code) {
+					t.Errorf("%s %s: %s", f.Severity, f.Code, f.Detail)
+				}
+				if tc.ok && f.Severity >= reports.Error {
+					t.Errorf("Let's Encrypt passes, but %s %s: %s", f.Severity, f.Code, f.Detail)
+				}
+			}
+		})
 	}
 }
 

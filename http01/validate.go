@@ -87,6 +87,12 @@ func finding(code reports.Code, name, detail string, o hopOutcome, p *reports.Pr
 	return f
 }
 
+// ipv6FallbackNote says what an IPv6 address that does not accept
+// connections costs while IPv4 works.
+const ipv6FallbackNote = "Let's Encrypt retries a request whose IPv6 connection fails on the first IPv4 address, on every request " +
+	"(redirects included), and passes when IPv4 serves the right content; it costs up to the dial timeout and one of its 10 requests. " +
+	"Clients and CAs that do not fall back fail (older Boulder fell back on the first request only)"
+
 // judge turns a chain into Boulder's verdict and acmediag's findings.
 func (v *Validator) judge(res *Result, req Request, withToken bool, cr chainResult) {
 	name := req.Name
@@ -97,7 +103,7 @@ func (v *Validator) judge(res *Result, req Request, withToken bool, cr chainResu
 		}
 		// An IPv6 dial failed; Boulder retried that request on the first A.
 		ff := cr.outs[idx]
-		note := "Let's Encrypt retried this request on IPv4, which costs up to the dial timeout and one of its 10 requests"
+		note := ipv6FallbackNote
 		if cr.err != nil && cr.errHop == idx+1 {
 			note = "Let's Encrypt retried this request on IPv4, which failed too (see the other finding)"
 		}

@@ -55,6 +55,8 @@ func Assemble(subjects []Subject, vantages []Vantage, obs []Observation, d time.
 	var order []key
 	first := map[key]Finding{}
 	var elsewhere []Finding // from observations made from no vantage
+	// causes are what made each vantage fail each name (see failedAlike).
+	causes := map[[2]string][]string{}
 	for _, o := range obs {
 		if o.Perspective() {
 			k := [2]string{o.Vantage.Name, o.Name}
@@ -72,6 +74,9 @@ func Assemble(subjects []Subject, vantages []Vantage, obs []Observation, d time.
 				continue
 			}
 			k := key{f.Name, string(f.Code), mergeKey(f)}
+			if f.Severity >= Error {
+				causes[[2]string{o.Vantage.Name, f.Name}] = append(causes[[2]string{o.Vantage.Name, f.Name}], k.code+"\x00"+k.detail)
+			}
 			if _, ok := first[k]; !ok {
 				first[k] = f
 				order = append(order, k)
@@ -159,7 +164,11 @@ func Assemble(subjects []Subject, vantages []Vantage, obs []Observation, d time.
 	}
 	r.Findings = foldElsewhere(fs, elsewhere)
 	for _, n := range names {
-		r.Findings = append(r.Findings, mpicFindings(n, quorum[n], external, cluster, pass)...)
+		q := quorum[n]
+		if failedAlike(n, external, pass, causes) {
+			q = nil // the shared cause leads; the quorum stays in r.Quorum
+		}
+		r.Findings = append(r.Findings, mpicFindings(n, q, external, cluster, pass)...)
 	}
 	r.Finalize()
 	return r
@@ -232,6 +241,31 @@ func allPass(pass map[[2]string]bool, vs []Vantage, names []string) bool {
 		}
 	}
 	return true
+}
+
+// failedAlike reports whether every remote perspective fails name and one
+// cause (a finding of error severity, as Assemble merges them) is among the
+// failures of each. The quorum finding is for perspectives that disagree
+// (some pass, or each fails for reasons of its own): there its fix — make
+// the name reachable from every region — is the point. When they all fail
+// alike, the shared cause is the thing to fix and leads the report; a
+// quorum finding above it, with a fix about geo-blocking, would send the
+// user the wrong way. The quorum itself stays in the report (Report.Quorum,
+// a line of the text and markdown renderings).
+func failedAlike(name string, external []Vantage, pass map[[2]string]bool, causes map[[2]string][]string) bool {
+	var shared []string
+	for i, v := range external {
+		k := [2]string{v.Name, name}
+		if pass[k] {
+			return false
+		}
+		if i == 0 {
+			shared = slices.Clone(causes[k])
+			continue
+		}
+		shared = slices.DeleteFunc(shared, func(c string) bool { return !slices.Contains(causes[k], c) })
+	}
+	return len(shared) > 0
 }
 
 // mpicFindings says what the perspectives' disagreement about one name means.

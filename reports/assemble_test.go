@@ -49,6 +49,9 @@ func TestAssemble(t *testing.T) {
 		return New(CodeHTTP01ConnectTimeout, name, detail).WithProblem(ProblemConnection, "192.0.2.1: Timeout during connect (likely firewall problem)")
 	}
 	timeout := func(detail string) Finding { return timeoutAt("a.com", detail) }
+	refused := New(CodeHTTP01ConnectionRefused, "a.com", "x").WithProblem(ProblemConnection, "192.0.2.1: Connection refused")
+	notPropagated := New(CodeDNS01TXTNotPropagated, "a.com", "missing at ns2.a.com (192.0.2.53)")
+	txtMissing := New(CodeDNS01TXTMissing, "a.com", "resolver: NXDOMAIN").WithProblem(ProblemDNS, "DNS problem: NXDOMAIN looking up TXT for _acme-challenge.a.com")
 	type want struct {
 		code     Code
 		vantage  string
@@ -69,20 +72,58 @@ func TestAssemble(t *testing.T) {
 			vantages: []Vantage{{Name: "local", Kind: External}},
 			outcomes: []outcome{{Vantage: "local", Name: "a.com", Findings: []Finding{timeout("x")}}},
 			want:     []want{{CodeHTTP01ConnectTimeout, "", Error, ""}}, verdict: VerdictFail},
-		{desc: "seen from every vantage: reported once",
+		// Every perspective failing alike is the cause's finding, not the
+		// quorum's (whose fix is about geo-blocking); the quorum stays in
+		// the report.
+		{desc: "seen from every vantage: reported once, the cause leads without a quorum finding",
 			vantages: []Vantage{us, eu, ap},
 			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "the same problem seen from every vantage, details naming each source: reported once",
 			vantages: []Vantage{us, eu},
 			outcomes: []outcome{
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.1:0->192.0.2.1:80: i/o timeout")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("dial tcp 127.10.0.2:0->192.0.2.1:80: i/o timeout")}}},
-			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "", Error, ""}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "nothing listens: refused from every vantage, the cause leads",
+			vantages: []Vantage{us, eu, ap, k8s},
+			outcomes: []outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{refused}}, {Vantage: "eu", Name: "a.com", Findings: []Finding{refused}},
+				{Vantage: "ap", Name: "a.com", Findings: []Finding{refused}}, {Vantage: "k8s", Name: "a.com", Findings: []Finding{refused}}},
+			want:    []want{{CodeHTTP01ConnectionRefused, "", Error, ""}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "a secondary lacks the TXT: every vantage fails on it, some resolvers also miss it: the shared cause leads",
+			vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{notPropagated, txtMissing}},
+				{Vantage: "eu", Name: "a.com", Findings: []Finding{notPropagated}},
+				{Vantage: "ap", Name: "a.com", Findings: []Finding{notPropagated, txtMissing}}},
+			want:    []want{{CodeDNS01TXTNotPropagated, "", Error, ""}, {CodeDNS01TXTMissing, "us", Error, ""}, {CodeDNS01TXTMissing, "ap", Error, ""}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "every external vantage fails alike, the cluster passes: per vantage, no quorum finding",
+			vantages: []Vantage{us, eu, k8s},
+			outcomes: []outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
+				{Vantage: "k8s", Name: "a.com"}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "us", Error, ""}, {CodeHTTP01ConnectTimeout, "eu", Error, ""}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "every vantage fails, each for a reason of its own: the quorum finding stays",
+			vantages: []Vantage{us, eu},
+			outcomes: []outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "eu", Name: "a.com", Findings: []Finding{refused}}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "us", Error, ""}, {CodeHTTP01ConnectionRefused, "eu", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
+			verdict: VerdictFail, quorum: true},
+		{desc: "every vantage fails, one without a finding of its own (agent down): the quorum finding stays",
+			vantages: []Vantage{us, eu, ap},
+			outcomes: []outcome{
+				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}},
+				{Vantage: "ap", Name: "a.com", Failed: true}},
+			want:    []want{{CodeHTTP01ConnectTimeout, "us", Error, ""}, {CodeHTTP01ConnectTimeout, "eu", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""}},
 			verdict: VerdictFail, quorum: true},
 		{desc: "one of three fails: quorum holds, a warning",
 			vantages: []Vantage{us, eu, ap},
@@ -131,7 +172,7 @@ func TestAssemble(t *testing.T) {
 				{Vantage: "us", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "us", Name: "b.com", Findings: []Finding{timeoutAt("b.com", "x")}},
 				{Vantage: "eu", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "eu", Name: "b.com"},
 				{Vantage: "ap", Name: "a.com", Findings: []Finding{timeout("x")}}, {Vantage: "ap", Name: "b.com"}},
-			want: []want{{CodeHTTP01ConnectTimeout, "", Error, ""}, {CodeMPICQuorumFailed, "", Fatal, ""},
+			want: []want{{CodeHTTP01ConnectTimeout, "", Error, ""},
 				{CodeHTTP01ConnectTimeout, "us", Warning, "b.com"}, {CodeMPICPartial, "", Warning, "b.com"}},
 			verdict: VerdictFail, quorum: true},
 	}

@@ -278,7 +278,7 @@ var catalogue = map[Code]Entry{
 	CodeHTTP01IPv6Unreachable: {
 		Severity: Error,
 		Summary:  "Port 80 is unreachable over IPv6 although the name has an AAAA record",
-		Fix:      "Make the server listen on [::]:80 and let IPv6 through the firewall, or remove the AAAA record. Let's Encrypt tries IPv6 first and falls back to IPv4 only on the first request, never after a redirect.",
+		Fix:      "Make the server listen on [::]:80 (and [::]:443 when redirecting to HTTPS) and let IPv6 through the firewall, or remove the AAAA record. Let's Encrypt tries IPv6 first and retries a request whose IPv6 connection fails on the first IPv4 address, but clients and other CAs that do not fall back fail, and a slow IPv6 timeout eats into the validation's time.",
 	},
 	CodeHTTP01IPv6DifferentContent: {
 		Severity: Error,

@@ -33,6 +33,18 @@ func TestRenderText(t *testing.T) {
 		New(CodeDNSTimeout, "other.example", "all servers silent"))
 	orphan.Finalize()
 
+	// Nothing listens on port 80: every perspective is refused alike.
+	refused := New(CodeHTTP01ConnectionRefused, "r.example", "192.0.2.1 (IPv4) GET http://r.example/: connection refused").
+		WithProblem(ProblemConnection, "192.0.2.1: Connection refused")
+	var outcomes []outcome
+	var vantages []Vantage
+	for _, v := range []Vantage{{Name: "us-east", RIR: "ARIN", Kind: External}, {Name: "eu-west", RIR: "RIPE", Kind: External},
+		{Name: "ap-south", RIR: "APNIC", Kind: External}} {
+		vantages = append(vantages, v)
+		outcomes = append(outcomes, outcome{Vantage: v.Name, Name: "r.example", Findings: []Finding{refused}})
+	}
+	allRefused := Assemble(subjectsOf("r.example"), vantages, observationsOf(vantages, outcomes), time.Millisecond)
+
 	quorum := func(q *Quorum) *Report {
 		r := &Report{Names: []string{"q.example"}, Quorum: q}
 		r.Finalize()
@@ -51,6 +63,14 @@ func TestRenderText(t *testing.T) {
 			r: quorum(ComputeQuorum([]VantageResult{ext("a", "ARIN", false), ext("b", "RIPE", false),
 				ext("c", "APNIC", true), ext("d", "RIPE", true)})),
 			contains: []string{"MPIC quorum: FAILED — 2 of 4 external perspectives passed, 1 failure allowed; passing RIRs: APNIC,\n  RIPE; 2 failed, only 1 allowed\n"},
+		},
+		{
+			desc: "every perspective fails alike: the cause leads, the quorum is a line",
+			r:    allRefused,
+			contains: []string{"r.example\n  ERROR    http01.connection_refused ",
+				"\nMPIC quorum: FAILED — 0 of 3 external perspectives passed, 1 failure allowed; passing RIRs: none; 3\n  failed, only 1 allowed\n",
+				"\nFAIL — 1 error across 1 name"},
+			notContains: []string{"mpic.quorum_failed", "geo-blocking"},
 		},
 		{
 			desc:     "quorum broken by RIR diversity",

@@ -45,6 +45,15 @@ type Scenario struct {
 	// with the universe's TLS roots (TLSRootsFile) trusted. Diagnose runs
 	// no tls probe yet, so these are separate from Expect.
 	TLSExpect []Expectation
+	// Absent are codes a correct diagnosis must not report, at any
+	// severity or vantage: a finding that would send the user the wrong
+	// way (mpic.quorum_failed when every perspective fails alike).
+	Absent []reports.Code
+	// HTTPOnHTTPSPort validates HTTP-01 on the universe's HTTPS port
+	// (--http-port), where the scenario's address speaks plain HTTP and the
+	// one IPv6 server (::1, HTTP port only) has no listener: the way to
+	// stage an AAAA that refuses the first request while IPv4 answers.
+	HTTPOnHTTPSPort bool
 }
 
 // Expectation is one finding a correct diagnosis must contain.
@@ -272,14 +281,19 @@ func buildCatalogue() *cat {
 		})
 	}
 	c.add(entry{
-		s: Scenario{Name: "transport-0x20", Domain: "www.caps.com", Description: "a name server does not preserve the query's 0x20 case",
-			Expect: []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.caps.com")}},
+		// Unbound falls back: it asks every server without 0x20 and takes
+		// the answer when they agree.
+		s: Scenario{Name: "transport-0x20", Domain: "www.caps.com", Healthy: true,
+			Description: "one of two name servers does not preserve the query's 0x20 case",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.caps.com")}},
 		zones:   []zoneSpec{{origin: "caps.com.", text: web}},
 		servers: c.ns("caps.com.", 2, map[int][]dnsserver.Fault{1: all(dnsserver.FaultWrong0x20)}),
 	})
 	c.add(entry{
-		s: Scenario{Name: "transport-edns", Domain: "www.edns.com", Description: "a name server answers FORMERR to EDNS queries",
-			Expect: []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.edns.com")}},
+		// Unbound retries without EDNS; the zone is unsigned, so nothing is lost.
+		s: Scenario{Name: "transport-edns", Domain: "www.edns.com", Healthy: true,
+			Description: "one of two name servers of an unsigned zone answers FORMERR to EDNS queries",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.edns.com")}},
 		zones:   []zoneSpec{{origin: "edns.com.", text: web}},
 		servers: c.ns("edns.com.", 2, map[int][]dnsserver.Fault{1: all(dnsserver.FaultEDNSIntolerant)}),
 	})
@@ -441,8 +455,145 @@ func buildCatalogue() *cat {
 		servers: c.ns("slow-servers.com.", 2, map[int][]dnsserver.Fault{1: slow, 2: slow}),
 	})
 
+	c.transportScenarios(all)
+	c.denialScenarios(all)
+
 	c.webScenarios()
 	return c
+}
+
+// transportScenarios are servers that mishandle EDNS, 0x20 or TCP, each
+// judged by what Let's Encrypt's resolver (Unbound) then does: it retries
+// without EDNS, falls back from 0x20 by asking every server and comparing,
+// and tries another server when one fails over TCP; it fails only when no
+// server gives a usable answer.
+func (c *cat) transportScenarios(all func(dnsserver.FaultKind) []dnsserver.Fault) {
+	edns, caps, noTCP := all(dnsserver.FaultEDNSIntolerant), all(dnsserver.FaultWrong0x20), all(dnsserver.FaultNoTCP)
+	both := func(f []dnsserver.Fault) map[int][]dnsserver.Fault { return map[int][]dnsserver.Fault{1: f, 2: f} }
+	c.simpleWith(Scenario{Name: "transport-edns-all", Domain: "www.edns-all.com", Healthy: true,
+		Description: "every name server of an unsigned zone answers FORMERR to EDNS queries",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.edns-all.com")}},
+		zoneSpec{origin: "edns-all.com.", text: web}, both(edns))
+	// Without EDNS there is no DO bit, so no signatures: a validating
+	// resolver cannot prove anything in a signed zone.
+	c.simpleWith(Scenario{Name: "transport-edns-signed", Domain: "www.edns-signed.com",
+		Description: "every name server of a signed zone answers FORMERR to EDNS queries",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.edns-signed.com")}},
+		zoneSpec{origin: "edns-signed.com.", text: web, signed: true}, both(edns))
+	// An answer without signatures from ns1 makes Unbound ask ns2.
+	c.simpleWith(Scenario{Name: "transport-edns-signed-one", Domain: "www.edns-signed-one.com", Healthy: true,
+		Description: "one of two name servers of a signed zone answers FORMERR to EDNS queries",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.edns-signed-one.com")}},
+		zoneSpec{origin: "edns-signed-one.com.", text: web, signed: true}, map[int][]dnsserver.Fault{1: edns})
+	c.simpleWith(Scenario{Name: "transport-0x20-all", Domain: "www.caps-all.com", Healthy: true,
+		Description: "no name server preserves the query's 0x20 case; they all give the same answers",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns2.caps-all.com")}},
+		zoneSpec{origin: "caps-all.com.", text: web}, both(caps))
+	c.simpleWith(Scenario{Name: "transport-0x20-signed", Domain: "www.caps-signed.com", Healthy: true,
+		Description: "no name server of a signed zone preserves the query's 0x20 case",
+		Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.caps-signed.com")}},
+		zoneSpec{origin: "caps-signed.com.", text: web, signed: true}, both(caps))
+	{
+		// The 0x20 fallback compares the servers' answers: a secondary
+		// serving an older address makes it give up (SERVFAIL).
+		srv := c.ns("caps-disagree.com.", 2, both(caps))
+		srv[1].stale = map[string]string{"caps-disagree.com.": "@ SOA ns1.caps-disagree.com. hostmaster.caps-disagree.com. 1000 3600 900 604800 300\n" +
+			"www A 127.80.0.2\n"}
+		c.add(entry{
+			s: Scenario{Name: "transport-0x20-disagree", Domain: "www.caps-disagree.com",
+				Description: "no name server preserves the query's 0x20 case, and a lagging secondary serves another address",
+				Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns2.caps-disagree.com")}},
+			zones:   []zoneSpec{{origin: "caps-disagree.com.", text: "@ SOA ns1.caps-disagree.com. hostmaster.caps-disagree.com. 1001 3600 900 604800 300\n" + web}},
+			servers: srv,
+		})
+	}
+	var bigTXT strings.Builder
+	for i := range 40 {
+		bigTXT.WriteString(txt("_acme-challenge.www", Token(fmt.Sprintf("tcp-%d", i))))
+	}
+	c.add(entry{
+		// Unbound asks the other server over TCP.
+		s: Scenario{Name: "transport-tcp-one", Domain: "www.tcpfail-one.com", Healthy: true, Args: dns01Args("transport-tcp-one"),
+			Description: "41 TXT records at _acme-challenge: truncated over UDP, and one of two name servers refuses TCP",
+			Expect: []Expectation{exp(reports.CodeDNSTransport, reports.Warning, "ns1.tcpfail-one.com"),
+				exp(reports.CodeDNS01TooManyTXT, reports.Warning, "")}},
+		zones:   []zoneSpec{{origin: "tcpfail-one.com.", text: web + bigTXT.String() + txt("_acme-challenge.www", Token("transport-tcp-one"))}},
+		servers: c.ns("tcpfail-one.com.", 2, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+
+	// CAA and TXT sets too big for UDP, with and without TCP.
+	var caa strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&caa, "@ CAA 0 issue \"ca-%02d.example\"\n", i)
+	}
+	caa.WriteString("@ CAA 0 issue \"letsencrypt.org\"\n")
+	c.add(entry{
+		s: Scenario{Name: "caa-transport-tcp", Domain: "www.caa-tcpfail.com",
+			Description: "61 CAA records at the apex: truncated over UDP, and the name server refuses TCP",
+			Expect: []Expectation{exp(reports.CodeCAALookupFailed, reports.Fatal, "ns1.caa-tcpfail.com"),
+				exp(reports.CodeDNSTransport, reports.Error, "ns1.caa-tcpfail.com")}},
+		zones:   []zoneSpec{{origin: "caa-tcpfail.com.", text: web + caa.String()}},
+		servers: c.ns("caa-tcpfail.com.", 1, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+	c.add(entry{
+		s: Scenario{Name: "caa-transport-tcp-dns01", Domain: "www.caa-tcpfail-txt.com", Args: dns01Args("caa-transport-tcp-dns01"),
+			Description: "dns-01 with the TXT in place; 61 CAA records at the name itself need TCP, which the name server refuses",
+			Expect: []Expectation{exp(reports.CodeCAALookupFailed, reports.Fatal, ""),
+				exp(reports.CodeDNSTransport, reports.Error, "ns1.caa-tcpfail-txt.com")}},
+		zones: []zoneSpec{{origin: "caa-tcpfail-txt.com.", text: web + txt("_acme-challenge.www", Token("caa-transport-tcp-dns01")) +
+			strings.ReplaceAll(caa.String(), "@ CAA", "www CAA")}},
+		servers: c.ns("caa-tcpfail-txt.com.", 1, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+	c.add(entry{
+		s: Scenario{Name: "caa-big-tcp", Domain: "www.caa-big.com", Healthy: true,
+			Description: "61 CAA records at the apex, one of them for Let's Encrypt, served over TCP"},
+		zones:   []zoneSpec{{origin: "caa-big.com.", text: web + caa.String()}},
+		servers: c.ns("caa-big.com.", 2, nil),
+	})
+	c.add(entry{
+		s: Scenario{Name: "dns01-transport-tcp", Domain: "www.txt-tcpfail.com", Args: dns01Args("dns01-transport-tcp"),
+			Description: "41 TXT records at _acme-challenge: truncated over UDP, and the name server refuses TCP",
+			Expect:      []Expectation{exp(reports.CodeDNSTransport, reports.Error, "ns1.txt-tcpfail.com")}},
+		zones:   []zoneSpec{{origin: "txt-tcpfail.com.", text: web + bigTXT.String() + txt("_acme-challenge.www", Token("dns01-transport-tcp"))}},
+		servers: c.ns("txt-tcpfail.com.", 1, map[int][]dnsserver.Fault{1: noTCP}),
+	})
+}
+
+// denialScenarios are signed zones whose negative answers (NXDOMAIN,
+// NODATA) come without the NSEC records that prove them: a validating
+// resolver answers SERVFAIL for every name or type that does not exist —
+// the CAA lookups first of all.
+func (c *cat) denialScenarios(all func(dnsserver.FaultKind) []dnsserver.Fault) {
+	nd := all(dnsserver.FaultNoDenial)
+	both := map[int][]dnsserver.Fault{1: nd, 2: nd}
+	bogus := func(detail string) []Expectation {
+		return []Expectation{exp(reports.CodeDNSDNSSECBogus, reports.Fatal, detail)}
+	}
+	c.simpleWith(Scenario{Name: "dnssec-no-denial", Domain: "www.nodenial.com",
+		Description: "a signed zone whose NODATA answers carry no NSEC proof: CAA and AAAA lookups are bogus",
+		Expect:      bogus("denial")},
+		zoneSpec{origin: "nodenial.com.", text: web, signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-dns01", Domain: "www.nodenial-dns01.com", Args: dns01Args("dnssec-no-denial-dns01"),
+		Description: "dns-01 with the TXT in place in a signed zone without denial proofs: the CAA lookups are bogus",
+		Expect:      bogus("CAA")},
+		zoneSpec{origin: "nodenial-dns01.com.", text: web + txt("_acme-challenge.www", Token("dnssec-no-denial-dns01")), signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-txt", Domain: "www.nodenial-txt.com", Args: dns01Args("dnssec-no-denial-txt"),
+		Description: "dns-01 without the TXT in a signed zone without denial proofs: the NXDOMAIN for it is bogus",
+		Expect:      bogus("_acme-challenge.www.nodenial-txt.com")},
+		zoneSpec{origin: "nodenial-txt.com.", text: web, signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-nxdomain", Domain: "missing.nodenial-nx.com",
+		Description: "a name that does not exist in a signed zone without denial proofs: the NXDOMAIN is bogus",
+		Expect:      bogus("missing.nodenial-nx.com")},
+		zoneSpec{origin: "nodenial-nx.com.", text: web, signed: true}, both)
+	c.simpleWith(Scenario{Name: "dnssec-no-denial-one", Domain: "www.nodenial-one.com", Healthy: true,
+		Description: "one of two name servers of a signed zone sends negative answers without NSEC proof",
+		Expect:      []Expectation{exp(reports.CodeDNSDNSSECBogus, reports.Warning, "ns1.nodenial-one.com")}},
+		zoneSpec{origin: "nodenial-one.com.", text: web, signed: true}, map[int][]dnsserver.Fault{1: nd})
+}
+
+// simpleWith is simple with faults on the two servers.
+func (c *cat) simpleWith(s Scenario, z zoneSpec, faults map[int][]dnsserver.Fault) {
+	c.add(entry{s: s, zones: []zoneSpec{z}, servers: c.ns(z.origin, 2, faults)})
 }
 
 // Catalogue lists every scenario of the universe Start builds. Scenarios

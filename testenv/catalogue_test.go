@@ -34,6 +34,9 @@ func TestCatalogue(t *testing.T) {
 				t.Errorf("a failing scenario with no expectation")
 			}
 			for _, e := range s.Expect {
+				if slices.Contains(s.Absent, e.Code) {
+					t.Errorf("%s both expected and absent", e.Code)
+				}
 				covered[e.Code] = true
 				if s.Healthy && e.Severity >= reports.Error {
 					t.Errorf("healthy scenario expects %s at %s", e.Code, e.Severity)

@@ -167,6 +167,23 @@ func (c *cat) webScenarios() {
 		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
 		site: redirect(http.StatusMovedPermanently, "https://{host}{path}", tlsServe, webBehaviour{}),
 		v6:   &webBehaviour{kind: webRedirect, status: http.StatusMovedPermanently, location: "https://{host}{path}"}})
+	// A refused IPv6 connection is not different content: Boulder retries
+	// that request on IPv4 (the first one and a redirected one alike).
+	plainOnHTTPS := func(b webBehaviour) siteSpec { return siteSpec{tls: tlsPlainHTTP, https: b} }
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-refused", Args: h01("web-ipv6-refused"), Healthy: true, HTTPOnHTTPSPort: true,
+		Description: "the AAAA address refuses the first request; the A address serves the token (Let's Encrypt falls back to IPv4)",
+		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
+		site: plainOnHTTPS(webBehaviour{kind: webSolver}), v6: &webBehaviour{kind: webSolver}})
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-refused-v4-wrong", Args: h01("web-ipv6-refused-v4-wrong"), HTTPOnHTTPSPort: true,
+		Description: "the AAAA address refuses the first request; the A address serves a stale key authorization",
+		Expect: []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1"),
+			exp(reports.CodeHTTP01WrongBody, reports.Error, Token("stale-token"))}},
+		site: plainOnHTTPS(webBehaviour{kind: webBody, body: KeyAuth("stale-token")}), v6: &webBehaviour{kind: webSolver}})
+	c.addWeb(webCase{s: Scenario{Name: "web-ipv6-redirect-refused-v4-direct", Args: h01("web-ipv6-redirect-refused-v4-direct"), Healthy: true,
+		Description: "IPv6 port 80 redirects to https, where IPv6 refuses (fallback to IPv4); IPv4 port 80 serves the token itself",
+		Expect:      []Expectation{exp(reports.CodeHTTP01IPv6Unreachable, reports.Warning, "::1")}},
+		site: siteSpec{http: webBehaviour{kind: webSolver}, tls: tlsServe},
+		v6:   &webBehaviour{kind: webRedirect, status: http.StatusMovedPermanently, location: "https://{host}{path}"}})
 	c.addWeb(webCase{s: Scenario{Name: "web-inconsistent-backends", Args: h01("web-inconsistent-backends"),
 		Description: "two A addresses: one serves the token, the other a stale key authorization",
 		Expect:      []Expectation{exp(reports.CodeHTTP01InconsistentBackends, reports.Error, "127.80.")}},
@@ -313,11 +330,37 @@ func (c *cat) webScenarios() {
 		Expect: []Expectation{exp(reports.CodeVantageSelfCheckOnly, reports.Warning, "cluster"),
 			{Code: reports.CodeHTTP01ConnectTimeout, Severity: reports.Warning, Vantage: "cluster"}}},
 		site: solver, drops: blocked("cluster")})
+	// Every perspective failing alike is the cause's finding: a quorum
+	// finding (fix: remove geo-blocking) above it would mislead.
 	c.addWeb(webCase{s: Scenario{Name: "mpic-all-blocked", Args: h01("mpic-all-blocked"), Vantages: true,
 		Description: "a firewall drops every vantage",
-		Expect: []Expectation{exp(reports.CodeHTTP01ConnectTimeout, reports.Error, "127.80."),
-			exp(reports.CodeMPICQuorumFailed, reports.Fatal, "")}},
+		Expect:      []Expectation{exp(reports.CodeHTTP01ConnectTimeout, reports.Error, "127.80.")},
+		Absent:      []reports.Code{reports.CodeMPICQuorumFailed}},
 		site: solver, drops: []dropSpec{{}}})
+	c.addWeb(webCase{s: Scenario{Name: "mpic-all-refused", Args: h01("mpic-all-refused"), Vantages: true,
+		Description: "nothing listens on port 80: every vantage is refused",
+		Expect:      []Expectation{exp(reports.CodeHTTP01ConnectionRefused, reports.Error, "127.80.")},
+		Absent:      []reports.Code{reports.CodeMPICQuorumFailed}}})
+	c.addWeb(webCase{s: Scenario{Name: "mpic-split-causes", Args: h01("mpic-split-causes"), Vantages: true,
+		Description: "every remote perspective fails, each for its own reason: us-east is dropped, eu-west and ap-south get SERVFAIL",
+		Expect: []Expectation{exp(reports.CodeMPICQuorumFailed, reports.Fatal, "us-east"),
+			{Code: reports.CodeHTTP01ConnectTimeout, Severity: reports.Error, Vantage: "us-east"},
+			{Code: reports.CodeDNSServFail, Severity: reports.Fatal, Vantage: "eu-west"}}},
+		site: solver, drops: blocked("us-east"), dnsFaultFrom: []string{"eu-west", "ap-south"}})
+	{
+		zone := "mpic-txtprop.com."
+		srv := c.ns(zone, 2, nil)
+		srv[1].stale = map[string]string{zone: "@ SOA ns1.mpic-txtprop.com. hostmaster.mpic-txtprop.com. 1000 3600 900 604800 300\nwww A " + WebAddr + "\n"}
+		c.add(entry{
+			s: Scenario{Name: "mpic-dns01-not-propagated", Domain: "www.mpic-txtprop.com", Args: dns01Args("mpic-dns01-not-propagated"), Vantages: true,
+				Description: "dns-01 from every vantage: a lagging secondary lacks the TXT value",
+				Expect:      []Expectation{exp(reports.CodeDNS01TXTNotPropagated, reports.Error, "ns2.mpic-txtprop.com")},
+				Absent:      []reports.Code{reports.CodeMPICQuorumFailed}},
+			zones: []zoneSpec{{origin: zone, text: "@ SOA ns1.mpic-txtprop.com. hostmaster.mpic-txtprop.com. 1001 3600 900 604800 300\nwww A " + WebAddr + "\n" +
+				txt("_acme-challenge.www", Token("mpic-dns01-not-propagated"))}},
+			servers: srv,
+		})
+	}
 	c.addWeb(webCase{s: Scenario{Name: "mpic-dns-partial", Args: h01("mpic-dns-partial"), Vantages: true, Healthy: true, Tentative: true,
 		Description: "the name's servers answer SERVFAIL to one perspective's resolver (ap-south) only",
 		Expect: []Expectation{exp(reports.CodeMPICPartial, reports.Warning, "ap-south"),

@@ -332,7 +332,10 @@ func (u *Universe) DiagnoseArgs(s Scenario) []string {
 		"--resolver", resolvers,
 		"--allow-address", "127.0.0.0/8,::1/128",
 	}
-	if u.httpPort != 80 {
+	switch {
+	case s.HTTPOnHTTPSPort:
+		args = append(args, "--http-port", strconv.Itoa(u.httpsPort))
+	case u.httpPort != 80:
 		args = append(args, "--http-port", strconv.Itoa(u.httpPort))
 	}
 	if u.httpsPort != 443 {

@@ -311,6 +311,12 @@ func testFaults(t *testing.T, u *Universe) {
 					t.Errorf("err = %v, want connection refused", err)
 				}
 			}},
+		{desc: "no denial: NODATA without NSEC", q: query{server: "nodenial.com-ns1", name: "www.nodenial.com.", qtype: dns.TypeCAA, do: true},
+			check: func(t *testing.T, r *dns.Msg, err error) {
+				if err != nil || r.Rcode != dns.RcodeSuccess || hasType(r.Ns, dns.TypeNSEC) || !hasType(r.Ns, dns.TypeSOA) {
+					t.Errorf("err=%v answer %v, want NODATA with the SOA and no NSEC", err, r)
+				}
+			}},
 		{desc: "no TCP: UDP answer is truncated", q: query{server: "tcpfail.com-ns1", name: "www.tcpfail.com.", qtype: dns.TypeA},
 			check: func(t *testing.T, r *dns.Msg, err error) {
 				if err != nil || !r.Truncated {
@@ -536,6 +542,34 @@ func testResolvers(t *testing.T, u *Universe) {
 		{desc: "dns-01 CNAME into a signed zone", resolver: u.Resolver(), name: "_acme-challenge.www.dns01-cname.com.", qtype: dns.TypeTXT, count: 1},
 		{desc: "dangling dns-01 CNAME: NXDOMAIN", resolver: u.Resolver(), name: "_acme-challenge.www.cnamedangle.com.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError},
 		{desc: "private address stripped by the public view", resolver: u.Resolver(), name: "www.reserved.com."},
+		// What Let's Encrypt's resolver makes of servers that mishandle
+		// transport: the scenarios' severities rest on these.
+		{desc: "EDNS-intolerant servers, unsigned zone: retried without EDNS", resolver: u.Resolver(), name: "www.edns-all.com.", addr: WebAddr},
+		{desc: "EDNS-intolerant servers, signed zone: no signatures, SERVFAIL, EDE 10", resolver: u.Resolver(), name: "www.edns-signed.com.",
+			rcode: dns.RcodeServerFailure, ede: dns.ExtendedErrorCodeRRSIGsMissing},
+		{desc: "one EDNS-intolerant server, signed zone: the other one validates", resolver: u.Resolver(), name: "www.edns-signed-one.com.", ad: true, addr: WebAddr},
+		{desc: "no server keeps the 0x20 case: fallback", resolver: u.Resolver(), name: "www.caps-all.com.", addr: WebAddr},
+		{desc: "no server keeps the 0x20 case, signed zone: fallback", resolver: u.Resolver(), name: "www.caps-signed.com.", ad: true, addr: WebAddr},
+		{desc: "0x20 fallback meets servers that disagree: SERVFAIL", resolver: u.Resolver(), name: "www.caps-disagree.com.", qtype: dns.TypeCAA,
+			rcode: dns.RcodeServerFailure},
+		{desc: "truncated, one server refuses TCP: the other answers", resolver: u.Resolver(), name: "_acme-challenge.www.tcpfail-one.com.",
+			qtype: dns.TypeTXT, count: 41},
+		{desc: "CAA set too big for UDP, TCP refused: SERVFAIL", resolver: u.Resolver(), name: "caa-tcpfail.com.", qtype: dns.TypeCAA, rcode: dns.RcodeServerFailure},
+		{desc: "CAA set too big for UDP at the name, TCP refused: SERVFAIL", resolver: u.Resolver(), name: "www.caa-tcpfail-txt.com.", qtype: dns.TypeCAA,
+			rcode: dns.RcodeServerFailure},
+		{desc: "TXT set too big for UDP, TCP refused: SERVFAIL", resolver: u.Resolver(), name: "_acme-challenge.www.txt-tcpfail.com.", qtype: dns.TypeTXT,
+			rcode: dns.RcodeServerFailure},
+		{desc: "CAA set too big for UDP over TCP", resolver: u.Resolver(), name: "caa-big.com.", qtype: dns.TypeCAA, count: 61},
+		// Denial of existence without its proof.
+		{desc: "NODATA without NSEC: CAA bogus, EDE 12", resolver: u.Resolver(), name: "www.nodenial.com.", qtype: dns.TypeCAA,
+			rcode: dns.RcodeServerFailure, ede: dns.ExtendedErrorCodeNSECMissing},
+		{desc: "NODATA without NSEC: AAAA bogus", resolver: u.Resolver(), name: "www.nodenial.com.", qtype: dns.TypeAAAA, rcode: dns.RcodeServerFailure},
+		{desc: "the A that exists still validates", resolver: u.Resolver(), name: "www.nodenial.com.", ad: true, addr: WebAddr},
+		{desc: "NXDOMAIN without NSEC: bogus", resolver: u.Resolver(), name: "missing.nodenial-nx.com.", rcode: dns.RcodeServerFailure,
+			ede: dns.ExtendedErrorCodeNSECMissing},
+		{desc: "dns-01 TXT NXDOMAIN without NSEC: bogus", resolver: u.Resolver(), name: "_acme-challenge.www.nodenial-txt.com.", qtype: dns.TypeTXT,
+			rcode: dns.RcodeServerFailure},
+		{desc: "one server without NSEC: the other one's proof validates", resolver: u.Resolver(), name: "nodenial-one.com.", qtype: dns.TypeCAA, ad: true},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {

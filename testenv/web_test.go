@@ -27,6 +27,8 @@ type webTarget struct {
 	v6       bool   // to ::1 instead of the scenario's first A address
 	addrIdx  int    // which A address
 	vantage  string // source address of this vantage; "" → the kernel's choice
+	// plainHTTPS asks plain HTTP on the HTTPS port (Scenario.HTTPOnHTTPSPort).
+	plainHTTPS bool
 }
 
 func (u *Universe) targetAddr(t *testing.T, wt webTarget) string {
@@ -86,8 +88,11 @@ func (u *Universe) fetch(t *testing.T, wt webTarget, https bool, path string, tl
 		host = domainOf(t, wt.scenario)
 	}
 	scheme, port := "http", u.HTTPPort()
-	if https {
+	switch {
+	case https:
 		scheme, port = "https", u.HTTPSPort()
+	case wt.plainHTTPS:
+		port = u.HTTPSPort()
 	}
 	if tlsCfg == nil {
 		tlsCfg = &tls.Config{InsecureSkipVerify: true}
@@ -139,6 +144,11 @@ func testWeb(t *testing.T, u *Universe) {
 		{desc: "IPv4 of the IPv6-different name serves the token", target: webTarget{scenario: "web-ipv6-different"}, wantStatus: 200, wantBody: KeyAuth("web-ipv6-different")},
 		{desc: "IPv6 port 80 redirects to https", target: webTarget{scenario: "web-ipv6-redirect-unreachable", v6: true}, wantStatus: 301, wantLoc: "https://{host}{path}"},
 		{desc: "nothing on IPv6 port 443", target: webTarget{scenario: "web-ipv6-redirect-unreachable", v6: true}, https: true, wantErr: "connection refused"},
+		{desc: "HTTP-01 on the HTTPS port: IPv4 serves the token", target: webTarget{scenario: "web-ipv6-refused", plainHTTPS: true},
+			wantStatus: 200, wantBody: KeyAuth("web-ipv6-refused")},
+		{desc: "HTTP-01 on the HTTPS port: IPv6 refuses", target: webTarget{scenario: "web-ipv6-refused", v6: true, plainHTTPS: true}, wantErr: "connection refused"},
+		{desc: "IPv4 port 80 serves the token while IPv6 redirects", target: webTarget{scenario: "web-ipv6-redirect-refused-v4-direct"},
+			wantStatus: 200, wantBody: KeyAuth("web-ipv6-redirect-refused-v4-direct")},
 		{desc: "second backend serves a stale key authorization", target: webTarget{scenario: "web-inconsistent-backends", addrIdx: 1, vantage: "eu-west"}, wantStatus: 200, wantBody: KeyAuth("stale-token")},
 		{desc: "first backend serves the right one", target: webTarget{scenario: "web-inconsistent-backends"}, wantStatus: 200, wantBody: KeyAuth("web-inconsistent-backends")},
 		{desc: "trailing newline", target: webTarget{scenario: "web-trailing-newline"}, wantStatus: 200, wantBody: KeyAuth("web-trailing-newline") + "\n"},
@@ -424,11 +434,17 @@ func testWebDiagnoseArgs(t *testing.T, u *Universe) {
 	if u.HTTPPort() != u.Port()+27 || u.HTTPSPort() != u.Port()+390 {
 		t.Errorf("ports %d/%d, want DNS port +27/+390", u.HTTPPort(), u.HTTPSPort())
 	}
-	var plain Scenario
+	var plain, swapped Scenario
 	for _, s := range Catalogue() {
-		if s.Name == "healthy-signed" {
+		switch s.Name {
+		case "healthy-signed":
 			plain = s
+		case "web-ipv6-refused":
+			swapped = s
 		}
+	}
+	if joined := strings.Join(u.DiagnoseArgs(swapped), " "); !strings.Contains(joined, "--http-port "+strconv.Itoa(u.HTTPSPort())) {
+		t.Errorf("args %q do not validate HTTP-01 on the HTTPS port", joined)
 	}
 	if strings.Contains(strings.Join(u.DiagnoseArgs(plain), " "), "--vantage") {
 		t.Errorf("a scenario without Vantages got --vantage flags")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,6 +139,11 @@ func TestScenarios(t *testing.T) {
 			for _, want := range sc.Expect {
 				if !hasFinding(rep.Findings, want) {
 					t.Errorf("missing finding %s (%s) with detail containing %q\n%s", want.Code, want.Severity, want.DetailContains, dump())
+				}
+			}
+			for _, f := range rep.Findings {
+				if slices.Contains(sc.Absent, f.Code) {
+					t.Errorf("%s %s must not be reported here (it sends the user the wrong way): %s", f.Severity, f.Code, f.Detail)
 				}
 			}
 			// Every challenge failure says what Let's Encrypt would answer

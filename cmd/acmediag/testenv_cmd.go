@@ -94,8 +94,9 @@ func runScenarios(cmd *cobra.Command, u *testenv.Universe) error {
 			return cmd.Context().Err()
 		}
 		args := []string{"diagnose", "--log-level", "error"}
-		if slices.Contains(sc.Args, "http-01") && !sc.Vantages {
-			// The CA's own verdict next to acmediag's.
+		if slices.Contains(sc.Args, "http-01") && !sc.Vantages && !sc.HTTPOnHTTPSPort {
+			// The CA's own verdict next to acmediag's (Pebble validates
+			// on the HTTP port only, not where these scenarios stage).
 			args = append(args, u.ACMEArgs()...)
 		}
 		args = append(args, u.DiagnoseArgs(sc)...)

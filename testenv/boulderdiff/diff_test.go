@@ -259,6 +259,27 @@ func cases() []diffCase {
 			e.serveHTTP(v6loop, 80, nil, body(keyAuth))
 			return www(e, v6loop, e.ip(1))
 		}},
+		{desc: "IPv6 refuses, IPv4 serves another key authorization", want: "unauthorized", setup: func(e *env) string {
+			e.requireClosed(v6loop, 80)
+			e.serveHTTP(e.ip(1), 80, nil, body("stale.thumbprint"))
+			return www(e, v6loop, e.ip(1))
+		}},
+		{desc: "IPv6 redirects to https and refuses it, IPv4 serves directly: fallback on the redirected hop", setup: func(e *env) string {
+			e.requireClosed(v6loop, 443)
+			n := www(e, v6loop, e.ip(1))
+			e.serveHTTP(v6loop, 80, nil, redirect(301, "https://"+n+chPath, ""))
+			e.serveHTTP(e.ip(1), 80, nil, body(keyAuth))
+			e.serveHTTP(e.ip(1), 443, tlsCert(e, n), body(keyAuth))
+			return n
+		}},
+		{desc: "both redirect to https, IPv6 refuses it: fallback on the redirected hop", setup: func(e *env) string {
+			e.requireClosed(v6loop, 443)
+			n := www(e, v6loop, e.ip(1))
+			e.serveHTTP(v6loop, 80, nil, redirect(301, "https://"+n+"/final", ""))
+			e.serveHTTP(e.ip(1), 80, nil, redirect(301, "https://"+n+"/final", ""))
+			e.serveHTTP(e.ip(1), 443, tlsCert(e, n), redirect(404, "", "/final"))
+			return n
+		}},
 		{desc: "first IPv4 address used, second ignored", want: "connection", setup: func(e *env) string {
 			e.serveHTTP(e.ip(2), 80, nil, body(keyAuth))
 			return www(e, e.ip(1), e.ip(2))
@@ -629,7 +650,9 @@ func runOurs(t *testing.T, v *http01.Validator, alpn bool, s *staticDNS, name st
 	if alpn {
 		res = v.TLSALPN01(ctx, req)
 	} else {
-		res = v.HTTP01(ctx, req)
+		// What diagnose and the daemon run: the validation, plus a fetch
+		// from every address compared with the others.
+		res = v.Survey(ctx, req)
 	}
 	if res.OK {
 		if res.Problem != nil {
@@ -646,7 +669,8 @@ func runOurs(t *testing.T, v *http01.Validator, alpn bool, s *staticDNS, name st
 
 // TestBoulderDifferential validates every case with Boulder's VA and with
 // acmediag's http01.Validator against the same loopback servers, and
-// requires the same verdict, problem type and (unless exempted) detail.
+// requires the same verdict, problem type and (unless exempted) detail,
+// and no error or fatal finding where Boulder validates.
 func TestBoulderDifferential(t *testing.T) {
 	requireRoot(t)
 	all := cases()
@@ -685,6 +709,12 @@ func TestBoulderDifferential(t *testing.T) {
 			}
 			if b.typ != o.typ {
 				t.Fatalf("problem types differ: boulder %q, acmediag %q", b.typ, o.typ)
+			}
+			// Where Let's Encrypt validates, no finding may say it fails.
+			for _, f := range res.Findings {
+				if b.valid && f.Severity >= reports.Error {
+					t.Errorf("boulder valid, acmediag reports %s %s: %s", f.Severity, f.Code, f.Detail)
+				}
 			}
 			if !b.valid {
 				invalid++

@@ -27,6 +27,10 @@ const (
 	FaultEDNSIntolerant                      // FORMERR whenever the query carries OPT
 	FaultGarbage                             // random bytes that never parse as a message
 	FaultWrongID                             // a reply with a different message ID
+	// FaultNoDenial strips the NSEC/NSEC3 records (and their RRSIGs) from
+	// NXDOMAIN and NODATA answers of a signed zone: a denial of existence
+	// without its proof, which a validating resolver must call bogus.
+	FaultNoDenial
 )
 
 var faultNames = map[FaultKind]string{
@@ -34,6 +38,7 @@ var faultNames = map[FaultKind]string{
 	FaultNotImp: "notimp", FaultLameRefused: "lame-refused", FaultLameNoAA: "lame-noaa",
 	FaultNoTCP: "no-tcp", FaultAlwaysTC: "always-tc", FaultWrong0x20: "wrong-0x20",
 	FaultEDNSIntolerant: "edns-intolerant", FaultGarbage: "garbage", FaultWrongID: "wrong-id",
+	FaultNoDenial: "no-denial",
 }
 
 // String is the fault's short name, used in logs.

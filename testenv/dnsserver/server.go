@@ -290,9 +290,33 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			}
 		case FaultWrongID:
 			m.Id = r.Id ^ 0x5a5a
+		case FaultNoDenial:
+			stripDenial(m)
 		}
 	}
 	s.write(w, r, m, udp)
+}
+
+// stripDenial removes the proof from a negative answer (NXDOMAIN, or
+// NODATA: authoritative, NOERROR, nothing of the asked type): the NSEC and
+// NSEC3 records of the authority section and the RRSIGs over them. The SOA
+// and its signature stay, as a server with a broken denial sends them.
+func stripDenial(m *dns.Msg) {
+	q := m.Question[0]
+	nodata := m.Rcode == dns.RcodeSuccess && m.Authoritative &&
+		!slices.ContainsFunc(m.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == q.Qtype })
+	if m.Rcode != dns.RcodeNameError && !nodata {
+		return
+	}
+	m.Ns = slices.DeleteFunc(m.Ns, func(rr dns.RR) bool {
+		switch v := rr.(type) {
+		case *dns.NSEC, *dns.NSEC3:
+			return true
+		case *dns.RRSIG:
+			return v.TypeCovered == dns.TypeNSEC || v.TypeCovered == dns.TypeNSEC3
+		}
+		return false
+	})
 }
 
 func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg, q dns.Question, udp bool) *dns.Msg {

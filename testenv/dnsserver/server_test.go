@@ -59,6 +59,7 @@ func TestServerFaults(t *testing.T) {
 		addr    string
 		faults  []Fault
 		network string
+		name    string // "" → www.example.com.
 		qtype   uint16
 		check   func(t *testing.T, r *dns.Msg, rtt time.Duration, err error)
 	}{
@@ -110,14 +111,54 @@ func TestServerFaults(t *testing.T) {
 					t.Errorf("err=%v, want NOERROR", err)
 				}
 			}},
+		{desc: "no denial: NODATA without NSEC, SOA still signed", addr: "127.53.250.16", faults: []Fault{{Kind: FaultNoDenial}}, qtype: dns.TypeAAAA,
+			check: wantDenial(dns.RcodeSuccess, false)},
+		{desc: "no denial: NXDOMAIN without NSEC", addr: "127.53.250.17", faults: []Fault{{Kind: FaultNoDenial}}, name: "missing.example.com.", qtype: dns.TypeA,
+			check: wantDenial(dns.RcodeNameError, false)},
+		{desc: "no denial: a positive answer keeps its signature", addr: "127.53.250.18", faults: []Fault{{Kind: FaultNoDenial}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || len(r.Answer) != 2 {
+					t.Errorf("err=%v answer %v, want the A and its RRSIG", err, r)
+				}
+			}},
+		{desc: "without the fault NODATA carries its NSEC", addr: "127.53.250.19", qtype: dns.TypeAAAA,
+			check: wantDenial(dns.RcodeSuccess, true)},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
 			t.Parallel()
 			addr := startServer(t, c.addr, c.faults, nil)
-			r, rtt, err := exchange(t, addr, c.network, "www.example.com.", c.qtype)
+			name := c.name
+			if name == "" {
+				name = "www.example.com."
+			}
+			r, rtt, err := exchange(t, addr, c.network, name, c.qtype)
 			c.check(t, r, rtt, err)
 		})
+	}
+}
+
+// wantDenial checks a negative answer's rcode, that its SOA is signed, and
+// whether it carries NSEC records (with their signatures).
+func wantDenial(rcode int, nsec bool) func(*testing.T, *dns.Msg, time.Duration, error) {
+	return func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := map[uint16]int{}
+		for _, rr := range r.Ns {
+			types[rr.Header().Rrtype]++
+		}
+		if r.Rcode != rcode || types[dns.TypeSOA] != 1 {
+			t.Errorf("rcode %s, authority %v: want %s with the SOA", dns.RcodeToString[r.Rcode], r.Ns, dns.RcodeToString[rcode])
+		}
+		if got := types[dns.TypeNSEC] > 0; got != nsec {
+			t.Errorf("NSEC present = %v, want %v: %v", got, nsec, r.Ns)
+		}
+		if nsec && types[dns.TypeRRSIG] != 1+types[dns.TypeNSEC] || !nsec && types[dns.TypeRRSIG] != 1 {
+			t.Errorf("%d RRSIGs with %d NSEC: want the SOA's and one per NSEC", types[dns.TypeRRSIG], types[dns.TypeNSEC])
+		}
 	}
 }
 
