@@ -48,6 +48,9 @@ func (e *Engine) SetPlan(p *Plan) {
 	}
 	e.mu.Lock()
 	e.plan = p
+	if e.metrics != nil {
+		e.metrics.usePlan(p)
+	}
 	for _, k := range p.Registry.Kinds() {
 		if _, ok := e.lanes[k.Lane]; ok {
 			continue

@@ -148,10 +148,10 @@ func (r *Registry) Remote() []reports.Kind {
 }
 
 // DefaultKinds is acmediag's registry: DNS, HTTP-01, TLS-ALPN-01, the
-// CA's own order and the propagation watch.
+// certificate served (tls), the CA's own order and the propagation watch.
 func DefaultKinds() *Registry {
 	r, err := NewRegistry(dnsKind(), challengeKind(KindHTTP01, reports.HTTP01), challengeKind(KindTLSALPN01, reports.TLSALPN01),
-		acmeKind(), propagationKind())
+		tlsKind(), acmeKind(), propagationKind())
 	if err != nil {
 		panic(err) // the built-in kinds are fixed: a wiring mistake, caught by every test
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,13 @@ type Metrics struct {
 	evicted      *prometheus.Desc
 	buildInfo    *prometheus.Desc
 	version      string
+
+	// The renewal rule's gauges (Plan.Renewal), under the plan in force.
+	plan                atomic.Pointer[Plan]
+	notAfter, notBefore *prometheus.Desc
+	windowStart         *prometheus.Desc
+	windowEnd           *prometheus.Desc
+	atRisk              *prometheus.Desc
 }
 
 // seriesKey names the series of one probe kind from one vantage with one
@@ -140,6 +148,16 @@ func NewMetrics(reg prometheus.Registerer, store *Store, kinds *Registry, versio
 			"History evicted from the store by its byte bound (a key's latest observation never is).", nil, nil),
 		buildInfo: prometheus.NewDesc("acmediag_build_info",
 			"Build information; the value is always 1.", []string{"version", "goversion"}, nil),
+		notAfter: prometheus.NewDesc("acmediag_certificate_not_after_seconds",
+			"Unix time the newest certificate the vantage is served for the name expires (tls probe).", []string{"name", "vantage"}, nil),
+		notBefore: prometheus.NewDesc("acmediag_certificate_not_before_seconds",
+			"Unix time the newest certificate the vantage is served for the name was issued (tls probe).", []string{"name", "vantage"}, nil),
+		windowStart: prometheus.NewDesc("acmediag_renewal_window_start_seconds",
+			"Unix time the name's renewal window opens, by where the window comes from (ari, lifetime, cert-manager).", []string{"name", "source"}, nil),
+		windowEnd: prometheus.NewDesc("acmediag_renewal_window_end_seconds",
+			"Unix time the name's renewal window closes, by where the window comes from (ari, lifetime, cert-manager).", []string{"name", "source"}, nil),
+		atRisk: prometheus.NewDesc("acmediag_renewal_at_risk",
+			"1 when the name's renewal window opens within the horizon (or is open) and its challenge path fails now, else 0.", []string{"name"}, nil),
 	}
 	m.series = map[seriesKey]*runSeries{}
 	m.delays = map[reports.Kind]prometheus.Observer{}
@@ -235,7 +253,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.panics.Describe(ch)
 	m.canarySteps.Describe(ch)
 	m.canaryOK.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo} {
+	for _, d := range []*prometheus.Desc{m.findings, m.consistent, m.quorumOK, m.passing, m.observations, m.bytes, m.evicted, m.buildInfo,
+		m.notAfter, m.notBefore, m.windowStart, m.windowEnd, m.atRisk} {
 		ch <- d
 	}
 }
@@ -271,6 +290,12 @@ type findingKey struct {
 // collectName exports the gauges of one name from its latest observations
 // (one per vantage and kind).
 func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []reports.Observation) {
+	if p := m.plan.Load(); p != nil && p.TLS != nil {
+		if r, ok := p.Renewal(name, obs, p.Env.Clock.Now()); ok {
+			m.collectRenewal(ch, name, obs, r)
+			obs = append(obs[:len(obs):len(obs)], r)
+		}
+	}
 	counts := map[findingKey]int{}
 	var order []findingKey
 	dnsSeen, consistent := false, true
@@ -324,6 +349,25 @@ func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []re
 	ch <- prometheus.MustNewConstMetric(m.passing, prometheus.GaugeValue, float64(passing), name)
 	if q := reports.ComputeQuorum(results); q != nil {
 		ch <- prometheus.MustNewConstMetric(m.quorumOK, prometheus.GaugeValue, boolValue(q.OK), name)
+	}
+}
+
+// usePlan puts p's renewal rule in force for the gauges.
+func (m *Metrics) usePlan(p *Plan) { m.plan.Store(p) }
+
+// collectRenewal exports a name's certificate and renewal window.
+func (m *Metrics) collectRenewal(ch chan<- prometheus.Metric, name string, obs []reports.Observation, r reports.Observation) {
+	for _, o := range obs {
+		if leaf, ok := o.TLS.Newest(); ok && o.Kind == KindTLS && o.Perspective() {
+			ch <- prometheus.MustNewConstMetric(m.notAfter, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), name, o.Vantage.Name)
+			ch <- prometheus.MustNewConstMetric(m.notBefore, prometheus.GaugeValue, float64(leaf.NotBefore.Unix()), name, o.Vantage.Name)
+		}
+	}
+	atRisk := slices.ContainsFunc(r.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeRenewalAtRisk })
+	ch <- prometheus.MustNewConstMetric(m.atRisk, prometheus.GaugeValue, boolValue(atRisk), name)
+	if w := r.Renewal.Window; w != nil {
+		ch <- prometheus.MustNewConstMetric(m.windowStart, prometheus.GaugeValue, float64(w.Start.Unix()), name, string(w.Source))
+		ch <- prometheus.MustNewConstMetric(m.windowEnd, prometheus.GaugeValue, float64(w.End.Unix()), name, string(w.Source))
 	}
 }
 

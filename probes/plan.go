@@ -60,7 +60,9 @@ type Plan struct {
 	// Canary is nil without a canary.
 	Canary      *CanaryPlan
 	Propagation PropagationPlan
-	OneShot     bool
+	// TLS is nil when the tls kind is off.
+	TLS     *TLSPlan
+	OneShot bool
 }
 
 // CanaryPlan is the orders at the CA: for Names, every Interval.
@@ -247,6 +249,7 @@ func Build(s Settings, opts BuildOptions) (*Plan, error) {
 	if s.Canary != nil {
 		p.Canary = b.canary(p.Targets)
 	}
+	p.TLS = b.tls()
 	if len(b.issues) > 0 {
 		for _, v := range p.Vantages {
 			if v.Remote != nil {
@@ -810,11 +813,15 @@ type Shared struct {
 	// Watches are the propagation watches: which value each name should
 	// serve, and when each server address first did.
 	Watches *Watches
+	// ARI caches the CA's renewal windows (and its Retry-After); tls
+	// holds a tlscheck.Checker per vantage.
+	ARI *canary.ARICache
+	tls tlsCheckers
 }
 
 // NewShared returns fresh long-lived state.
 func NewShared() *Shared {
-	return &Shared{UDP: dnscheck.NewUDPPool(), Budget: canary.NewBudget(canary.Limits{}), Watches: NewWatches()}
+	return &Shared{UDP: dnscheck.NewUDPPool(), Budget: canary.NewBudget(canary.Limits{}), Watches: NewWatches(), ARI: &canary.ARICache{}}
 }
 
 // Applies says whether kind has anything to check for t under the plan.

@@ -29,6 +29,7 @@ type Settings struct {
 	API         APISettings         `yaml:"api"`
 	Canary      *CanarySettings     `yaml:"canary"`
 	Propagation PropagationSettings `yaml:"propagation"`
+	TLS         TLSSettings         `yaml:"tls"`
 	// MemoryLimit is the Go runtime's soft memory limit (the daemon's):
 	// with store.max_bytes it bounds the RSS; 0 leaves the runtime's own.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
@@ -120,6 +121,24 @@ type CanarySettings struct {
 	// ServeToken (diagnose only) serves the HTTP-01 token on this address
 	// and completes the order.
 	ServeToken string `yaml:"-"`
+}
+
+// TLSSettings turn on the tls kind (the certificate each address serves)
+// and the renewal rule that reads it.
+type TLSSettings struct {
+	Enabled bool `yaml:"enabled"`
+	// Roots is a PEM file of the roots a served chain must lead to; ""
+	// the system pool.
+	Roots string `yaml:"roots"`
+	// ARIDirectory is the ACME directory of the CA that issues the served
+	// certificates, asked for their renewal window (RFC 9773); "" not
+	// asked. ARICACert is an extra CA bundle for its TLS (a test CA).
+	ARIDirectory string `yaml:"ari_directory"`
+	ARICACert    string `yaml:"ari_ca_cert"`
+	// RenewalHorizon is how far ahead of the window a failing challenge
+	// path is renewal.at_risk; 0: 7 days, or a third of the lifetime when
+	// that is shorter.
+	RenewalHorizon Duration `yaml:"renewal_horizon"`
 }
 
 // PropagationSettings pace the watch of each dns-01 value reaching every

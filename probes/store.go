@@ -92,7 +92,8 @@ type slot struct {
 	findings   []reports.Finding
 	checks     []reports.Check
 	trace      *reports.Trace // nil: nothing traced
-	ring       *history       // nil until the key has history
+	tls        *reports.TLSFacts
+	ring       *history // nil until the key has history
 	latestSize int32
 	ok         bool
 	removed    bool
@@ -176,7 +177,7 @@ func (s *Store) Add(o reports.Observation) {
 	}
 	sl.vantage = s.intern(o.Vantage)
 	sl.start, sl.duration, sl.ok, sl.findings, sl.checks, sl.latestSize = packTime(o.Start), o.Duration, o.OK, o.Findings, o.Checks, int32(min(size, math.MaxInt32))
-	sl.trace = nil
+	sl.trace, sl.tls = nil, o.TLS
 	if !o.Trace.IsZero() {
 		tr := o.Trace
 		sl.trace = &tr
@@ -226,6 +227,7 @@ func (sl *slot) observation(e *nameEntry) reports.Observation {
 	if sl.trace != nil {
 		o.Trace = *sl.trace
 	}
+	o.TLS = sl.tls
 	return o
 }
 
@@ -418,6 +420,8 @@ const (
 	sizeofFinding     = int64(unsafe.Sizeof(reports.Finding{}))
 	sizeofCheck       = int64(unsafe.Sizeof(reports.Check{}))
 	sizeofProblem     = int64(unsafe.Sizeof(reports.Problem{}))
+	sizeofTLSFacts    = int64(unsafe.Sizeof(reports.TLSFacts{}))
+	sizeofServedCert  = int64(unsafe.Sizeof(reports.ServedCert{}))
 	sizeofMapEntry    = 48 // a string key, an interface value and the map's own share
 )
 
@@ -447,6 +451,28 @@ func contentSize(o reports.Observation) int64 {
 	n += problemSize(o.Trace.Problem) + int64(cap(o.Trace.Lines))*16
 	for _, l := range o.Trace.Lines {
 		n += int64(len(l))
+	}
+	return n + tlsSize(o.TLS)
+}
+
+// tlsSize is what a tls run's facts hold: each served leaf's strings.
+func tlsSize(t *reports.TLSFacts) int64 {
+	if t == nil {
+		return 0
+	}
+	n := sizeofTLSFacts + int64(cap(t.Served))*sizeofServedCert + int64(len(t.ARISerial))
+	for i := range t.Served {
+		l := &t.Served[i].Leaf
+		n += int64(len(t.Served[i].Vantage) + len(l.Subject) + len(l.Issuer) + len(l.Serial) + len(l.KeyType) + len(l.SHA256) + len(l.AKI))
+		for _, s := range l.DNSNames {
+			n += 16 + int64(len(s))
+		}
+		for _, s := range l.IPs {
+			n += 16 + int64(len(s))
+		}
+	}
+	if t.ARI != nil {
+		n += int64(unsafe.Sizeof(*t.ARI)) + int64(len(t.ARI.ExplanationURL))
 	}
 	return n
 }

@@ -62,6 +62,12 @@ func Assemble(subjects []Subject, vantages []Vantage, obs []Observation, d time.
 			k := [2]string{o.Vantage.Name, o.Name}
 			seen[k] = append(seen[k], o)
 		}
+		if o.Renewal != nil {
+			if r.Renewals == nil {
+				r.Renewals = map[string]*RenewalStatus{}
+			}
+			r.Renewals[o.Name] = o.Renewal
+		}
 		for _, c := range o.Checks {
 			if multi {
 				c.Vantage = o.Vantage.Name

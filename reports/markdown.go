@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Markdown output ends up in tickets, chat and pull requests, where it is
@@ -36,6 +37,9 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "## %s\n\n", name)
 		if c, ok := r.Challenges[g.name]; ok {
 			fmt.Fprintf(&b, "Challenge: %s\n\n", codeSpan(string(c)))
+		}
+		if rs := r.Renewals[g.name]; rs != nil {
+			fmt.Fprintf(&b, "%s\n\n", mdEscape(rs.Summary(time.Now())))
 		}
 		if len(g.findings) == 0 {
 			b.WriteString("No problems found.\n\n")

@@ -107,6 +107,12 @@ type Observation struct {
 	Findings []Finding
 	Checks   []Check
 	Trace    Trace
+	// TLS is what a tls run saw: the certificates served and the CA's
+	// window for the newest (nil for other kinds).
+	TLS *TLSFacts
+	// Renewal is the renewal rule's reading of the name, on the
+	// observation derived from the others (KindRenewal in probes).
+	Renewal *RenewalStatus
 }
 
 // Perspective reports whether the observation was made from one of our
@@ -181,19 +187,21 @@ func Judge(obs []Observation) CheckStatus {
 // /api/v1/observations and the agent protocol): the vantage by name as the
 // API always had it, its kind, region and RIR beside it.
 type observationJSON struct {
-	Name        string      `json:"name"`
-	Challenge   Challenge   `json:"challenge"`
-	Vantage     string      `json:"vantage"`
-	VantageKind VantageKind `json:"vantage_kind,omitempty"`
-	Region      string      `json:"region,omitempty"`
-	RIR         string      `json:"rir,omitempty"`
-	Kind        Kind        `json:"kind"`
-	Start       time.Time   `json:"start"`
-	DurationMS  int64       `json:"duration_ms"`
-	OK          bool        `json:"ok"`
-	Findings    []Finding   `json:"findings"`
-	Checks      []Check     `json:"checks"`
-	Trace       *Trace      `json:"trace,omitempty"`
+	Name        string         `json:"name"`
+	Challenge   Challenge      `json:"challenge"`
+	Vantage     string         `json:"vantage"`
+	VantageKind VantageKind    `json:"vantage_kind,omitempty"`
+	Region      string         `json:"region,omitempty"`
+	RIR         string         `json:"rir,omitempty"`
+	Kind        Kind           `json:"kind"`
+	Start       time.Time      `json:"start"`
+	DurationMS  int64          `json:"duration_ms"`
+	OK          bool           `json:"ok"`
+	Findings    []Finding      `json:"findings"`
+	Checks      []Check        `json:"checks"`
+	Trace       *Trace         `json:"trace,omitempty"`
+	TLS         *TLSFacts      `json:"tls,omitempty"`
+	Renewal     *RenewalStatus `json:"renewal,omitempty"`
 }
 
 // MarshalJSON writes the API's form: durations in milliseconds, lists as
@@ -201,7 +209,7 @@ type observationJSON struct {
 func (o Observation) MarshalJSON() ([]byte, error) {
 	j := observationJSON{Name: o.Name, Challenge: o.Challenge, Vantage: o.Vantage.Name, VantageKind: o.Vantage.Kind,
 		Region: o.Vantage.Region, RIR: o.Vantage.RIR, Kind: o.Kind, Start: o.Start.UTC(), DurationMS: toMillis(o.Duration),
-		OK: o.OK, Findings: o.Findings, Checks: o.Checks}
+		OK: o.OK, Findings: o.Findings, Checks: o.Checks, TLS: o.TLS, Renewal: o.Renewal}
 	if j.Findings == nil {
 		j.Findings = []Finding{}
 	}
@@ -221,7 +229,8 @@ func (o *Observation) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*o = Observation{Name: j.Name, Challenge: j.Challenge, Vantage: Vantage{Name: j.Vantage, Kind: j.VantageKind, Region: j.Region, RIR: j.RIR},
-		Kind: j.Kind, Start: j.Start, Duration: fromMillis(j.DurationMS), OK: j.OK, Findings: j.Findings, Checks: j.Checks}
+		Kind: j.Kind, Start: j.Start, Duration: fromMillis(j.DurationMS), OK: j.OK, Findings: j.Findings, Checks: j.Checks,
+		TLS: j.TLS, Renewal: j.Renewal}
 	if j.Trace != nil {
 		o.Trace = *j.Trace
 	}

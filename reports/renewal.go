@@ -46,8 +46,9 @@ const (
 // ARIWindow is the renewal window a CA suggests for a certificate (RFC 9773
 // renewalInfo), with the page explaining it when the CA gives one.
 type ARIWindow struct {
-	Start, End     time.Time
-	ExplanationURL string
+	Start          time.Time `json:"start"`
+	End            time.Time `json:"end"`
+	ExplanationURL string    `json:"explanation_url,omitempty"`
 }
 
 // valid is RFC 9773 §4.2: a window whose end does not follow its start is
@@ -86,25 +87,26 @@ type RenewalInput struct {
 type RenewalWindow struct {
 	// Start is when renewal should begin: the ARI window's start, else two
 	// thirds of the lifetime, else cert-manager's renewalTime.
-	Start  time.Time
-	Source WindowSource
+	Start  time.Time    `json:"start"`
+	Source WindowSource `json:"source"`
 	// End is the end of the window Start belongs to.
-	End time.Time
+	End time.Time `json:"end"`
 	// Deadline is when a renewal is overdue if the old certificate is
 	// still served: the ARI window's end, else cert-manager's renewalTime
 	// (plus an hour for issuance and reload), else End.
-	Deadline       time.Time
-	DeadlineSource WindowSource
+	Deadline       time.Time    `json:"deadline"`
+	DeadlineSource WindowSource `json:"deadline_source"`
 	// TwoThirds is two thirds into the lifetime, where renewal usually
 	// starts; zero when the lifetime is unknown.
-	TwoThirds time.Time
-	Lifetime  time.Duration
-	Horizon   time.Duration
+	TwoThirds time.Time `json:"two_thirds,omitzero"`
+	// Lifetime and Horizon follow from the certificate and the settings.
+	Lifetime time.Duration `json:"-"`
+	Horizon  time.Duration `json:"-"`
 	// Early: the CA's window starts well before TwoThirds (ari_early).
-	Early bool
+	Early bool `json:"early,omitempty"`
 	// CertManagerLate: cert-manager's renewalTime falls after the ARI
 	// window's end (cert-manager does not read ARI).
-	CertManagerLate bool
+	CertManagerLate bool `json:"cert_manager_late,omitempty"`
 }
 
 // RenewalAssessment is the window and the findings about it.

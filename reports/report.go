@@ -75,7 +75,10 @@ type Report struct {
 	Vantages   []VantageResult      `json:"vantages"`
 	Quorum     *Quorum              `json:"quorum,omitempty"`
 	Checks     []Check              `json:"checks"`
-	Duration   time.Duration        `json:"-"`
+	// Renewals are the certificate served for each name and its renewal
+	// window, for the names a tls probe has seen.
+	Renewals map[string]*RenewalStatus `json:"renewals,omitempty"`
+	Duration time.Duration             `json:"-"`
 }
 
 // ChallengeOf is the challenge the report validates name with.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -21,6 +22,16 @@ type TextOptions struct {
 	Verbose bool
 	// Width is the column at which lines wrap; <= 0 means 100.
 	Width int
+	// Now is when the report is read (how long until a certificate
+	// expires); zero → the current time.
+	Now time.Time
+}
+
+func (o TextOptions) now() time.Time {
+	if o.Now.IsZero() {
+		return time.Now()
+	}
+	return o.Now
 }
 
 const (
@@ -75,6 +86,9 @@ func RenderText(w io.Writer, r *Report, o TextOptions) error {
 			t.line("")
 		}
 		t.heading(g.name)
+		if rs := r.Renewals[g.name]; rs != nil {
+			t.line("  " + cleanText(rs.Summary(o.now()), false))
+		}
 		if len(g.findings) == 0 {
 			t.line("  " + t.paint(ansiGreen, "no problems found"))
 			continue

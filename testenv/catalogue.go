@@ -40,11 +40,9 @@ type Scenario struct {
 	// Vantages adds the universe's vantages (Universe.Vantages) as
 	// --vantage flags: the scenario's faults differ per vantage.
 	Vantages bool
-	// TLSExpect are the findings an inspection of the certificates served
-	// on the HTTPS port (probes/tlscheck, the tls probe kind) must report,
-	// with the universe's TLS roots (TLSRootsFile) trusted. Diagnose runs
-	// no tls probe yet, so these are separate from Expect.
-	TLSExpect []Expectation
+	// TLS turns on the tls kind (--tls, with the universe's TLS roots):
+	// the scenario stages what its names serve on the HTTPS port.
+	TLS bool
 	// Absent are codes a correct diagnosis must not report, at any
 	// severity or vantage: a finding that would send the user the wrong
 	// way (mpic.quorum_failed when every perspective fails alike).

@@ -30,7 +30,7 @@ func TestCatalogue(t *testing.T) {
 			if s.Description == "" || s.Domain == "" {
 				t.Errorf("missing description or domain")
 			}
-			if !s.Healthy && len(s.Expect) == 0 && len(s.TLSExpect) == 0 {
+			if !s.Healthy && len(s.Expect) == 0 {
 				t.Errorf("a failing scenario with no expectation")
 			}
 			for _, e := range s.Expect {

@@ -319,7 +319,8 @@ func (u *Universe) ClusterResolver() string {
 // DiagnoseArgs are the `acmediag diagnose` arguments for s in this
 // universe: the universe's roots, port, trust anchor and resolver(s), the
 // loopback ranges allowed, --http-port/--https-port when not 80/443, one
-// --vantage per vantage when s.Vantages, s.Args, then s.Domain.
+// --vantage per vantage when s.Vantages, --tls with the universe's TLS
+// roots when s.TLS, s.Args, then s.Domain.
 func (u *Universe) DiagnoseArgs(s Scenario) []string {
 	resolvers := u.Resolver()
 	if s.UseClusterResolver {
@@ -345,6 +346,9 @@ func (u *Universe) DiagnoseArgs(s Scenario) []string {
 		for _, v := range u.Vantages() {
 			args = append(args, "--vantage", vantageFlag(v))
 		}
+	}
+	if s.TLS {
+		args = append(args, "--tls", "--tls-roots", u.TLSRootsFile())
 	}
 	args = append(args, s.Args...)
 	return append(args, s.Domain)

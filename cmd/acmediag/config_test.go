@@ -172,7 +172,7 @@ func TestConfigErrors(t *testing.T) {
 		{desc: "unknown top-level key", yaml: base + "targets: [{name: a.com}]\nlistne: :80\n",
 			want: `config.yaml:4: listne: unknown key (did you mean "listen"?)`},
 		{desc: "unknown key far from any", yaml: base + "targets: [{name: a.com}]\nfrobnicate: 1\n",
-			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, memory_limit)"},
+			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, tls, memory_limit)"},
 		{desc: "unknown nested key", yaml: base + "targets:\n  - name: a.com\n    chalenge: dns-01\n",
 			want: `config.yaml:5: targets[0].chalenge: unknown key (did you mean "challenge"?)`},
 		{desc: "bad challenge", yaml: base + "targets:\n  - name: a.com\n  - name: b.com\n  - name: c.com\n  - name: d.com\n    challenge: http-02\n",
@@ -211,7 +211,7 @@ func TestConfigErrors(t *testing.T) {
 				"config.yaml:8: vantages[1].name: \"us\" is already the name of vantages[0]\n" +
 				"config.yaml:9: vantages[1].kind: \"satellite\" is not external or cluster"},
 		{desc: "unknown probe kind in intervals", yaml: base + "targets: [{name: a.com}]\nschedule:\n  intervals: {htp-01: 10s}\n",
-			want: "config.yaml:5: schedule.intervals.htp-01: unknown probe kind (want dns, http-01, tls-alpn-01)"},
+			want: "config.yaml:5: schedule.intervals.htp-01: unknown probe kind (want dns, http-01, tls-alpn-01, tls)"},
 		{desc: "interval too short", yaml: base + "targets: [{name: a.com}]\nschedule:\n  intervals: {dns: 10ms}\n",
 			want: "config.yaml:5: schedule.intervals.dns: 10ms: want at least 1s"},
 		{desc: "jitter out of range", yaml: base + "targets: [{name: a.com}]\nschedule: {jitter: 1.5}\n",

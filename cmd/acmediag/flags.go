@@ -45,7 +45,11 @@ var flagKeys = map[string]string{
 	"targets.expect_txt":   "--expect-txt",
 	"targets.token":        "--token",
 	"targets.key_auth":     "--key-auth",
-	"tls":                  "--cert/--key/--client-ca",
+	"tls.enabled":          "--tls",
+	"tls.roots":            "--tls-roots",
+	"tls.ari_directory":    "--ari-directory",
+	"tls.ari_ca_cert":      "--ari-ca-cert",
+	"tls.renewal_horizon":  "--renewal-horizon",
 }
 
 // keyAdvice rewrites the advice of settings messages that names other
@@ -63,6 +67,7 @@ var agentFlagKeys = map[string]string{
 	"vantages.rir":    "--rir",
 	"vantages.region": "--region",
 	"vantages.source": "--vantage-source",
+	"tls":             "--cert/--key/--client-ca",
 }
 
 // flagError tells a settings error under the flags' names (own: a
@@ -119,6 +124,7 @@ type checkFlags struct {
 	resolverTime probes.Duration
 	httpPort     int
 	httpsPort    int
+	tls          probes.TLSSettings
 	flags        *pflag.FlagSet // where they were registered: which were given
 }
 
@@ -137,6 +143,11 @@ func (c *checkFlags) register(fl *pflag.FlagSet) {
 	fl.Var(&c.queryTimeout, "query-timeout", "how long to wait for one authoritative server's answer")
 	fl.Var(&c.resolverTime, "resolver-timeout", "how long to wait for a recursive resolver's answer")
 	fl.Lookup("roots").DefValue = "the 13 IANA root servers, IPv4 and IPv6"
+	fl.BoolVar(&c.tls.Enabled, "tls", d.TLS.Enabled, "also read the certificate each address serves on the HTTPS port, and judge the name's renewal window by it")
+	fl.StringVar(&c.tls.Roots, "tls-roots", "", "PEM file of the roots a served chain must lead to (default the system pool)")
+	fl.StringVar(&c.tls.ARIDirectory, "ari-directory", "", "ACME directory of the CA that issued the served certificates, asked for its renewal window (ARI, RFC 9773)")
+	fl.StringVar(&c.tls.ARICACert, "ari-ca-cert", "", "extra CA bundle for the --ari-directory's TLS (a test CA)")
+	fl.Var(&c.tls.RenewalHorizon, "renewal-horizon", "how far ahead of the renewal window a failing challenge path is renewal.at_risk (default 7 days, or a third of the lifetime when shorter)")
 }
 
 // apply writes the flags into s.
@@ -153,6 +164,7 @@ func (c *checkFlags) apply(s *probes.Settings) {
 	s.DNS.AllowAddresses = c.allow
 	s.DNS.QueryTimeout, s.DNS.ResolverTimeout = c.queryTimeout, c.resolverTime
 	s.HTTP = probes.HTTPSettings{HTTPPort: c.httpPort, HTTPSPort: c.httpsPort}
+	s.TLS = c.tls
 }
 
 // vantageFlags reads --vantage NAME=SRCADDR[,resolver=ADDR][,rir=RIR]

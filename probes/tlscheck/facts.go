@@ -13,36 +13,20 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/acmediag/acmediag/reports"
 )
 
 // oidTLSFeature is the TLS Feature extension (RFC 7633); status_request (5)
 // in it is OCSP must-staple.
 var oidTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
 
-// CertFacts are the facts of one served certificate, plain data that can be
-// stored, sent between daemons and compared.
-type CertFacts struct {
-	Subject    string    `json:"subject"`
-	Issuer     string    `json:"issuer"`
-	Serial     string    `json:"serial"` // hex, as browsers and crt.sh show it
-	NotBefore  time.Time `json:"not_before"`
-	NotAfter   time.Time `json:"not_after"`
-	DNSNames   []string  `json:"dns_names,omitempty"`
-	IPs        []string  `json:"ips,omitempty"`
-	KeyType    string    `json:"key_type"` // "ECDSA P-256", "RSA 2048", "Ed25519"
-	SHA256     string    `json:"sha256"`   // fingerprint of the DER
-	MustStaple bool      `json:"must_staple,omitempty"`
-	IsCA       bool      `json:"is_ca,omitempty"`
-	SelfSigned bool      `json:"self_signed,omitempty"`
-	AKI        string    `json:"aki,omitempty"` // authority key identifier, hex
-}
-
 // Chain is what one address served and how it judges.
 type Chain struct {
-	Leaf CertFacts `json:"leaf"`
+	Leaf reports.CertFacts `json:"leaf"`
 	// Intermediates are the certificates served after the leaf, in the
 	// order served (at most maxChain of them).
-	Intermediates []CertFacts `json:"intermediates,omitempty"`
+	Intermediates []reports.CertFacts `json:"intermediates,omitempty"`
 	// Served is how many certificates the server sent.
 	Served int `json:"served"`
 	// CoversName: the leaf is valid for the name (wildcards included).
@@ -68,9 +52,9 @@ type Chain struct {
 }
 
 // facts describes one certificate.
-func facts(c *x509.Certificate) CertFacts {
+func facts(c *x509.Certificate) reports.CertFacts {
 	sum := sha256.Sum256(c.Raw)
-	f := CertFacts{
+	f := reports.CertFacts{
 		Subject:    c.Subject.String(),
 		Issuer:     c.Issuer.String(),
 		Serial:     hex.EncodeToString(c.SerialNumber.Bytes()),
@@ -274,7 +258,7 @@ func human(n int64) string {
 }
 
 // names lists a certificate's DNS names and IPs for a detail.
-func (f CertFacts) names() string {
+func certNames(f reports.CertFacts) string {
 	all := append(append([]string{}, f.DNSNames...), f.IPs...)
 	if len(all) == 0 {
 		return "no names (subject " + f.Subject + ")"

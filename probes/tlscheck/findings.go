@@ -63,7 +63,7 @@ func findings(name string, res Result) []reports.Finding {
 		}
 		if !g.ch.CoversName {
 			out = append(out, certFinding(reports.CodeTLSNameMismatch, name, l, g.addrs,
-				fmt.Sprintf("%s serves a certificate for %s (serial %s, issuer %s, expires %s), which does not cover %s", where, l.names(), l.Serial, l.Issuer, l.NotAfter.Format(time.RFC3339), name)).
+				fmt.Sprintf("%s serves a certificate for %s (serial %s, issuer %s, expires %s), which does not cover %s", where, certNames(l), l.Serial, l.Issuer, l.NotAfter.Format(time.RFC3339), name)).
 				With("dns_names", l.DNSNames))
 		}
 	}
@@ -96,17 +96,17 @@ func findings(name string, res Result) []reports.Finding {
 				With("trust_error", ch.TrustError).With("path", ch.Path).With("self_signed", l.SelfSigned).With("loop", ch.Loop))
 		}
 	}
-	var served []Served
+	var served []reports.ServedCert
 	for _, a := range res.Addrs {
 		if a.Chain != nil {
-			served = append(served, Served{Addr: a.Addr, Port: res.Port, Leaf: a.Chain.Leaf, CoversName: a.Chain.CoversName})
+			served = append(served, reports.ServedCert{Addr: a.Addr, Port: res.Port, Leaf: a.Chain.Leaf, CoversName: a.Chain.CoversName})
 		}
 	}
 	return append(out, StaleBackends(name, served)...)
 }
 
 // certFinding is a finding about one served leaf with its evidence.
-func certFinding(code reports.Code, name string, l CertFacts, addrs []string, detail string) reports.Finding {
+func certFinding(code reports.Code, name string, l reports.CertFacts, addrs []string, detail string) reports.Finding {
 	return reports.New(code, name, detail).
 		With("addresses", addrs).With("serial", l.Serial).With("issuer", l.Issuer).
 		With("not_before", l.NotBefore.Format(time.RFC3339)).With("not_after", l.NotAfter.Format(time.RFC3339)).
@@ -124,7 +124,7 @@ func handshakeFailed(name, at string, a AddrResult) reports.Finding {
 // its lifetime left: a warning inside the last third, an error inside the
 // last tenth, fatal once expired. ok is false while more than a third is
 // left. The detail starts with what the caller prefixes with the address.
-func ExpiryFinding(name string, l CertFacts, now time.Time) (f reports.Finding, ok bool) {
+func ExpiryFinding(name string, l reports.CertFacts, now time.Time) (f reports.Finding, ok bool) {
 	// RFC 5280 validity is inclusive: notAfter is the last valid second.
 	lifetime := l.NotAfter.Sub(l.NotBefore) + time.Second
 	left := l.NotAfter.Sub(now) + time.Second
@@ -167,16 +167,8 @@ func days(d time.Duration) string {
 	}
 }
 
-// Served is one leaf as seen at one address from one vantage.
-type Served struct {
-	Vantage    string     `json:"vantage,omitempty"`
-	Addr       netip.Addr `json:"addr"`
-	Port       int        `json:"port,omitempty"`
-	Leaf       CertFacts  `json:"leaf"`
-	CoversName bool       `json:"covers_name"`
-}
-
-func (s Served) where() string {
+// where names the place a leaf was served (address, vantage) for a detail.
+func where(s reports.ServedCert) string {
 	w := s.Addr.String()
 	if s.Port != 0 {
 		w = netip.AddrPortFrom(s.Addr, uint16(s.Port)).String()
@@ -193,11 +185,11 @@ func (s Served) where() string {
 // hour later) is served elsewhere: the classic renewal that reached some
 // backends only. Leaves that do not cover the name are left to
 // tls.name_mismatch.
-func StaleBackends(name string, served []Served) []reports.Finding {
+func StaleBackends(name string, served []reports.ServedCert) []reports.Finding {
 	type group struct {
-		leaf   CertFacts
+		leaf   reports.CertFacts
 		where  []string
-		places []Served
+		places []reports.ServedCert
 	}
 	var groups []*group
 	for _, s := range served {
@@ -209,7 +201,7 @@ func StaleBackends(name string, served []Served) []reports.Finding {
 			groups = append(groups, &group{leaf: s.Leaf})
 			i = len(groups) - 1
 		}
-		groups[i].where = append(groups[i].where, s.where())
+		groups[i].where = append(groups[i].where, where(s))
 		groups[i].places = append(groups[i].places, s)
 	}
 	if len(groups) < 2 {

@@ -122,11 +122,11 @@ func (r Result) OK() bool {
 
 // Served lists the leaves the inspection saw, as StaleBackends compares
 // them, labelled with the vantage that saw them.
-func (r Result) Served(vantage string) []Served {
-	var out []Served
+func (r Result) Served(vantage string) []reports.ServedCert {
+	var out []reports.ServedCert
 	for _, a := range r.Addrs {
 		if a.Chain != nil {
-			out = append(out, Served{Vantage: vantage, Addr: a.Addr, Port: r.Port, Leaf: a.Chain.Leaf, CoversName: a.Chain.CoversName})
+			out = append(out, reports.ServedCert{Vantage: vantage, Addr: a.Addr, Port: r.Port, Leaf: a.Chain.Leaf, CoversName: a.Chain.CoversName})
 		}
 	}
 	return out

@@ -415,24 +415,24 @@ func TestConnectErrors(t *testing.T) {
 func TestStaleBackendsAcrossVantages(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	cur := CertFacts{Serial: "02", SHA256: "bb", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(89 * 24 * time.Hour)}
-	old := CertFacts{Serial: "01", SHA256: "aa", NotBefore: now.Add(-61 * 24 * time.Hour), NotAfter: now.Add(29 * 24 * time.Hour)}
-	near := CertFacts{Serial: "03", SHA256: "cc", NotBefore: now.Add(-90*time.Minute + 31*time.Minute), NotAfter: now.Add(89 * 24 * time.Hour)}
+	cur := reports.CertFacts{Serial: "02", SHA256: "bb", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(89 * 24 * time.Hour)}
+	old := reports.CertFacts{Serial: "01", SHA256: "aa", NotBefore: now.Add(-61 * 24 * time.Hour), NotAfter: now.Add(29 * 24 * time.Hour)}
+	near := reports.CertFacts{Serial: "03", SHA256: "cc", NotBefore: now.Add(-90*time.Minute + 31*time.Minute), NotAfter: now.Add(89 * 24 * time.Hour)}
 	a1, a2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	for _, tc := range []struct {
 		desc    string
-		served  []Served
+		served  []reports.ServedCert
 		want    int
 		contain []string
 	}{
-		{desc: "one vantage reaches a backend that was not reloaded", served: []Served{
+		{desc: "one vantage reaches a backend that was not reloaded", served: []reports.ServedCert{
 			{Vantage: "us-east", Addr: a1, Leaf: cur, CoversName: true},
 			{Vantage: "eu-west", Addr: a1, Leaf: old, CoversName: true},
 			{Vantage: "ap-south", Addr: a1, Leaf: cur, CoversName: true},
 		}, want: 1, contain: []string{"192.0.2.1 (from eu-west) still serve(s) serial 01", "serial 02"}},
-		{desc: "everyone sees the same", served: []Served{{Vantage: "a", Addr: a1, Leaf: cur, CoversName: true}, {Vantage: "b", Addr: a2, Leaf: cur, CoversName: true}}},
-		{desc: "issued within the hour: different, not stale", served: []Served{{Addr: a1, Leaf: cur, CoversName: true}, {Addr: a2, Leaf: near, CoversName: true}}},
-		{desc: "a certificate for other names is not compared", served: []Served{{Addr: a1, Leaf: cur, CoversName: true}, {Addr: a2, Leaf: old}}},
+		{desc: "everyone sees the same", served: []reports.ServedCert{{Vantage: "a", Addr: a1, Leaf: cur, CoversName: true}, {Vantage: "b", Addr: a2, Leaf: cur, CoversName: true}}},
+		{desc: "issued within the hour: different, not stale", served: []reports.ServedCert{{Addr: a1, Leaf: cur, CoversName: true}, {Addr: a2, Leaf: near, CoversName: true}}},
+		{desc: "a certificate for other names is not compared", served: []reports.ServedCert{{Addr: a1, Leaf: cur, CoversName: true}, {Addr: a2, Leaf: old}}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fs := StaleBackends(name, tc.served)
