@@ -511,13 +511,18 @@ func TestMetricsDocumented(t *testing.T) {
 	s.DNS.Resolvers = []string{"127.0.0.1"}
 	s.Vantages = []probes.VantageSettings{{Name: "a", Kind: "external", RIR: "ARIN"}, {Name: "b", Kind: "external", RIR: "RIPE"}}
 	s.Targets = []probes.Target{{Name: "a.example.com"}}
+	s.TLS.Enabled = true
 	d, err := NewDaemon(s, DaemonOptions{Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One observation from each vantage, a panic and a canary order, so
-	// that every labelled series exists.
+	// One observation from each vantage (DNS and the certificate served),
+	// a panic and a canary order, so that every labelled series exists.
+	now := time.Now()
+	leaf := reports.CertFacts{Serial: "01", SHA256: "aa", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour)}
 	for _, v := range d.Plan().Vantages {
+		d.store.Add(reports.Observation{Name: "a.example.com", Vantage: v.Vantage, Kind: probes.KindTLS, Start: now, OK: true,
+			TLS: &reports.TLSFacts{Served: []reports.ServedCert{{Leaf: leaf, CoversName: true}}}})
 		o := reports.Observation{Name: "a.example.com", Vantage: v.Vantage, Kind: "dns", Start: time.Now(), Duration: time.Millisecond,
 			Findings: []reports.Finding{reports.New(reports.CodeDNSSerialMismatch, "a.example.com", "ns2 serves 1000")}, OK: true}
 		d.store.Add(o)
