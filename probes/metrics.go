@@ -290,7 +290,7 @@ type findingKey struct {
 // collectName exports the gauges of one name from its latest observations
 // (one per vantage and kind).
 func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []reports.Observation) {
-	if p := m.plan.Load(); p != nil && p.TLS != nil {
+	if p := m.plan.Load(); p != nil {
 		if r, ok := p.Renewal(name, obs, p.Env.Clock.Now()); ok {
 			m.collectRenewal(ch, name, obs, r)
 			obs = append(obs[:len(obs):len(obs)], r)

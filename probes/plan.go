@@ -60,9 +60,8 @@ type Plan struct {
 	// Canary is nil without a canary.
 	Canary      *CanaryPlan
 	Propagation PropagationPlan
-	// TLS is nil when the tls kind is off.
-	TLS     *TLSPlan
-	OneShot bool
+	TLS         *TLSPlan
+	OneShot     bool
 }
 
 // CanaryPlan is the orders at the CA: for Names, every Interval.

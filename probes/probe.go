@@ -31,4 +31,7 @@ type Target struct {
 	Token     string            `json:"token,omitempty" yaml:"token"`           // http-01: the token to fetch ("" → a random one, reachability only)
 	KeyAuth   string            `json:"key_auth,omitempty" yaml:"key_auth"`     // http-01/tls-alpn-01: the key authorization
 	ExpectTXT string            `json:"expect_txt,omitempty" yaml:"expect_txt"` // dns-01: the value that must be visible everywhere
+	// TLS turns the tls kind on or off for this name; nil follows
+	// tls.enabled.
+	TLS *bool `json:"tls,omitempty" yaml:"tls"`
 }

@@ -124,8 +124,4 @@ acmediag_renewal_at_risk{name="stale.com"} 0
 		// stale_backend.
 		t.Errorf("%d findings series, want 3", n)
 	}
-	m.usePlan(&Plan{Env: p.Env}) // the tls kind turned off
-	if n := testutil.CollectAndCount(m, "acmediag_renewal_at_risk"); n != 0 {
-		t.Errorf("%d at-risk series with the tls kind off, want 0", n)
-	}
 }

@@ -25,9 +25,11 @@ const KindTLS reports.Kind = "tls"
 // soon after one and keeps a handshake per name and vantage cheap.
 const DefaultTLSInterval = 5 * time.Minute
 
-// TLSPlan is the tls kind under a plan; nil when the kind is off.
+// TLSPlan is the tls kind under a plan.
 type TLSPlan struct {
-	Roots *x509.CertPool // nil: the system pool
+	// Enabled is tls.enabled: whether targets that do not say are read.
+	Enabled bool
+	Roots   *x509.CertPool // nil: the system pool
 	// ARI, when set, is the CA asked for its renewal window of the newest
 	// certificate served (RFC 9773 renewalInfo).
 	ARI     *canary.Config
@@ -42,7 +44,7 @@ type TLSPlan struct {
 func tlsKind() KindSpec {
 	return KindSpec{Kind: KindTLS, Remote: true, Lane: LaneProbes,
 		Doc:     "the certificate each address serves on the HTTPS port (SNI): expiry, names, chain, trust, stale backends; the CA's renewal window (ARI)",
-		Applies: func(p *Plan, t Target) bool { return p.TLS != nil && !strings.HasPrefix(t.Name, "*.") },
+		Applies: func(p *Plan, t Target) bool { return p.TLS.On(t) && !strings.HasPrefix(t.Name, "*.") },
 		Interval: func(p *Plan) time.Duration {
 			if d, ok := p.Settings.Schedule.Intervals[string(KindTLS)]; ok {
 				return time.Duration(d)
@@ -50,18 +52,16 @@ func tlsKind() KindSpec {
 			return DefaultTLSInterval
 		},
 		New: func(p *Plan) Probe {
-			tp := p.TLS
-			if tp == nil {
-				// An agent runs the kind when asked, with the defaults.
-				tp = &TLSPlan{}
-			}
 			return ProbeFunc(func(ctx context.Context, t Target, v Vantage) reports.Observation {
-				return p.Env.inspectTLS(ctx, tp, t, v)
+				return p.Env.inspectTLS(ctx, p.TLS, t, v)
 			})
 		}}
 }
 
 func (e *Env) inspectTLS(ctx context.Context, tp *TLSPlan, t Target, v Vantage) reports.Observation {
+	if tp == nil {
+		tp = &TLSPlan{}
+	}
 	obs, done := e.observe(t, v, KindTLS)
 	check := reports.Check{Name: "tls.served", Target: t.Name}
 	v6, v4, err := e.sessions().For(v).LookupHost(ctx, t.Name)
@@ -151,13 +151,22 @@ func (s *Shared) tlsChecker(vantage string, e *Env) *tlscheck.Checker {
 	return c
 }
 
+// On says whether the tls kind reads t: its own tls key, else
+// tls.enabled.
+func (tp *TLSPlan) On(t Target) bool {
+	if tp == nil {
+		return false
+	}
+	if t.TLS != nil {
+		return *t.TLS
+	}
+	return tp.Enabled
+}
+
 // tls validates the tls settings into the plan's TLSPlan.
 func (b *builder) tls() *TLSPlan {
 	s := b.s.TLS
-	if !s.Enabled {
-		return nil
-	}
-	tp := &TLSPlan{Horizon: time.Duration(s.RenewalHorizon)}
+	tp := &TLSPlan{Enabled: s.Enabled, Horizon: time.Duration(s.RenewalHorizon)}
 	if tp.Horizon < 0 {
 		b.errf("tls.renewal_horizon", "%s: want 0 (7 days, or a third of the lifetime) or a positive duration", tp.Horizon)
 	}

@@ -42,15 +42,17 @@ func TestDemo(t *testing.T) {
 		{"the API URL", `(?m)^  report API    http://127\.0\.0\.1:\d+/api/v1/report\?name=NAME$`},
 		{"a progress line at 10 s with runs done", `(?m)^\[ 10s/25s\] [1-9]\d* probe runs \(.*dns [1-9].*\), \d+ failed · healthy `},
 		{"the final progress line", `(?m)^\[ 2[5-9]s/25s\] [1-9]\d* probe runs`},
-		{"the healthy name's report, passing", `(?s)━━ 1/5 healthy: web-ipv4-only\.acmeweb\.com \(http-01\).*?\nPASS — no problems found`},
-		{"the lagging dns-01 name's report and its propagation", `(?s)━━ 2/5 lag: www\.dns01-ok\.com \(dns-01\).*?propagation of the UPDATE .*\n  us-east   `},
-		{"the wildcard's dns-01 canary order, which waited for the lagging secondary", `(?s)━━ 3/5 wildcard: \*\.dns01-ok\.com \(dns-01\).*?\nlast canary order at Pebble \([0-9:]+\): pass — its TXT record reached every authoritative server after ([5-9]|[1-5]\d)\.\ds\n`},
-		{"the one-vantage name: a warning, the quorum holds", `(?s)━━ 4/5 partial: (www\.)?mpic-(dns-)?partial\.(acmeweb\.com|net) \(http-01\).*?mpic\.partial.*?MPIC quorum: ok`},
-		{"the failing name's report", `(?s)━━ 5/5 failing: web-refused\.acmeweb\.com \(http-01\).*?http01\.connection_refused.*?\nFAIL — `},
+		{"the healthy name's report, passing", `(?s)━━ 1/7 healthy: web-ipv4-only\.acmeweb\.com \(http-01\).*?\nPASS — no problems found`},
+		{"the lagging dns-01 name's report and its propagation", `(?s)━━ 2/7 lag: www\.dns01-ok\.com \(dns-01\).*?propagation of the UPDATE .*\n  us-east   `},
+		{"the wildcard's dns-01 canary order, which waited for the lagging secondary", `(?s)━━ 3/7 wildcard: \*\.dns01-ok\.com \(dns-01\).*?\nlast canary order at Pebble \([0-9:]+\): pass — its TXT record reached every authoritative server after ([5-9]|[1-5]\d)\.\ds\n`},
+		{"the one-vantage name: a warning, the quorum holds", `(?s)━━ 4/7 partial: (www\.)?mpic-(dns-)?partial\.(acmeweb\.com|net) \(http-01\).*?mpic\.partial.*?MPIC quorum: ok`},
+		{"the failing name's report", `(?s)━━ 5/7 failing: web-refused\.acmeweb\.com \(http-01\).*?http01\.connection_refused.*?\nFAIL — `},
 		{"its failed canary order", `(?m)^last canary order at Pebble \([0-9:]+\): FAILED — urn:ietf:params:acme:error:connection: `},
 		{"its ranked root cause", `(?m)^  1\. http01\.connection_refused +score 0\.\d+  seen from ap-south, eu-west, us-east  \(matches the CA's problem\)$`},
 		{"the root cause in acme.order_failed's detail", `Most likely root cause: http01\.connection_refused`},
-		{"the summary", `(?m)^demo: 5 names, 4 would pass and 1 would fail at Let's Encrypt now; \d+ probe runs`},
+		{"the healthy renewal: the certificate and its window, weeks away", `(?s)━━ 6/7 renewal: tls-ok\.acmeweb\.com \(http-01\).*?\n  certificate [0-9a-f]+ expires in (89|90)d; the renewal window opens in (58|59)d \(the CA's ARI window\); the challenge path passes now\n`},
+		{"the renewal at risk: the window and the failing check on one line", `(?s)━━ 7/7 at-risk: tls-ari\.acmeweb\.com \(dns-01\).*?\n  certificate [0-9a-f]+ expires in (89|90)d; the renewal window \(the CA's ARI window\) is open, deadline in (1d\d+h|2d); the challenge path fails now \(dns01\.txt_missing\) → AT RISK\n.*?renewal\.at_risk.*?renewal\.ari_early`},
+		{"the summary", `(?m)^demo: 7 names, 5 would pass and 2 would fail at Let's Encrypt now; \d+ probe runs`},
 	}
 	for _, tc := range cases {
 		if !regexp.MustCompile(tc.re).MatchString(out) {

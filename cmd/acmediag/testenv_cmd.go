@@ -20,6 +20,7 @@ import (
 	"github.com/acmediag/acmediag/probes/run"
 	"github.com/acmediag/acmediag/reports"
 	"github.com/acmediag/acmediag/testenv"
+	"github.com/acmediag/acmediag/testenv/pebble"
 )
 
 // newTestenvCmd runs the hermetic universe: the DNS world the tests, the
@@ -156,7 +157,7 @@ func newDemoCmd(port *int, acme *bool) *cobra.Command {
 servers, Unbound resolvers, web servers with faults, Pebble — and the acmediag
 daemon inside this process with the universe's three remote perspectives
 (us-east/ARIN, eu-west/RIPE, ap-south/APNIC) as vantages and canary orders at
-Pebble. It watches five names:
+Pebble. It watches seven names:
 
   healthy    an HTTP-01 name every vantage and the CA validate
   lag        a DNS-01 name whose TXT value reaches the secondary name server
@@ -167,6 +168,9 @@ Pebble. It watches five names:
   partial    a name one vantage cannot reach: the quorum still holds
   failing    an HTTP-01 name nothing listens for: the canary order fails and
              the daemon ranks the root causes from every vantage's observations
+  renewal    a name served a certificate Pebble issued: its renewal window
+  at-risk    the CA asks for an early renewal (ARI) while the DNS-01 record
+             the renewal needs is never published: renewal.at_risk
 
 While it runs it prints the page, metrics and API URLs and a progress line
 every 10 s; at the end (or on Ctrl-C) it prints the report of every name.`,
@@ -236,7 +240,25 @@ func demoNames(lagValue string) ([]demoName, error) {
 		what: "a wildcard needs DNS-01: the canary's order publishes its TXT record through RFC 2136 at the same primary\n" +
 			"           and answers the challenge once the lagging secondary serves it too",
 		target: probes.Target{Name: demoWildcardName, Challenge: "dns-01"}}
-	return slices.Insert(out, 1, lag, wildcard), nil
+	out = slices.Insert(out, 1, lag, wildcard)
+	// Renewal windows (the tls kind): a name served a Pebble certificate
+	// whose path passes, and one whose CA asks for an early renewal (the
+	// demo moves its ARI window to now, as during an incident) while the
+	// DNS-01 record its renewal needs is never published.
+	renewal, err := web("renewal", "tls-ok", "serves a certificate Pebble issued; HTTP-01 passes: its renewal window, weeks away")
+	if err != nil {
+		return nil, err
+	}
+	renewal.canary = false
+	on := true
+	renewal.target.TLS = &on
+	risk, ok := byName["tls-ari"]
+	if !ok {
+		return nil, fmt.Errorf("demo: the universe has no scenario %q", "tls-ari")
+	}
+	atRisk := demoName{role: "at-risk", what: "the CA moved its renewal window (ARI) to now, and the DNS-01 record the renewal needs is never published",
+		target: probes.Target{Name: risk.Domain, Challenge: "dns-01", ExpectTXT: testenv.Token("demo-never-published"), TLS: &on}}
+	return append(out, renewal, atRisk), nil
 }
 
 // demoConfigYAML is the daemon's configuration for the universe: the
@@ -254,7 +276,13 @@ func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string
 		strings.Join(u.Roots(), ", "), u.Resolver(), u.TrustAnchorFile(), u.Port())
 	fmt.Fprintf(&b, "http: {http_port: %d, https_port: %d}\n", u.HTTPPort(), u.HTTPSPort())
 	iv := demoProbeInterval.String()
-	fmt.Fprintf(&b, "schedule:\n  intervals: {dns: %s, http-01: %s, tls-alpn-01: %s}\n  jitter: 0.1\n  concurrency: 16\n  timeout: 20s\n  max_backoff: 10s\n", iv, iv, iv)
+	fmt.Fprintf(&b, "schedule:\n  intervals: {dns: %s, http-01: %s, tls-alpn-01: %s, tls: %s}\n  jitter: 0.1\n  concurrency: 16\n  timeout: 20s\n  max_backoff: 10s\n", iv, iv, iv, iv)
+	// Most of the universe's names serve no HTTPS: the tls kind reads the
+	// names that say tls: true.
+	fmt.Fprintf(&b, "tls:\n  enabled: false\n  roots: %s\n", u.TLSRootsFile())
+	if dir := u.ACMEDirectory(); dir != "" {
+		fmt.Fprintf(&b, "  ari_directory: %s\n  ari_ca_cert: %s\n", dir, u.ACMECACert())
+	}
 	b.WriteString("store: {per_key: 64, max_bytes: 64MiB}\napi: {max_concurrent: 8, max_observations: 1000}\ntargets:\n")
 	for _, n := range names {
 		t := n.target
@@ -264,6 +292,9 @@ func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string
 		}
 		if t.ExpectTXT != "" {
 			fmt.Fprintf(&b, "    expect_txt: %q\n", t.ExpectTXT)
+		}
+		if t.TLS != nil {
+			fmt.Fprintf(&b, "    tls: %v\n", *t.TLS)
 		}
 	}
 	if dir := u.ACMEDirectory(); dir != "" {
@@ -320,6 +351,13 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 		return fmt.Errorf("demo: staging the lagging secondary: %w", err)
 	}
 	lagStaged := time.Now()
+	if issued := u.PebbleCertificate("tls-ari"); issued != nil {
+		// An incident at the CA: it asks for every renewal now.
+		now := time.Now()
+		if err := u.SetRenewalInfo(ctx, issued.Leaf(), pebble.RenewalWindow(now.Add(-time.Hour), now.Add(48*time.Hour), "https://pebble.example/incident/7")); err != nil {
+			return fmt.Errorf("demo: moving the CA's renewal window: %w", err)
+		}
+	}
 	if acme {
 		if err := setDemoProviderEnv(u, lag); err != nil {
 			return fmt.Errorf("demo: the canary's DNS provider: %w", err)

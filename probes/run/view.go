@@ -71,16 +71,14 @@ func Snapshot(p *probes.Plan, store observationSource, name string) View {
 		longest = max(longest, o.Duration)
 		v.Latest = append(v.Latest, o)
 	}
-	if p.TLS != nil {
-		byName := map[string][]reports.Observation{}
-		for _, o := range v.Latest {
-			byName[o.Name] = append(byName[o.Name], o)
-		}
-		now := p.Env.Clock.Now()
-		for _, s := range subjects {
-			if r, ok := p.Renewal(s.Name, byName[s.Name], now); ok {
-				v.Latest = append(v.Latest, r)
-			}
+	byName := map[string][]reports.Observation{}
+	for _, o := range v.Latest {
+		byName[o.Name] = append(byName[o.Name], o)
+	}
+	now := p.Env.Clock.Now()
+	for _, s := range subjects {
+		if r, ok := p.Renewal(s.Name, byName[s.Name], now); ok {
+			v.Latest = append(v.Latest, r)
 		}
 	}
 	v.Report = reports.Assemble(subjects, vantages, v.Latest, longest)
