@@ -49,8 +49,8 @@ func (p *Plan) order(ctx context.Context, t Target, v Vantage) reports.Observati
 		cfg.DNS01Propagation = env.canaryWait(t.Name)
 		defer env.Shared.records.lock(t.Name)()
 		out = canary.DNS01Order(ctx, cfg, t.Name, c.DNSProvider)
-	case c.ServeAddr != "":
-		out = canary.FullOrder(ctx, c.Config, t.Name, c.ServeAddr)
+	case c.Tokens != nil:
+		out = canary.FullOrder(ctx, c.Config, t.Name, c.Tokens)
 	default:
 		out = canary.ProbeOrder(ctx, c.Config, t.Name)
 	}

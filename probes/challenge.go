@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/acmediag/acmediag/http01"
+	"github.com/acmediag/acmediag/probes/canary"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -17,7 +18,20 @@ func challengeKind(kind reports.Kind, c reports.Challenge) KindSpec {
 		Applies: func(_ *Plan, t Target) bool { return t.Challenge == c },
 		New: func(p *Plan) Probe {
 			env := p.Env
+			var tokens *canary.TokenServer
+			var ordered map[string]bool
+			if p.Canary != nil && c == reports.HTTP01 {
+				tokens, ordered = p.Canary.Tokens, p.Canary.Names
+			}
 			return ProbeFunc(func(ctx context.Context, t Target, v Vantage) reports.Observation {
+				if tokens != nil && t.Token == "" && ordered[t.Name] {
+					// acmediag serves this name's token (--serve-token):
+					// fetch the order's own and check its key
+					// authorization, as the CA does.
+					if token, keyAuth, err := tokens.Await(ctx, t.Name); err == nil {
+						t.Token, t.KeyAuth = token, keyAuth
+					}
+				}
 				return env.validate(ctx, kind, c, t, v)
 			})
 		}}
@@ -56,9 +70,12 @@ func (e *Env) validate(ctx context.Context, kind reports.Kind, c reports.Challen
 	obs = done(obs)
 	check.Duration = obs.Duration
 	check.Status = statusOf(res)
-	if res.Problem != nil {
+	switch {
+	case res.Problem != nil:
 		check.Note = res.Problem.Detail
-	} else {
+	case t.KeyAuth != "":
+		check.Note = "the token's key authorization matches: Let's Encrypt would accept the response"
+	default:
 		check.Note = "Let's Encrypt would accept the response"
 	}
 	obs.Findings, obs.Checks = res.Findings, []reports.Check{check}

@@ -71,8 +71,10 @@ type CanaryPlan struct {
 	Names    map[string]bool
 	// DNSProvider publishes dns-01 TXT records; nil: http-01 names only.
 	DNSProvider challenge.Provider
-	// ServeAddr (diagnose) serves the HTTP-01 token and completes the order.
+	// ServeAddr (diagnose) serves the HTTP-01 token and completes the
+	// order; Tokens is its server, started by the run.
 	ServeAddr string
+	Tokens    *canary.TokenServer
 }
 
 // PropagationPlan paces the propagation watches.

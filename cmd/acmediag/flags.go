@@ -38,6 +38,7 @@ var flagKeys = map[string]string{
 	"canary.ca_cert":       "--acme-ca-cert",
 	"canary.account_key":   "--acme-account-key",
 	"canary.dns_provider":  "--dns-provider",
+	"canary.serve_token":   "--serve-token",
 	"canary.names":         "NAME",
 	"targets":              "NAME",
 	"targets.name":         "NAME",

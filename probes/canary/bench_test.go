@@ -98,12 +98,16 @@ func BenchmarkCanaryVsLego(b *testing.B) {
 	dir := b.TempDir()
 	wrap := func(rt http.RoundTripper) http.RoundTripper { return adviseRetry{rt: rt, seconds: retryAfter} }
 	cfg := Config{DirectoryURL: u.peb.DirectoryURL(), CACertFile: u.peb.CAFile(), AccountKeyFile: dir + "/key.pem", wrapTransport: wrap}
-	serve := net.JoinHostPort("127.0.0.1", strconv.Itoa(u.httpPort))
+	tokens, err := ServeTokens(net.JoinHostPort("127.0.0.1", strconv.Itoa(u.httpPort)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tokens.Close()
 	var canary, plain time.Duration
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		t0 := time.Now()
-		out := FullOrder(ctx, cfg, "issue.canary-test.com", serve)
+		out := FullOrder(ctx, cfg, "issue.canary-test.com", tokens)
 		canary += time.Since(t0)
 		if !out.Issued {
 			cancel()

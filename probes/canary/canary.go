@@ -37,7 +37,6 @@ import (
 	"github.com/go-acme/lego/v5/acme"
 	"github.com/go-acme/lego/v5/acme/api"
 	"github.com/go-acme/lego/v5/challenge"
-	"github.com/go-acme/lego/v5/challenge/http01"
 	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/reports"
@@ -120,20 +119,6 @@ type Outcome struct {
 // authorization.
 func ProbeOrder(ctx context.Context, cfg Config, name string) Outcome {
 	return run(ctx, cfg, name, solver{chalType: http01Type})
-}
-
-// FullOrder serves the HTTP-01 token on serveAddr (lego's http01 provider
-// server) and completes the order: account, order, authorization,
-// challenge, poll, finalize, download, then deactivates the authorization.
-func FullOrder(ctx context.Context, cfg Config, name, serveAddr string) Outcome {
-	if serveAddr == "" {
-		return Outcome{Err: errors.New("canary: full order needs a serve address")}
-	}
-	srv, err := provider(serveAddr)
-	if err != nil {
-		return Outcome{Err: fmt.Errorf("canary %s: serve address %s: %w", name, serveAddr, err)}
-	}
-	return run(ctx, cfg, name, solver{chalType: http01Type, step: "serve_token", provider: srv, local: "serve token on " + serveAddr})
 }
 
 // Challenge types the canary answers.
@@ -681,15 +666,6 @@ func covers(cert *x509.Certificate, name string) bool {
 		}
 	}
 	return false
-}
-
-// provider returns lego's http01 provider server for host:port.
-func provider(addr string) (*http01.ProviderServer, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	return http01.NewProviderServer(host, port), nil
 }
 
 // newHTTPClient trusts the system roots plus caFile, caps bodies, bounds

@@ -156,8 +156,14 @@ func TestAgainstPebble(t *testing.T) {
 	u := startUniverse(t, log)
 	keyFile := filepath.Join(t.TempDir(), "acct", "key.pem")
 	cfg := Config{DirectoryURL: u.peb.DirectoryURL(), CACertFile: u.peb.CAFile(), AccountKeyFile: keyFile, Logger: log}
-	serve := net.JoinHostPort("127.0.0.1", strconv.Itoa(u.httpPort))
+	tokens, err := ServeTokens(net.JoinHostPort("127.0.0.1", strconv.Itoa(u.httpPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tokens.Close()
 
+	// The full order runs first: the others rely on its token server
+	// being closed after it.
 	for _, tc := range []struct {
 		desc        string
 		name        string
@@ -183,7 +189,10 @@ func TestAgainstPebble(t *testing.T) {
 			defer cancel()
 			var out Outcome
 			if tc.full {
-				out = FullOrder(ctx, cfg, tc.name, serve)
+				out = FullOrder(ctx, cfg, tc.name, tokens)
+				// The token server goes with its run: the probe order
+				// below finds nothing listening.
+				tokens.Close()
 			} else {
 				out = ProbeOrder(ctx, cfg, tc.name)
 			}

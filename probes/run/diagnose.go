@@ -43,6 +43,16 @@ func Diagnose(ctx context.Context, s probes.Settings, opts DiagnoseOptions) (*re
 		return nil, err
 	}
 	defer closeRemotes(plan)
+	if c := plan.Canary; c != nil && c.ServeAddr != "" {
+		// Up for the whole run, so that the HTTP-01 probes reach it too
+		// and fetch the order's own token (canary.TokenServer).
+		ts, err := canary.ServeTokens(c.ServeAddr)
+		if err != nil {
+			return nil, &probes.SettingsError{Issues: []probes.Issue{{Key: "canary.serve_token", Msg: err.Error()}}}
+		}
+		defer ts.Close()
+		c.Tokens = ts
+	}
 	useLegoResolvers(plan)
 	timeout := time.Duration(s.Schedule.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
