@@ -106,6 +106,44 @@ type pageName struct {
 	Vantages  []vantageCell
 	Findings  []Finding
 	Checks    []Check
+	Lifetime  *lifetimeBar
+}
+
+// lifetimeBar draws a certificate's life for the page, as inline SVG:
+// issued at the left, expiry at the right, the renewal window coloured by
+// whether the challenge path passes now, and a mark at now.
+type lifetimeBar struct {
+	Summary            string
+	WinX, WinW, NowX   int
+	Issued, Expires    string
+	Window             string // "pass" or "fail": the path's state
+	NowInside, Expired bool
+}
+
+// lifetimeWidth is the bar's width in SVG units.
+const lifetimeWidth = 600
+
+func newLifetimeBar(rs *RenewalStatus, now time.Time) *lifetimeBar {
+	if rs == nil || !rs.Certificate.NotAfter.After(rs.Certificate.NotBefore) {
+		return nil
+	}
+	c := rs.Certificate
+	life := c.NotAfter.Sub(c.NotBefore)
+	x := func(t time.Time) int {
+		f := float64(t.Sub(c.NotBefore)) / float64(life)
+		return int(min(max(f, 0), 1) * lifetimeWidth)
+	}
+	b := &lifetimeBar{Summary: rs.Summary(now), NowX: x(now), Issued: c.NotBefore.UTC().Format("2006-01-02"),
+		Expires: c.NotAfter.UTC().Format("2006-01-02"), Window: "pass", NowInside: !now.Before(c.NotBefore) && now.Before(c.NotAfter),
+		Expired: !now.Before(c.NotAfter)}
+	if rs.PathFailing {
+		b.Window = "fail"
+	}
+	if w := rs.Window; w != nil {
+		b.WinX = x(w.Start)
+		b.WinW = max(x(w.Deadline)-b.WinX, 2)
+	}
+	return b
 }
 
 type pageData struct {
@@ -142,6 +180,9 @@ func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
 	for _, n := range r.Names {
 		pn := pageName{Name: n, Challenge: r.ChallengeOf(n), Vantages: cells[n],
 			Findings: byName[n], Checks: checks[n], Verdict: VerdictPass}
+		if rs := r.Renewals[n]; rs != nil {
+			pn.Lifetime = newLifetimeBar(rs, p.Generated)
+		}
 		for _, f := range pn.Findings {
 			switch {
 			case f.Severity >= Error:
@@ -263,6 +304,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#1b1b1b;max-width:80em}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}
 .meta{color:#555;font-size:.9em}
 table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+.window-pass{fill:#3a3} .window-fail{fill:#c33} figure.lifetime{margin:.5em 0}
 .pass,.ok{background:#e3f6e3} .warn,.warning{background:#fff4d6} .fail,.error,.fatal{background:#fde2e2} .pending,.info{background:#eef}
 .finding{border-left:.4em solid #ccc;padding:.3em .8em;margin:.6em 0} .finding.error,.finding.fatal{border-color:#c62828}
 .finding.warning{border-color:#e0a000} .finding.info{border-color:#5c6bc0}
@@ -287,6 +329,12 @@ table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;paddin
 <section class="name" id="name-{{.Name}}">
 <h2>{{.Name}} <span class="{{.Verdict}}">{{.Verdict}}</span></h2>
 <p class="meta">challenge {{.Challenge}}</p>
+{{with .Lifetime}}<figure class="lifetime"><svg viewBox="0 0 600 44" width="600" height="44" role="img" aria-label="{{clean .Summary}}">
+<rect x="0" y="14" width="600" height="12" fill="#ddd"/>
+{{if .WinW}}<rect x="{{.WinX}}" y="14" width="{{.WinW}}" height="12" class="window-{{.Window}}"/>{{end}}
+{{if .NowInside}}<line x1="{{.NowX}}" y1="8" x2="{{.NowX}}" y2="32" stroke="#000" stroke-width="2"/><text x="{{.NowX}}" y="42" text-anchor="middle" font-size="10">now</text>{{end}}
+<text x="0" y="10" font-size="10">issued {{.Issued}}</text><text x="600" y="10" font-size="10" text-anchor="end">{{if .Expired}}expired{{else}}expires{{end}} {{.Expires}}</text>
+</svg><figcaption>{{clean .Summary}}</figcaption></figure>{{end}}
 {{if $.Info.ReprobePath}}<form method="post" action="{{$.Info.ReprobePath}}?name={{.Name}}" class="reprobe"><button type="submit">Re-probe now</button> <span class="meta">every probe of this name from every vantage runs at once (not the canary, which spends the CA's rate limits)</span></form>{{end}}
 {{if .Vantages}}
 <table class="vantages">

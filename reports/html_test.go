@@ -23,6 +23,19 @@ func TestRenderHTML(t *testing.T) {
 	many.Add(New(CodeDNSNXDomain, "n17.example", "NXDOMAIN from ns1"))
 	many.Finalize()
 
+	// A 90-day certificate issued 80 days ago whose window (days 60-62)
+	// passed, and one issued 10 days ago with its window ahead and the
+	// path failing.
+	day := 24 * time.Hour
+	renewals := &Report{Names: []string{"old.example", "new.example"}, Challenge: "http-01", Renewals: map[string]*RenewalStatus{
+		"old.example": {Certificate: CertFacts{Serial: "0a", NotBefore: now.Add(-80 * day), NotAfter: now.Add(10 * day)},
+			Window: &RenewalWindow{Start: now.Add(-20 * day), Deadline: now.Add(-18 * day), Source: WindowLifetime}},
+		"new.example": {Certificate: CertFacts{Serial: "0b", NotBefore: now.Add(-10 * day), NotAfter: now.Add(80 * day)},
+			Window: &RenewalWindow{Start: now.Add(50 * day), Deadline: now.Add(52 * day), Source: WindowARI, Horizon: 7 * day},
+			PathFailing: true, FailingCodes: []Code{CodeHTTP01ConnectTimeout}},
+	}}
+	renewals.Finalize()
+
 	cases := []struct {
 		desc    string
 		report  *Report
@@ -72,6 +85,21 @@ func TestRenderHTML(t *testing.T) {
 			info:   PageInfo{Generated: now, ReprobePath: "/api/v1/reprobe"},
 			want: []string{`<form method="post" action="/api/v1/reprobe?name=%2a.wild.example" class="reprobe"><button type="submit">Re-probe now</button>`,
 				`action="/api/v1/reprobe?name=a.example"`},
+		},
+		{
+			desc:   "each certificate's life as a bar: issued, the window coloured by the path, now, expiry",
+			report: renewals,
+			info:   PageInfo{Generated: now},
+			want: []string{
+				// old: window at 400-413 of 600 (days 60-62 of 90), now at day 80.
+				`<rect x="400" y="14" width="13" height="12" class="window-pass"/>`,
+				`<line x1="533" y1="8" x2="533" y2="32"`,
+				`issued 2025-12-11</text>`, `expires 2026-03-11</text>`,
+				"<figcaption>certificate 0a expires in 10d; the renewal deadline (two thirds of the certificate&#39;s lifetime) passed 18d ago; the challenge path passes now → OVERDUE</figcaption>",
+				`class="window-fail"/>`,
+				"the challenge path fails now (http01.connect_timeout)</figcaption>",
+			},
+			notWant: []string{"<script"},
 		},
 		{
 			desc:    "no re-probe button when the server has none",
