@@ -5,8 +5,8 @@ package probes
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"fmt"
-	"github.com/acmediag/acmediag/testenv/measure"
 	"io"
 	"net/http"
 	"net/netip"
@@ -21,6 +21,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acmediag/acmediag/probes/tlscheck"
+	"github.com/acmediag/acmediag/testenv/measure"
 
 	"github.com/miekg/dns"
 
@@ -68,14 +71,32 @@ func benchUniverseProcess() int {
 			}
 		}
 	}
+	// The certificate the tls kind reads: a site serving a complete chain
+	// from the universe's CA (tls-ok).
+	if web := u.WebAddrs("tls-ok"); len(web) > 0 {
+		fmt.Println("TLS", web[0], u.HTTPSPort(), u.TLSRootsFile())
+	}
 	fmt.Println("READY", strings.Join(addrs, " "))
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return 0
 }
 
+// benchTLSSite is where the bench universe serves a certificate.
+type benchTLSSite struct {
+	addr  netip.Addr
+	port  int
+	roots string // PEM file
+}
+
 // startBenchUniverse runs the universe process and returns the zone's
 // authoritative server addresses (IPv4 only: blackbox is told ip4).
 func startBenchUniverse(b *testing.B) []netip.AddrPort {
+	servers, _ := startBenchUniverseTLS(b)
+	return servers
+}
+
+// startBenchUniverseTLS is startBenchUniverse with the TLS site.
+func startBenchUniverseTLS(b *testing.B) ([]netip.AddrPort, benchTLSSite) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), benchUniverseEnv+"=1")
@@ -104,10 +125,17 @@ func startBenchUniverse(b *testing.B) []netip.AddrPort {
 		}
 	})
 	lines := make(chan string, 1)
+	var site benchTLSSite
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "READY") || strings.HasPrefix(l, "ERROR") {
+			l := sc.Text()
+			if f := strings.Fields(l); len(f) == 4 && f[0] == "TLS" {
+				site.addr, _ = netip.ParseAddr(f[1])
+				site.port, _ = strconv.Atoi(f[2])
+				site.roots = f[3]
+			}
+			if strings.HasPrefix(l, "READY") || strings.HasPrefix(l, "ERROR") {
 				lines <- l
 				break
 			}
@@ -134,7 +162,7 @@ func startBenchUniverse(b *testing.B) []netip.AddrPort {
 	if len(servers) == 0 {
 		b.Fatalf("no IPv4 authoritative address for %s in %q", benchZone, line)
 	}
-	return servers
+	return servers, site
 }
 
 // queryProbe costs what a DNS probe's smallest unit costs: one real
@@ -244,7 +272,7 @@ func BenchmarkSchedulerDNS10k(b *testing.B) {
 		if o := probe.Run(b.Context(), Target{Name: "t0.healthy-unsigned.com"}, vantages("v0")[0]); !o.OK {
 			b.Fatalf("the universe does not answer: %+v", o.Findings)
 		}
-		cpuPerRun := steadyScheduler(b, probe)
+		cpuPerRun := steadyScheduler(b, Schedule{}, probe)
 		// blackbox_exporter's DNS probe, same question shape, same server.
 		bbPath, err := testenv.EnsureCommand(b.Context(), benchBlackboxBin, "prometheus-blackbox-exporter")
 		if err != nil {
@@ -259,20 +287,62 @@ func BenchmarkSchedulerDNS10k(b *testing.B) {
 	})
 	// The same load with a probe that does nothing: what the scheduler,
 	// store and metrics cost by themselves.
-	b.Run("probe=none", func(b *testing.B) { steadyScheduler(b, idleProbe("dns")) })
+	b.Run("probe=none", func(b *testing.B) { steadyScheduler(b, Schedule{}, idleProbe("dns")) })
+	// The daemon with the tls kind on: every name's certificate read from
+	// every vantage every 5 minutes (a real handshake with SNI to the
+	// universe's TLS site, the chain's judgement cached per vantage as
+	// the kind keeps it) beside the DNS question every 60 s.
+	b.Run("probe=dns-query+tls", func(b *testing.B) {
+		servers, site := startBenchUniverseTLS(b)
+		if !site.addr.IsValid() {
+			b.Fatal("the universe process named no TLS site")
+		}
+		pem, err := os.ReadFile(site.roots)
+		if err != nil {
+			b.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		tp := &tlsProbe{site: site, roots: roots, checker: &tlscheck.Checker{}}
+		if o := tp.Run(b.Context(), Target{Name: "t0"}, vantages("v0")[0]); !o.OK {
+			b.Fatalf("the TLS site does not pass: %+v", o.Findings)
+		}
+		steadyScheduler(b, Schedule{Interval: map[reports.Kind]time.Duration{KindTLS: DefaultTLSInterval}},
+			&queryProbe{servers: servers, udp: dnscheck.NewUDPPool()}, tp)
+	})
+}
+
+// tlsProbe costs what one run of the tls kind costs: a handshake with SNI
+// to the universe's TLS site through a long-lived tlscheck.Checker (one
+// per vantage in the daemon; the chain's judgement cached), turned into
+// an observation with the served facts. Every target asks for the site's
+// own name: the universe has no certificate for 10,000 names.
+type tlsProbe struct {
+	site    benchTLSSite
+	roots   *x509.CertPool
+	checker *tlscheck.Checker
+}
+
+func (p *tlsProbe) Kind() reports.Kind { return KindTLS }
+
+func (p *tlsProbe) Run(ctx context.Context, t Target, v Vantage) reports.Observation {
+	start := time.Now()
+	res := p.checker.Inspect(ctx, tlscheck.Request{Name: "tls-ok.acmeweb.com", Addrs: []netip.Addr{p.site.addr}, Port: p.site.port, Roots: p.roots})
+	return reports.Observation{Name: t.Name, Challenge: t.Challenge, Vantage: v.Vantage, Kind: KindTLS, Start: start, Duration: time.Since(start),
+		Findings: res.Findings, TLS: &reports.TLSFacts{Served: res.Served("")}}.Finish()
 }
 
 // steadyScheduler runs 10,000 names × 4 vantages × probe every 60 s on the
 // real clock for b.N seconds and reports CPU, memory and goroutines; it
 // returns the CPU per run.
-func steadyScheduler(b *testing.B, probe kindProbe) time.Duration {
+func steadyScheduler(b *testing.B, sch Schedule, probes ...kindProbe) time.Duration {
 	ts, vs := benchWork(10_000, 4)
 	store := NewStore(StoreLimits{})
 	// The daemon's store fills to its bound within hours; start there, so
 	// that RSS is the steady state's, not the first minute's.
 	fillStore(store, ts, vs)
 	metrics := NewMetrics(nil, store, nil, "bench")
-	s := newSched(Schedule{}, []kindProbe{probe}, store, nil, RealClock())
+	s := newSched(sch, probes, store, nil, RealClock())
 	s.SetMetrics(metrics)
 	s.SetWork(ts, vs)
 	ctx, cancel := context.WithCancel(b.Context())
