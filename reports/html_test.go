@@ -31,7 +31,7 @@ func TestRenderHTML(t *testing.T) {
 		"old.example": {Certificate: CertFacts{Serial: "0a", NotBefore: now.Add(-80 * day), NotAfter: now.Add(10 * day)},
 			Window: &RenewalWindow{Start: now.Add(-20 * day), Deadline: now.Add(-18 * day), Source: WindowLifetime}},
 		"new.example": {Certificate: CertFacts{Serial: "0b", NotBefore: now.Add(-10 * day), NotAfter: now.Add(80 * day)},
-			Window: &RenewalWindow{Start: now.Add(50 * day), Deadline: now.Add(52 * day), Source: WindowARI, Horizon: 7 * day},
+			Window:      &RenewalWindow{Start: now.Add(50 * day), Deadline: now.Add(52 * day), Source: WindowARI, Horizon: 7 * day},
 			PathFailing: true, FailingCodes: []Code{CodeHTTP01ConnectTimeout}},
 	}}
 	renewals.Finalize()

@@ -40,54 +40,54 @@ func (c *cat) tlsScenarios() {
 		site(certSpec{pebble: pebbleARI}))
 	add(Scenario{Name: "tls-stale-backend",
 		Description: "two addresses: one serves the renewed certificate, the other still the one from 61 days before",
-		Expect:   tlsExp(reports.CodeTLSStaleBackend, reports.Error, "still serve(s)")},
+		Expect:      tlsExp(reports.CodeTLSStaleBackend, reports.Error, "still serve(s)")},
 		site(certSpec{pebble: pebbleMain}), site(certSpec{age: 61 * day}))
 	add(Scenario{Name: "tls-wrong-name",
 		Description: "the certificate served is for other names",
-		Expect:   tlsExp(reports.CodeTLSNameMismatch, reports.Error, "does not cover")},
+		Expect:      tlsExp(reports.CodeTLSNameMismatch, reports.Error, "does not cover")},
 		site(certSpec{otherName: true, pebble: pebbleMain}))
 	add(Scenario{Name: "tls-no-intermediate",
 		Description: "the leaf is served without its intermediate",
-		Expect:   tlsExp(reports.CodeTLSChainIncomplete, reports.Warning, "without the intermediate")},
+		Expect:      tlsExp(reports.CodeTLSChainIncomplete, reports.Warning, "without the intermediate")},
 		site(certSpec{kind: certLeafOnly, pebble: pebbleMain}))
 	add(Scenario{Name: "tls-self-signed",
 		Description: "a self-signed certificate for the name",
-		Expect:   tlsExp(reports.CodeTLSUntrusted, reports.Warning, "self-signed")},
+		Expect:      tlsExp(reports.CodeTLSUntrusted, reports.Warning, "self-signed")},
 		site(certSpec{kind: certSelfSigned}))
 	add(Scenario{Name: "tls-chain-loop",
 		Description: "the leaf, then two CAs that issue each other (an issuer loop), neither trusted",
-		Expect:   tlsExp(reports.CodeTLSUntrusted, reports.Warning, "loop")},
+		Expect:      tlsExp(reports.CodeTLSUntrusted, reports.Warning, "loop")},
 		site(certSpec{kind: certLoop}))
 	add(Scenario{Name: "tls-expiring",
 		Description: "20 days of 90 left: inside the last third",
-		Expect:   tlsExp(reports.CodeTLSExpiring, reports.Warning, "expires in 20 days")},
+		Expect:      tlsExp(reports.CodeTLSExpiring, reports.Warning, "expires in 20 days")},
 		site(certSpec{age: 70 * day}))
 	add(Scenario{Name: "tls-expiring-soon",
 		Description: "5 days of 90 left: inside the last tenth",
-		Expect:   tlsExp(reports.CodeTLSExpiring, reports.Error, "expires in 5.0 days")},
+		Expect:      tlsExp(reports.CodeTLSExpiring, reports.Error, "expires in 5.0 days")},
 		site(certSpec{age: 85 * day}))
 	add(Scenario{Name: "tls-expired",
 		Description: "expired ten days ago",
-		Expect:   tlsExp(reports.CodeTLSExpiring, reports.Fatal, "expired 10 days ago")},
+		Expect:      tlsExp(reports.CodeTLSExpiring, reports.Fatal, "expired 10 days ago")},
 		site(certSpec{age: 100 * day}))
 	add(Scenario{Name: "tls-short-lived",
 		Description: "a 6-day certificate with 12 hours left: inside the last tenth",
-		Expect:   tlsExp(reports.CodeTLSExpiring, reports.Error, "expires in 12 h")},
+		Expect:      tlsExp(reports.CodeTLSExpiring, reports.Error, "expires in 12 h")},
 		site(certSpec{age: 132 * time.Hour, lifetime: 6 * day}))
 	add(Scenario{Name: "tls-hang",
 		Description: "port 443 accepts and never answers the ClientHello",
-		Expect:   tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "did not finish")},
+		Expect:      tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "did not finish")},
 		hostile(tlsHang))
 	add(Scenario{Name: "tls-garbage",
 		Description: "port 443 answers the ClientHello with an SSH banner",
-		Expect:   tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "not TLS")},
+		Expect:      tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "not TLS")},
 		hostile(tlsGarbage))
 	add(Scenario{Name: "tls-huge-chain",
 		Description: "a certificate chain of more than 1 MiB",
-		Expect:   tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "too large")},
+		Expect:      tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "too large")},
 		site(certSpec{kind: certHuge}))
 	add(Scenario{Name: "tls-refused",
 		Description: "nothing listens on port 443",
-		Expect:   tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "connection refused")},
+		Expect:      tlsExp(reports.CodeTLSHandshakeFailed, reports.Error, "connection refused")},
 		siteSpec{http: webBehaviour{kind: webSolver}})
 }
