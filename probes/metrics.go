@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/acmediag/acmediag/reports"
 )
@@ -350,6 +351,38 @@ func (m *Metrics) collectName(ch chan<- prometheus.Metric, name string, obs []re
 	if q := reports.ComputeQuorum(results); q != nil {
 		ch <- prometheus.MustNewConstMetric(m.quorumOK, prometheus.GaugeValue, boolValue(q.OK), name)
 	}
+}
+
+// Runs sums the runs counted so far: all, the failed ones, and by kind.
+func (m *Metrics) Runs() (total, failed int, byKind map[string]int) {
+	byKind = map[string]int{}
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		m.runs.Collect(ch)
+		close(ch)
+	}()
+	for c := range ch {
+		var pb dto.Metric
+		if c.Write(&pb) != nil {
+			continue
+		}
+		n := int(pb.GetCounter().GetValue())
+		var kind, result string
+		for _, l := range pb.GetLabel() {
+			switch l.GetName() {
+			case "kind":
+				kind = l.GetValue()
+			case "result":
+				result = l.GetValue()
+			}
+		}
+		total += n
+		byKind[kind] += n
+		if result == "failure" {
+			failed += n
+		}
+	}
+	return total, failed, byKind
 }
 
 // usePlan puts p's renewal rule in force for the gauges.

@@ -226,3 +226,20 @@ acmediag_canary_last_success_timestamp_seconds{name="ok.com"} 1.800000001e+09
 		t.Error(err)
 	}
 }
+
+// Runs sums the run counters the way the demo's progress line reads them.
+func TestMetricsRuns(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil, nil, nil, "dev")
+	for _, o := range []reports.Observation{
+		{Vantage: reports.Vantage{Name: "us"}, Kind: KindDNS, OK: true},
+		{Vantage: reports.Vantage{Name: "eu"}, Kind: KindDNS},
+		{Vantage: reports.Vantage{Name: "us"}, Kind: KindHTTP01, OK: true},
+	} {
+		m.Observe(o)
+	}
+	total, failed, byKind := m.Runs()
+	if total != 3 || failed != 1 || byKind["dns"] != 2 || byKind["http-01"] != 1 {
+		t.Errorf("runs %d, failed %d, by kind %v; want 3, 1, dns 2 and http-01 1", total, failed, byKind)
+	}
+}

@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -141,4 +143,48 @@ func (u *Universe) SetReplicationLag(zone string, lag time.Duration, servers ...
 		return fmt.Errorf("testenv: %w", err)
 	}
 	return nil
+}
+
+// UpdateTXT replaces owner's TXT RRset in zone with value at the zone's
+// primary, by a TSIG-signed RFC 2136 UPDATE over TCP — what lego's
+// rfc2136 provider or external-dns send. The secondaries get it after
+// their replication lag (SetReplicationLag).
+func (u *Universe) UpdateTXT(ctx context.Context, zone, owner, value string, ttl uint32) error {
+	keyName, alg, secret := u.TSIG()
+	if keyName == "" {
+		return errors.New("testenv: the universe has no TSIG key")
+	}
+	primary := u.UpdatePrimary(zone)
+	if primary == "" {
+		return fmt.Errorf("testenv: no primary for %s", zone)
+	}
+	m := new(dns.Msg)
+	m.SetUpdate(dns.CanonicalName(zone))
+	rr := &dns.TXT{Hdr: dns.RR_Header{Name: dns.CanonicalName(owner), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: []string{value}}
+	m.RemoveRRset([]dns.RR{rr})
+	m.Insert([]dns.RR{rr})
+	m.SetTsig(keyName, alg, 300, time.Now().Unix())
+	c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{keyName: secret}}
+	resp, _, err := c.ExchangeContext(ctx, m, primary)
+	if err != nil {
+		return fmt.Errorf("testenv: UPDATE to %s: %w", primary, err)
+	}
+	if resp.Rcode != dns.RcodeSuccess {
+		return fmt.Errorf("testenv: UPDATE to %s: %s", primary, dns.RcodeToString[resp.Rcode])
+	}
+	return nil
+}
+
+// DNSUpdateEnv is the environment lego's dnsupdate provider reads to
+// publish in zone through its primary with the universe's key, waiting
+// up to propagation for the record to show.
+func (u *Universe) DNSUpdateEnv(zone string, propagation time.Duration) map[string]string {
+	keyName, alg, secret := u.TSIG()
+	return map[string]string{
+		"DNSUPDATE_NAMESERVER":          u.UpdatePrimary(zone),
+		"DNSUPDATE_TSIG_KEY":            keyName,
+		"DNSUPDATE_TSIG_ALGORITHM":      alg,
+		"DNSUPDATE_TSIG_SECRET":         secret,
+		"DNSUPDATE_PROPAGATION_TIMEOUT": propagation.String(),
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/acmediag/acmediag/probes"
@@ -478,37 +477,13 @@ func waitHealthy(ctx context.Context, base string, done <-chan error) error {
 }
 
 // stageLag makes the zone's secondaries apply UPDATEs only after lag, then
-// replaces the dns-01 TXT value at the primary with a TSIG-signed RFC 2136
-// UPDATE, as lego's rfc2136 provider or external-dns would.
+// replaces the dns-01 TXT value at the primary (RFC 2136, TSIG). A short
+// TTL: the vantages' resolvers must not pin the old value for the demo.
 func stageLag(ctx context.Context, u *testenv.Universe, value string, lag time.Duration) error {
 	if err := u.SetReplicationLag(demoLagZone, lag); err != nil {
 		return err
 	}
-	keyName, alg, secret := u.TSIG()
-	if keyName == "" {
-		return errors.New("the universe has no TSIG key")
-	}
-	primary := u.UpdatePrimary(demoLagZone)
-	if primary == "" {
-		return fmt.Errorf("no primary for %s", demoLagZone)
-	}
-	m := new(dns.Msg)
-	m.SetUpdate(demoLagZone)
-	// A short TTL: the vantages' resolvers must not pin the old value for
-	// the whole demo.
-	rr := &dns.TXT{Hdr: dns.RR_Header{Name: demoLagOwner, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 5}, Txt: []string{value}}
-	m.RemoveRRset([]dns.RR{rr})
-	m.Insert([]dns.RR{rr})
-	m.SetTsig(keyName, alg, 300, time.Now().Unix())
-	c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{keyName: secret}}
-	resp, _, err := c.ExchangeContext(ctx, m, primary)
-	if err != nil {
-		return fmt.Errorf("UPDATE to %s: %w", primary, err)
-	}
-	if resp.Rcode != dns.RcodeSuccess {
-		return fmt.Errorf("UPDATE to %s: %s", primary, dns.RcodeToString[resp.Rcode])
-	}
-	return nil
+	return u.UpdateTXT(ctx, demoLagZone, demoLagOwner, value, 5)
 }
 
 // setDemoProviderEnv points lego's dnsupdate provider, which the canary's
@@ -517,15 +492,7 @@ func stageLag(ctx context.Context, u *testenv.Universe, value string, lag time.D
 // provider waits for propagation a little longer than the lag, so the
 // order's propagation step ends when the secondary has the value.
 func setDemoProviderEnv(u *testenv.Universe, lag time.Duration) error {
-	keyName, alg, secret := u.TSIG()
-	env := map[string]string{
-		"DNSUPDATE_NAMESERVER":          u.UpdatePrimary(demoLagZone),
-		"DNSUPDATE_TSIG_KEY":            keyName,
-		"DNSUPDATE_TSIG_ALGORITHM":      alg,
-		"DNSUPDATE_TSIG_SECRET":         secret,
-		"DNSUPDATE_PROPAGATION_TIMEOUT": max(time.Minute, lag+15*time.Second).String(),
-	}
-	for k, v := range env {
+	for k, v := range u.DNSUpdateEnv(demoLagZone, max(time.Minute, lag+15*time.Second)) {
 		if err := os.Setenv(k, v); err != nil {
 			return err
 		}
@@ -533,42 +500,10 @@ func setDemoProviderEnv(u *testenv.Universe, lag time.Duration) error {
 	return nil
 }
 
-// runCounts sums acmediag_probe_runs_total from the daemon's registry.
-func runCounts(d *run.Daemon) (total, failed int, byKind map[string]int) {
-	byKind = map[string]int{}
-	mfs, err := d.Gatherer().Gather()
-	if err != nil {
-		return 0, 0, byKind
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "acmediag_probe_runs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			n := int(m.GetCounter().GetValue())
-			var kind, result string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "kind":
-					kind = l.GetValue()
-				case "result":
-					result = l.GetValue()
-				}
-			}
-			total += n
-			byKind[kind] += n
-			if result == "failure" {
-				failed += n
-			}
-		}
-	}
-	return total, failed, byKind
-}
-
 // progressLine is one line of progress: runs so far and each name's
 // verdict with its worst findings.
 func progressLine(d *run.Daemon, names []demoName, elapsed, total time.Duration) string {
-	runs, failed, byKind := runCounts(d)
+	runs, failed, byKind := d.Runs()
 	kinds := make([]string, 0, len(byKind))
 	for k := range byKind {
 		kinds = append(kinds, k)
@@ -656,7 +591,7 @@ func printDemoReports(w io.Writer, d *run.Daemon, names []demoName, lagStaged ti
 			pass++
 		}
 	}
-	total, failed, _ := runCounts(d)
+	total, failed, _ := d.Runs()
 	fmt.Fprintf(w, "\ndemo: %d names, %d would pass and %d would fail at Let's Encrypt now; %d probe runs, %d of them failed\n", len(names), pass, fail, total, failed)
 }
 

@@ -213,6 +213,9 @@ func (d *Daemon) Observations(name string, since time.Time) []reports.Observatio
 	return d.store.Query(name, since)
 }
 
+// Runs sums the probe runs so far: all, the failed ones, and by kind.
+func (d *Daemon) Runs() (total, failed int, byKind map[string]int) { return d.metrics.Runs() }
+
 // Gatherer is the daemon's metrics registry.
 func (d *Daemon) Gatherer() prometheus.Gatherer { return d.reg }
 
