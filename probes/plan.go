@@ -750,6 +750,12 @@ type remoteProbe struct {
 }
 
 func (r remoteProbe) Run(ctx context.Context, t Target, v Vantage) reports.Observation {
+	if r.kind == KindTLS {
+		// The plan decided the name's certificate is read (tls.enabled or
+		// the target's own key); the agent's settings need not agree.
+		on := true
+		t.TLS = &on
+	}
 	return r.remote.Run(ctx, r.kind, t, v)
 }
 

@@ -82,7 +82,7 @@ type Request struct {
 // anything else (a port, an address, a URL, a resolver) is refused by name.
 var (
 	requestKeys = []string{"kind", "target"}
-	targetKeys  = []string{"name", "challenge", "token", "key_auth", "expect_txt"}
+	targetKeys  = []string{"name", "challenge", "token", "key_auth", "expect_txt", "tls"}
 )
 
 // errorBody is the JSON of every refusal.
@@ -333,6 +333,8 @@ func (h *Handler) validate(req *Request) (int, error) {
 		return http.StatusForbidden, fmt.Errorf("target.challenge %q: want http-01, dns-01 or tls-alpn-01", truncateUntrusted(string(t.Challenge), 40))
 	}
 	switch {
+	case req.Kind == probes.KindTLS && !h.cfg.Plan.Applies(req.Kind, *t):
+		return http.StatusForbidden, fmt.Errorf("target.tls: this agent reads %s's certificate only when asked (tls: true) or when its own tls.enabled is set", t.Name)
 	case !h.cfg.Plan.Applies(req.Kind, *t):
 		return http.StatusForbidden, fmt.Errorf("target.challenge %q: a %s probe does not validate %s targets", t.Challenge, req.Kind, t.Challenge)
 	case t.Token != "" && !tokenRE.MatchString(t.Token):

@@ -367,6 +367,7 @@ func TestClientRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	on := true
 	cases := []struct {
 		desc        string
 		client      *Client
@@ -376,11 +377,20 @@ func TestClientRun(t *testing.T) {
 		wantVantage string
 		wantCode    reports.Code // a finding the agent must have returned
 		wantCheck   string       // a failed check's note must contain it
+		wantServed  bool         // the agent ran the tls kind: its tls.served check came back
 	}{
 		{desc: "the vantage the plan names", client: client, kind: "dns", target: probes.Target{Name: "WWW.Example.com", Challenge: "http-01"},
 			vantage: vantage("agent-eu", "RIPE"), wantVantage: "agent-eu", wantCode: reports.CodeDNSTimeout},
 		{desc: "the agent refuses", client: client, kind: "http-01", target: probes.Target{Name: "10.0.0.1", Challenge: "http-01"},
 			vantage: vantage("agent-eu", ""), wantVantage: "agent-eu", wantCheck: "403 Forbidden: target.name \"10.0.0.1\" is not a DNS name"},
+		// The daemon's plan asks an agent for the certificate a name
+		// serves with the target's tls key set (remoteProbe): the agent
+		// runs it whatever its own tls.enabled; without the key it does
+		// not read certificates.
+		{desc: "the tls kind, asked for", client: client, kind: probes.KindTLS, target: probes.Target{Name: "www.example.com", Challenge: "http-01", TLS: &on},
+			vantage: vantage("agent-eu", ""), wantVantage: "agent-eu", wantServed: true},
+		{desc: "the tls kind, not asked for", client: client, kind: probes.KindTLS, target: probes.Target{Name: "www.example.com", Challenge: "http-01"},
+			vantage: vantage("agent-eu", ""), wantVantage: "agent-eu", wantCheck: "403 Forbidden: target.tls: this agent reads"},
 		{desc: "the agent is down", client: deadClient, kind: "dns", target: probes.Target{Name: "www.example.com", Challenge: "http-01"},
 			vantage: vantage("agent-eu", ""), wantVantage: "agent-eu", wantCheck: "connection refused"},
 	}
@@ -412,6 +422,9 @@ func TestClientRun(t *testing.T) {
 				if !strings.Contains(obs.Trace.Lines[0], "(eu-west)") {
 					t.Errorf("trace %q does not name the agent's own vantage eu-west", obs.Trace.Lines[0])
 				}
+			}
+			if tc.wantServed && (len(obs.Checks) != 1 || obs.Checks[0].Name != "tls.served") {
+				t.Errorf("checks %+v, want the agent's tls.served", obs.Checks)
 			}
 			if tc.wantCheck != "" {
 				if len(obs.Checks) != 1 || obs.Checks[0].Name != "agent.probe" || obs.Checks[0].Status != reports.CheckFail ||
