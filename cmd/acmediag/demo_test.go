@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,6 +59,13 @@ func TestDemo(t *testing.T) {
 		if !regexp.MustCompile(tc.re).MatchString(out) {
 			t.Errorf("%s: no match for %s", tc.desc, tc.re)
 		}
+	}
+	// The failing name's cause reads once (the probes' finding and the
+	// CA's problem are one finding), and leads: no quorum finding above it.
+	if i, j := strings.Index(out, "━━ 5/7 failing"), strings.Index(out, "━━ 6/7"); i < 0 || j < i {
+		t.Error("no failing name's report")
+	} else if section := out[i:j]; strings.Count(section, "ERROR    http01.connection_refused") != 1 || strings.Contains(section, "mpic.quorum_failed") {
+		t.Errorf("the failing name's cause does not read once, first:\n%s", section)
 	}
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
