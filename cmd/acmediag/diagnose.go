@@ -59,6 +59,11 @@ address with its own resolver, and the report applies the CA/B Forum
 multi-perspective quorum (2–5 remote perspectives: 1 may fail; 6+: 2; the
 passing ones must span 2 RIRs).
 
+With --tls it also reads the certificate every address serves on the HTTPS
+port and judges its renewal window — the CA's own (ARI, with --ari-directory),
+else two thirds of its lifetime — against the challenge path: a name whose
+window opens within the horizon while its challenge fails is renewal.at_risk.
+
 It prints one finding per problem: what is wrong, what each server answered,
 the ACME error Let's Encrypt would return, and what to change.
 
@@ -73,6 +78,9 @@ configuration error.`,
   # HTTP-01 with the token cert-manager is presenting, from two vantages
   acmediag diagnose --token T --key-auth T.THUMBPRINT \
     --vantage us=192.0.2.10,rir=ARIN --vantage eu=192.0.2.11,rir=RIPE www.example.com
+
+  # When is the renewal due, and would it pass now? (the CA's window via ARI)
+  acmediag diagnose --tls --ari-directory https://acme-v02.api.letsencrypt.org/directory www.example.com
 
   # CAA with an accounturi restriction, JSON for a pipeline
   acmediag diagnose --account-uri https://acme-v02.api.letsencrypt.org/acme/acct/123 -o json example.com`,
