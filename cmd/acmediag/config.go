@@ -127,6 +127,8 @@ func anchorPaths(s *probes.Settings, dir string) {
 		}
 	}
 	abs(&s.DNS.TrustAnchor)
+	abs(&s.TLS.Roots)
+	abs(&s.TLS.ARICACert)
 	if s.Canary != nil {
 		abs(&s.Canary.CACert)
 		abs(&s.Canary.AccountKey)

@@ -1,7 +1,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -79,7 +86,7 @@ func TestConfigFull(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "root.ds"), []byte(anchor), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pebble.pem"), []byte("x"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "pebble.pem"), testCAPEM(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "config.yaml")
@@ -102,9 +109,9 @@ http: {http_port: 10680, https_port: 11043}
 targets:
   - {name: a.example.com, challenge: http-01, token: tok, key_auth: tok.thumb}
   - {name: b.example.com, challenge: dns-01, expect_txt: value}
-  - {name: c.example.com, challenge: tls-alpn-01}
+  - {name: c.example.com, challenge: tls-alpn-01, tls: false}
 schedule:
-  intervals: {dns: 5s, http-01: 7s}
+  intervals: {dns: 5s, http-01: 7s, tls: 10m}
   jitter: 0
   concurrency: 4
   timeout: 10s
@@ -113,6 +120,12 @@ store: {per_key: 8, max_bytes: 2MiB}
 api: {max_concurrent: 3, max_observations: 50}
 propagation: {timeout: 2m, issuer_wait: 0s, concurrency: 2}
 memory_limit: 96MiB
+tls:
+  enabled: true
+  roots: pebble.pem
+  ari_directory: https://127.0.0.1:14000/dir
+  ari_ca_cert: pebble.pem
+  renewal_horizon: 72h
 canary:
   directory: https://127.0.0.1:14000/dir
   ca_cert: pebble.pem
@@ -144,6 +157,11 @@ canary:
 	}
 	if p.Store.MaxBytes != 2<<20 || p.Settings.API.MaxObservations != 50 {
 		t.Errorf("store %+v api %+v", p.Store, p.Settings.API)
+	}
+	tp := p.TLS
+	if tp == nil || tp.Roots == nil || tp.ARI == nil || tp.ARI.CACertFile != filepath.Join(dir, "pebble.pem") || tp.Horizon != 72*time.Hour ||
+		!tp.On(p.Targets[0]) || tp.On(p.Targets[2]) || sch.Interval[probes.KindTLS] != 10*time.Minute {
+		t.Errorf("tls: %+v, interval %s", tp, sch.Interval[probes.KindTLS])
 	}
 	cn := p.Canary
 	if cn == nil || cn.Config.CACertFile != filepath.Join(dir, "pebble.pem") || cn.Config.AccountKeyFile != filepath.Join(dir, "acct.key") ||
@@ -219,6 +237,10 @@ func TestConfigErrors(t *testing.T) {
 		{desc: "bad allow address and root", yaml: "dns:\n  resolvers: [127.0.0.1]\n  roots: [a.root]\n  allow_addresses: [loopback]\ntargets: [{name: a.com}]\n",
 			want: "config.yaml:3: dns.roots[0]: \"a.root\" is not an IP address\n" +
 				"config.yaml:4: dns.allow_addresses[0]: \"loopback\" is not a CIDR prefix such as 127.0.0.0/8"},
+		{desc: "tls roots that hold no certificate", yaml: base + "targets: [{name: a.com}]\ntls: {enabled: true, roots: /etc/passwd}\n",
+			want: "config.yaml:4: tls.roots: /etc/passwd holds no PEM certificate"},
+		{desc: "an ARI directory that is not https", yaml: base + "targets: [{name: a.com}]\ntls:\n  ari_directory: http://ca.example/dir\n",
+			want: "config.yaml:5: tls.ari_directory: \"http://ca.example/dir\" is not an https URL of an ACME directory"},
 		{desc: "missing trust anchor file", yaml: "dns:\n  resolvers: [127.0.0.1]\n  trust_anchor: /nonexistent/root.ds\ntargets: [{name: a.com}]\n",
 			want: "config.yaml:3: dns.trust_anchor: open /nonexistent/root.ds: no such file or directory"},
 		{desc: "listen not host:port", yaml: base + "targets: [{name: a.com}]\nlisten: 9464\n",
@@ -309,4 +331,21 @@ func buildConfig(path string, data []byte) (*probes.Plan, error) {
 		return nil, cfg.explain(err)
 	}
 	return p, nil
+}
+
+// testCAPEM is a self-signed CA certificate in PEM, for settings that
+// read a roots file.
+func testCAPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
