@@ -11,12 +11,14 @@ import (
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/run"
+	"github.com/acmediag/acmediag/reports"
 )
 
 type daemonFlags struct {
 	config   string
 	check    bool
 	logLevel string
+	vantage  probes.VantageSettings // this process's own vantage (--vantage-*)
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -77,8 +79,25 @@ configuration error.`,
 	fl.StringVar(&f.config, "config", "", "the YAML configuration file (required)")
 	fl.BoolVar(&f.check, "config.check", false, "validate the configuration, print the result and exit (0 valid, 2 invalid)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fl.StringVar(&f.vantage.Name, "vantage-name", "", "name this process's own vantage when the configuration lists no vantages (a DaemonSet pod: its node's name)")
+	fl.StringVar(&f.vantage.Kind, "vantage-kind", string(reports.External), "that vantage's kind: external (a remote perspective) or cluster (inside the cluster, what cert-manager's self-check sees)")
+	fl.StringVar(&f.vantage.Region, "vantage-region", "", "that vantage's region")
+	fl.StringVar(&f.vantage.RIR, "vantage-rir", "", "that vantage's RIR (ARIN, RIPE, APNIC, LACNIC, AFRINIC)")
 	fl.SortFlags = false
 	return cmd
+}
+
+// ownVantage puts the --vantage-* flags into c's settings: the process's
+// one vantage when the file lists none.
+func (f *daemonFlags) ownVantage(c *configFile) error {
+	if f.vantage.Name == "" {
+		return nil
+	}
+	if line, ok := c.lines["vantages"]; ok {
+		return usagef("--vantage-name: %s:%d lists the vantages; name this one there, or leave vantages out", c.path, line)
+	}
+	c.settings.Vantages = []probes.VantageSettings{f.vantage}
+	return nil
 }
 
 func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
@@ -98,8 +117,11 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 	defer func() { _ = logger.Sync() }()
 	cfg, err := loadConfig(f.config)
 	if err == nil {
+		if err := f.ownVantage(cfg); err != nil {
+			return err
+		}
 		var d *run.Daemon
-		d, err = newDaemon(cfg, logger)
+		d, err = newDaemon(cfg, logger, f.ownVantage)
 		if err == nil {
 			if f.check {
 				p := d.Plan()
@@ -115,8 +137,9 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 }
 
 // newDaemon is the daemon of a configuration file, reading it again on
-// SIGHUP; its errors name the file's lines.
-func newDaemon(cfg *configFile, logger *zap.Logger) (*run.Daemon, error) {
+// SIGHUP (with overlay, the flags', applied each time); its errors name
+// the file's lines.
+func newDaemon(cfg *configFile, logger *zap.Logger, overlay func(*configFile) error) (*run.Daemon, error) {
 	current := cfg
 	d, err := run.NewDaemon(cfg.settings, run.DaemonOptions{Logger: logger, Version: version,
 		// Both run on the daemon's loop, one reload at a time.
@@ -124,6 +147,11 @@ func newDaemon(cfg *configFile, logger *zap.Logger) (*run.Daemon, error) {
 			c, err := loadConfig(cfg.path)
 			if err != nil {
 				return probes.Settings{}, err
+			}
+			if overlay != nil {
+				if err := overlay(c); err != nil {
+					return probes.Settings{}, err
+				}
 			}
 			current = c
 			return c.settings, nil

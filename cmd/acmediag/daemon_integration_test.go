@@ -64,11 +64,11 @@ func needBinary(t testing.TB) {
 }
 
 // runDaemonCheck runs `acmediag daemon --config.check` on a file in dir.
-func runDaemonCheck(t *testing.T, dir, file string) (string, string, int) {
+func runDaemonCheck(t *testing.T, dir, file string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "daemon", "--config", file, "--config.check")
+	cmd := exec.CommandContext(ctx, binary, append([]string{"daemon", "--config", file, "--config.check", "--log-level", "error"}, args...)...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -88,6 +88,7 @@ func TestDaemonConfigCheck(t *testing.T) {
 	cases := []struct {
 		desc       string
 		yaml       string
+		args       []string
 		wantCode   int
 		wantStdout string
 		wantStderr string
@@ -99,6 +100,14 @@ func TestDaemonConfigCheck(t *testing.T) {
 		{desc: "unknown keys are reported before values are judged", yaml: "dns: {resolvers: [127.0.0.1], dns_prot: 53}\nhttp: {http_port: 0}\ntargets: [{name: a.example.com}]\n",
 			wantCode: 2, wantStderr: "config.yaml:1: dns.dns_prot: unknown key (did you mean \"dns_port\"?)\n"},
 		{desc: "no such file", yaml: "", wantCode: 2, wantStderr: "config: open missing.yaml: no such file or directory\n"},
+		// A DaemonSet pod names its one vantage after its node.
+		{desc: "the process's own vantage", yaml: "dns: {resolvers: [127.0.0.1]}\ntargets: [{name: a.example.com}]\n",
+			args: []string{"--vantage-name", "node-1", "--vantage-kind", "cluster"}, wantCode: 0, wantStdout: "config.yaml: valid (1 target, 1 vantage)\n"},
+		{desc: "the process's own vantage, of a kind that does not exist", yaml: "dns: {resolvers: [127.0.0.1]}\ntargets: [{name: a.example.com}]\n",
+			args: []string{"--vantage-name", "node-1", "--vantage-kind", "nearby"}, wantCode: 2, wantStderr: "config.yaml: vantages[0].kind: \"nearby\" is not external or cluster\n"},
+		{desc: "the process's own vantage beside the file's", yaml: "vantages: [{name: a}]\ndns: {resolvers: [127.0.0.1]}\ntargets: [{name: a.example.com}]\n",
+			args: []string{"--vantage-name", "node-1"}, wantCode: 2,
+			wantStderr: "acmediag: --vantage-name: config.yaml:1 lists the vantages; name this one there, or leave vantages out\nRun 'acmediag daemon --help' for usage.\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -111,7 +120,7 @@ func TestDaemonConfigCheck(t *testing.T) {
 			} else {
 				file = "missing.yaml"
 			}
-			stdout, stderr, code := runDaemonCheck(t, dir, file)
+			stdout, stderr, code := runDaemonCheck(t, dir, file, tc.args...)
 			if code != tc.wantCode {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, stdout, stderr)
 			}
