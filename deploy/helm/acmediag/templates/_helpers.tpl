@@ -1,0 +1,35 @@
+{{/* The release's name for every object: the release, with the chart's name unless it holds it. */}}
+{{- define "acmediag.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "acmediag.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "acmediag.labels" -}}
+{{ include "acmediag.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "acmediag.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "acmediag.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The daemon's config.yaml: the user's config with the chart's listen address. */}}
+{{- define "acmediag.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $_ := set $config "listen" (printf ":%d" (int .Values.port)) -}}
+{{ toYaml $config }}
+{{- end -}}
