@@ -1,0 +1,275 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/acmediag/acmediag/testenv/helm"
+	"github.com/acmediag/acmediag/testenv/toolbuild"
+)
+
+// newHelm is the pinned helm with private state for one test.
+func newHelm(t *testing.T) *helm.Helm {
+	t.Helper()
+	toolbuild.Need(t, toolbuild.Helm)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := helm.New(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// render is `helm template` of the chart with the given values files and
+// --set flags, in namespace acmediag, as a list of objects.
+func render(t *testing.T, h *helm.Helm, args ...string) ([]map[string]any, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := h.Template(ctx, "diag", chartDir, append([]string{"--namespace", "acmediag"}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	var objs []map[string]any
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		var o map[string]any
+		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("helm's output is not YAML: %v\n%s", err, out)
+		}
+		if o != nil {
+			objs = append(objs, o)
+		}
+	}
+	return objs, nil
+}
+
+func kinds(objs []map[string]any) map[string]int {
+	out := map[string]int{}
+	for _, o := range objs {
+		out[o["kind"].(string)]++
+	}
+	return out
+}
+
+func find(objs []map[string]any, kind string) map[string]any {
+	for _, o := range objs {
+		if o["kind"] == kind {
+			return o
+		}
+	}
+	return nil
+}
+
+const (
+	ciDefault = chartDir + "/ci/default-values.yaml"
+	ciFull    = chartDir + "/ci/full-values.yaml"
+)
+
+// helm lints the chart clean with each CI values file, renders what each
+// asks for, and refuses bad values by the schema, naming the key.
+func TestChart(t *testing.T) {
+	h := newHelm(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, values := range []string{ciDefault, ciFull} {
+		if out, err := h.Lint(ctx, chartDir, "--strict", "-f", values); err != nil {
+			t.Errorf("helm lint --strict -f %s: %v\n%s", values, err, out)
+		}
+	}
+	cases := []struct {
+		desc    string
+		args    []string
+		kinds   map[string]int // exact counts of every kind rendered
+		wantErr string
+	}{
+		{desc: "the defaults with a target: the DaemonSet and what it needs, no monitoring objects",
+			args: []string{"-f", ciDefault},
+			kinds: map[string]int{"ServiceAccount": 1, "ConfigMap": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
+				"Service": 1, "DaemonSet": 1}},
+		{desc: "everything on", args: []string{"-f", ciFull},
+			kinds: map[string]int{"ServiceAccount": 1, "ConfigMap": 2, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
+				"Service": 1, "DaemonSet": 1, "ServiceMonitor": 1, "PodMonitor": 1, "PrometheusRule": 1}},
+		{desc: "no RBAC, an existing ServiceAccount", args: []string{"-f", ciDefault, "--set", "rbac.create=false,serviceAccount.create=false,serviceAccount.name=mine"},
+			kinds: map[string]int{"ConfigMap": 1, "Service": 1, "DaemonSet": 1}},
+		{desc: "no target: the install says what to give", wantErr: "at '/config/targets': minItems: got 0, want 1"},
+		{desc: "a misspelt key", args: []string{"-f", ciDefault, "--set", "servicemonitor.enabled=true"}, wantErr: "additional properties 'servicemonitor' not allowed"},
+		{desc: "a vantage kind that does not exist", args: []string{"-f", ciDefault, "--set", "vantage.kind=nearby"}, wantErr: "at '/vantage/kind': value must be one of 'cluster', 'external'"},
+		{desc: "listen is the chart's", args: []string{"-f", ciDefault, "--set", "config.listen=:80"}, wantErr: "at '/config': 'not' failed"},
+		{desc: "a privileged port", args: []string{"-f", ciDefault, "--set", "port=80"}, wantErr: "at '/port': minimum: got 80, want 1,024"},
+		{desc: "a challenge that does not exist", args: []string{"-f", ciDefault, "--set", "config.targets[0].challenge=http-02"}, wantErr: "at '/config/targets/0/challenge'"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			objs, err := render(t, h, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := kinds(objs)
+			if len(got) != len(tc.kinds) {
+				t.Errorf("kinds %v, want %v", got, tc.kinds)
+			}
+			for k, n := range tc.kinds {
+				if got[k] != n {
+					t.Errorf("%d %s, want %d (all: %v)", got[k], k, n, got)
+				}
+			}
+		})
+	}
+}
+
+// The DaemonSet runs the daemon as a non-root, read-only, capability-less
+// container whose vantage is its node, probed on /healthz and /readyz; the
+// rules it is bound to are files/rbac-*.yaml verbatim.
+func TestChartPodAndRBAC(t *testing.T) {
+	h := newHelm(t)
+	objs, err := render(t, h, "-f", ciDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					ServiceAccountName string `yaml:"serviceAccountName"`
+					SecurityContext    struct {
+						RunAsNonRoot bool `yaml:"runAsNonRoot"`
+					} `yaml:"securityContext"`
+					Containers []struct {
+						Args            []string `yaml:"args"`
+						SecurityContext struct {
+							ReadOnlyRootFilesystem   bool `yaml:"readOnlyRootFilesystem"`
+							AllowPrivilegeEscalation bool `yaml:"allowPrivilegeEscalation"`
+							Capabilities             struct {
+								Drop []string `yaml:"drop"`
+							} `yaml:"capabilities"`
+						} `yaml:"securityContext"`
+						LivenessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"livenessProbe"`
+						ReadinessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"readinessProbe"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	remarshal(t, find(objs, "DaemonSet"), &ds)
+	ps := ds.Spec.Template.Spec
+	if len(ps.Containers) != 1 {
+		t.Fatalf("%d containers", len(ps.Containers))
+	}
+	c := ps.Containers[0]
+	args := strings.Join(c.Args, " ")
+	switch {
+	case !ps.SecurityContext.RunAsNonRoot || !c.SecurityContext.ReadOnlyRootFilesystem || c.SecurityContext.AllowPrivilegeEscalation ||
+		strings.Join(c.SecurityContext.Capabilities.Drop, ",") != "ALL":
+		t.Errorf("security context: pod %+v, container %+v", ps.SecurityContext, c.SecurityContext)
+	case !strings.Contains(args, "--vantage-name=$(NODE_NAME) --vantage-kind=cluster") || !strings.HasPrefix(args, "daemon --config=/etc/acmediag/config.yaml"):
+		t.Errorf("args %q", args)
+	case c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe.HTTPGet.Path != "/readyz":
+		t.Errorf("probes %+v %+v", c.LivenessProbe, c.ReadinessProbe)
+	case ps.ServiceAccountName != "diag-acmediag":
+		t.Errorf("service account %q", ps.ServiceAccountName)
+	}
+	for kind, file := range map[string]string{"ClusterRole": "files/rbac-rules.yaml", "Role": "files/rbac-namespace-rules.yaml"} {
+		var want []any
+		if err := yaml.Unmarshal(chartFile(t, file), &want); err != nil {
+			t.Fatal(err)
+		}
+		got := find(objs, kind)["rules"]
+		if !equalYAML(t, got, want) {
+			t.Errorf("%s rules %v, want %s verbatim: %v", kind, got, file, want)
+		}
+	}
+}
+
+// The configuration the chart renders is one the daemon accepts, with the
+// vantage flags the DaemonSet gives it.
+func TestChartConfigAccepted(t *testing.T) {
+	h := newHelm(t)
+	bin := buildDaemon(t)
+	for _, values := range []string{ciDefault, ciFull} {
+		objs, err := render(t, h, "-f", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := find(objs, "ConfigMap")["data"].(map[string]any)["config.yaml"].(string)
+		// The cluster's resolver is this machine's; the test names one on
+		// loopback so that nothing reads /etc/resolv.conf.
+		data += "dns:\n  resolvers: [127.0.0.1]\n"
+		file := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin, "daemon", "--config", file, "--config.check", "--log-level", "error",
+			"--vantage-name", "node-1", "--vantage-kind", "cluster")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err = cmd.Run()
+		cancel()
+		if err != nil || !strings.Contains(out.String(), ": valid (") {
+			t.Errorf("%s: the daemon refuses the rendered configuration: %v\n%s\n%s", values, err, out.String(), data)
+		}
+	}
+}
+
+// buildDaemon builds the acmediag binary once per test binary.
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	daemonOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "acmediag-deploy-")
+		if err != nil {
+			daemonErr = err
+			return
+		}
+		daemonBin = filepath.Join(dir, "acmediag")
+		out, err := exec.Command("go", "build", "-o", daemonBin, "../cmd/acmediag").CombinedOutput()
+		if err != nil {
+			daemonErr = errors.New(string(out))
+		}
+	})
+	if daemonErr != nil {
+		t.Fatalf("building acmediag: %v", daemonErr)
+	}
+	return daemonBin
+}
+
+func remarshal(t *testing.T, in, out any) {
+	t.Helper()
+	b, err := yaml.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func equalYAML(t *testing.T, a, b any) bool {
+	t.Helper()
+	x, err1 := yaml.Marshal(a)
+	y, err2 := yaml.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
