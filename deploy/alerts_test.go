@@ -1,0 +1,242 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/acmediag/acmediag/testenv/prom"
+	"github.com/acmediag/acmediag/testenv/toolbuild"
+)
+
+// alertCase is one promtool unit test: input series, and at each time the
+// alerts that must fire (with their labels; the annotations are the rule's,
+// rendered with those labels).
+type alertCase struct {
+	desc     string
+	interval string // "" → 1m
+	series   map[string]string
+	checks   []alertCheck
+}
+
+type alertCheck struct {
+	at     string // eval_time
+	alert  string
+	firing []map[string]string // each firing alert's labels besides alertname and severity; nil: none fires
+}
+
+const day = "24h"
+
+// The alerts, each firing where it should and only there. The first case
+// is a month of one certificate's life.
+var alertCases = []alertCase{
+	{desc: "a month of a certificate: issued, the path breaks inside the horizon, at risk fires before the window, fixed, resolved",
+		// Samples every minute: Prometheus looks back 5 minutes for one.
+		series: map[string]string{
+			// 90-day certificate issued at 0; the window opens at day 60.
+			// The gauge is 1 from day 21 (the path broke, the window
+			// within the horizon) to day 25 (fixed).
+			`acmediag_renewal_at_risk{name="shop.example.com"}`:                                "0x30239 1x5759 0x12960",
+			`acmediag_renewal_window_start_seconds{name="shop.example.com",source="lifetime"}`: "5184000x43199",
+		},
+		checks: []alertCheck{
+			{at: "20d", alert: "AcmeRenewalAtRisk"},
+			{at: "22d", alert: "AcmeRenewalAtRisk", firing: []map[string]string{{"name": "shop.example.com"}}},
+			{at: "24d", alert: "AcmeRenewalAtRisk", firing: []map[string]string{{"name": "shop.example.com"}}},
+			{at: "26d", alert: "AcmeRenewalAtRisk"},
+			{at: "29d", alert: "AcmeRenewalOverdue"},
+		}},
+	{desc: "at risk must last 15 minutes: a blip does not page",
+		series: map[string]string{`acmediag_renewal_at_risk{name="a.example.com",vantage="x"}`: "0 1 1 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"},
+		checks: []alertCheck{{at: "5m", alert: "AcmeRenewalAtRisk"}, {at: "16m", alert: "AcmeRenewalAtRisk"}}},
+	{desc: "overdue",
+		series: map[string]string{`acmediag_findings{code="renewal.overdue",severity="error",name="old.example.com"}`: "1x30"},
+		checks: []alertCheck{{at: "10m", alert: "AcmeRenewalOverdue"}, {at: "20m", alert: "AcmeRenewalOverdue", firing: []map[string]string{{"name": "old.example.com"}}}}},
+	{desc: "the CA asks for an early renewal (ARI)",
+		series: map[string]string{`acmediag_findings{code="renewal.ari_early",severity="warning",name="a.example.com"}`: "1x10"},
+		checks: []alertCheck{{at: "6m", alert: "AcmeARIEarlyRenewal", firing: []map[string]string{{"name": "a.example.com"}}}}},
+	{desc: "a failed renewal attempt, from the finding and from the counter",
+		series: map[string]string{
+			`acmediag_findings{code="renewal.failed",severity="error",name="a.example.com"}`:                   "1x10",
+			`acmediag_renewal_failures_total{namespace="shop",certificate="www"}`:                              "0 0 1 1 1 1 1 1 1 1 1",
+			`acmediag_findings{code="renewal.failed",severity="error",name="b.example.com",vantage="ignored"}`: "0x10",
+		},
+		checks: []alertCheck{{at: "5m", alert: "AcmeRenewalFailed", firing: []map[string]string{{"name": "a.example.com"}, {"namespace": "shop", "certificate": "www"}}}}},
+	{desc: "CAA forbids issuance; an unrelated finding does not page",
+		series: map[string]string{
+			`acmediag_findings{code="caa.forbidden",severity="fatal",name="a.example.com"}`:         "1x30",
+			`acmediag_findings{code="dns.serial_mismatch",severity="warning",name="b.example.com"}`: "1x30",
+		},
+		checks: []alertCheck{{at: "20m", alert: "AcmeCAAForbidsIssuance", firing: []map[string]string{{"name": "a.example.com"}}}}},
+	{desc: "the challenge path broken for 30 minutes: by the quorum and by an error finding; a warning alone does not",
+		series: map[string]string{
+			`acmediag_mpic_quorum_ok{name="q.example.com"}`:                                             "0x40",
+			`acmediag_findings{code="http01.connection_refused",severity="error",name="r.example.com"}`: "1x40",
+			`acmediag_findings{code="http01.ipv6_unreachable",severity="warning",name="w.example.com"}`: "1x40",
+		},
+		checks: []alertCheck{
+			{at: "20m", alert: "AcmeChallengePathBroken"},
+			{at: "35m", alert: "AcmeChallengePathBroken", firing: []map[string]string{{"name": "q.example.com"}, {"name": "r.example.com"}}},
+		}},
+	{desc: "MPIC: one failure left to spare for an hour",
+		series: map[string]string{`acmediag_findings{code="mpic.partial",severity="warning",name="a.example.com"}`: "1x70"},
+		checks: []alertCheck{{at: "50m", alert: "AcmeMPICQuorumAtRisk"}, {at: "65m", alert: "AcmeMPICQuorumAtRisk", firing: []map[string]string{{"name": "a.example.com"}}}}},
+	{desc: "dns-01 propagation slow: every value takes 10 minutes",
+		interval: "10m",
+		series: map[string]string{
+			`acmediag_propagation_seconds_bucket{le="300"}`:  "0x40",
+			`acmediag_propagation_seconds_bucket{le="600"}`:  "0+1x40",
+			`acmediag_propagation_seconds_bucket{le="+Inf"}`: "0+1x40",
+		},
+		checks: []alertCheck{{at: "6h", alert: "AcmeDNSPropagationSlow", firing: []map[string]string{{}}}}},
+	{desc: "dns-01 propagation fast: no alert",
+		interval: "10m",
+		series: map[string]string{
+			`acmediag_propagation_seconds_bucket{le="10"}`:   "0+1x40",
+			`acmediag_propagation_seconds_bucket{le="300"}`:  "0+1x40",
+			`acmediag_propagation_seconds_bucket{le="+Inf"}`: "0+1x40",
+		},
+		checks: []alertCheck{{at: "6h", alert: "AcmeDNSPropagationSlow"}}},
+	{desc: "the canary has not passed in 6 hours",
+		interval: "10m",
+		// Last success at Unix time 0: the evaluation's time() counts from it.
+		series: map[string]string{`acmediag_canary_last_success_timestamp_seconds{name="a.example.com"}`: "0x50"},
+		checks: []alertCheck{{at: "5h", alert: "AcmeCanaryFailing"}, {at: "7h", alert: "AcmeCanaryFailing", firing: []map[string]string{{"name": "a.example.com"}}}}},
+	{desc: "acmediag absent: nothing scraped for 10 minutes",
+		series: map[string]string{`up{job="other"}`: "1x20"},
+		checks: []alertCheck{{at: "5m", alert: "AcmeDiagAbsent"}, {at: "11m", alert: "AcmeDiagAbsent", firing: []map[string]string{{}}}}},
+	{desc: "acmediag present: no absent alert",
+		series: map[string]string{`acmediag_build_info{version="v1",goversion="go1.26"}`: "1x20"},
+		checks: []alertCheck{{at: "15m", alert: "AcmeDiagAbsent"}}},
+	{desc: "probes keep panicking (a bug in acmediag)",
+		series: map[string]string{`acmediag_probe_panics_total{kind="dns"}`: "0 0+1x30"},
+		checks: []alertCheck{{at: "18m", alert: "AcmeDiagProbesFailing", firing: []map[string]string{{"kind": "dns"}}}}},
+	{desc: "a configuration refused on reload",
+		series: map[string]string{`acmediag_config_reload_failures_total`: "0 0 1 1 1"},
+		checks: []alertCheck{{at: "3m", alert: "AcmeDiagConfigReloadFailed", firing: []map[string]string{{}}}}},
+}
+
+// promtool checks the rules and runs the cases above, generated into its
+// unit-test format with each alert's annotations rendered from the rule
+// (so the test holds the texts as written).
+func TestAlerts(t *testing.T) {
+	toolbuild.Need(t, toolbuild.Promtool)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pt, err := prom.NewPromtool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesPath, err := filepath.Abs(filepath.Join(chartDir, "files/alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pt.CheckRules(ctx, rulesPath); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	rf := alerts(t)
+	rules := map[string]struct {
+		severity    string
+		annotations map[string]string
+	}{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			rules[r.Alert] = struct {
+				severity    string
+				annotations map[string]string
+			}{r.Labels["severity"], r.Annotations}
+		}
+	}
+	tested := map[string]bool{}
+	type expAlert struct {
+		Labels      map[string]string `yaml:"exp_labels"`
+		Annotations map[string]string `yaml:"exp_annotations"`
+	}
+	type alertTest struct {
+		EvalTime string     `yaml:"eval_time"`
+		Alert    string     `yaml:"alertname"`
+		Exp      []expAlert `yaml:"exp_alerts"`
+	}
+	type series struct {
+		Series string `yaml:"series"`
+		Values string `yaml:"values"`
+	}
+	type unitTest struct {
+		Name     string      `yaml:"name"`
+		Interval string      `yaml:"interval"`
+		Input    []series    `yaml:"input_series"`
+		Alerts   []alertTest `yaml:"alert_rule_test"`
+	}
+	var tests []unitTest
+	for _, tc := range alertCases {
+		ut := unitTest{Name: tc.desc, Interval: tc.interval}
+		if ut.Interval == "" {
+			ut.Interval = "1m"
+		}
+		keys := make([]string, 0, len(tc.series))
+		for k := range tc.series {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			ut.Input = append(ut.Input, series{k, tc.series[k]})
+		}
+		for _, c := range tc.checks {
+			r, ok := rules[c.alert]
+			if !ok {
+				t.Fatalf("%s: no alert %s in files/alerts.yaml", tc.desc, c.alert)
+			}
+			tested[c.alert] = tested[c.alert] || len(c.firing) > 0
+			at := alertTest{EvalTime: c.at, Alert: c.alert, Exp: []expAlert{}}
+			for _, labels := range c.firing {
+				l := map[string]string{"severity": r.severity}
+				for k, v := range labels {
+					l[k] = v
+				}
+				at.Exp = append(at.Exp, expAlert{Labels: l, Annotations: renderAnnotations(r.annotations, labels)})
+			}
+			ut.Alerts = append(ut.Alerts, at)
+		}
+		tests = append(tests, ut)
+	}
+	for name := range rules {
+		if !tested[name] {
+			t.Errorf("alert %s has no case where it fires", name)
+		}
+	}
+	doc := map[string]any{"rule_files": []string{rulesPath}, "evaluation_interval": "1m", "tests": tests}
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "alerts_test.yaml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pt.TestRules(ctx, file); err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+var labelRef = regexp.MustCompile(`\{\{ \$labels\.([a-z_]+) \}\}`)
+
+// renderAnnotations fills {{ $labels.X }} as Prometheus does (a label the
+// alert lacks is empty).
+func renderAnnotations(in, labels map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = labelRef.ReplaceAllStringFunc(v, func(m string) string { return labels[labelRef.FindStringSubmatch(m)[1]] })
+		if strings.Contains(out[k], "{{") {
+			panic(fmt.Sprintf("annotation %s uses a template the test does not render: %s", k, v))
+		}
+	}
+	return out
+}
