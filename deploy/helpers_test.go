@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,3 +73,16 @@ func metricNames(expr string) []string {
 }
 
 var metricRE = regexp.MustCompile(`\b(acmediag|process)_[a-z_]+`)
+
+// remarshalJSON turns YAML-decoded values into JSON-shaped ones (what
+// unstructured objects hold).
+func remarshalJSON(t *testing.T, in any, out any) {
+	t.Helper()
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+}
