@@ -75,8 +75,10 @@ func find(objs []map[string]any, kind string) map[string]any {
 }
 
 const (
-	ciDefault = chartDir + "/ci/default-values.yaml"
-	ciFull    = chartDir + "/ci/full-values.yaml"
+	ciDefault     = chartDir + "/ci/default-values.yaml"
+	ciFull        = chartDir + "/ci/full-values.yaml"
+	ciAgent       = chartDir + "/ci/agent-values.yaml"
+	ciHostNetwork = chartDir + "/ci/hostnetwork-values.yaml"
 )
 
 // helm lints the chart clean with each CI values file, renders what each
@@ -85,7 +87,7 @@ func TestChart(t *testing.T) {
 	h := newHelm(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, values := range []string{ciDefault, ciFull} {
+	for _, values := range []string{ciDefault, ciFull, ciAgent, ciHostNetwork} {
 		if out, err := h.Lint(ctx, chartDir, "--strict", "-f", values); err != nil {
 			t.Errorf("helm lint --strict -f %s: %v\n%s", values, err, out)
 		}
@@ -105,6 +107,12 @@ func TestChart(t *testing.T) {
 				"Service": 1, "DaemonSet": 1, "ServiceMonitor": 1, "PodMonitor": 1, "PrometheusRule": 1}},
 		{desc: "no RBAC, an existing ServiceAccount", args: []string{"-f", ciDefault, "--set", "rbac.create=false,serviceAccount.create=false,serviceAccount.name=mine"},
 			kinds: map[string]int{"ConfigMap": 1, "Service": 1, "DaemonSet": 1}},
+		{desc: "a remote vantage only: the agent and its Service", args: []string{"-f", ciAgent},
+			kinds: map[string]int{"Deployment": 1, "Service": 1}},
+		{desc: "node-level vantages, scraped by a PodMonitor", args: []string{"-f", ciHostNetwork},
+			kinds: map[string]int{"ServiceAccount": 1, "ConfigMap": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
+				"Service": 1, "DaemonSet": 1, "PodMonitor": 1}},
+		{desc: "an agent without its TLS Secret", args: []string{"-f", ciDefault, "--set", "agent.enabled=true"}, wantErr: "at '/agent/tlsSecret': minLength: got 0, want 1"},
 		{desc: "no target: the install says what to give", wantErr: "at '/config/targets': minItems: got 0, want 1"},
 		{desc: "a misspelt key", args: []string{"-f", ciDefault, "--set", "servicemonitor.enabled=true"}, wantErr: "additional properties 'servicemonitor' not allowed"},
 		{desc: "a vantage kind that does not exist", args: []string{"-f", ciDefault, "--set", "vantage.kind=nearby"}, wantErr: "at '/vantage/kind': value must be one of 'cluster', 'external'"},
@@ -200,6 +208,23 @@ func TestChartPodAndRBAC(t *testing.T) {
 		got := find(objs, kind)["rules"]
 		if !equalYAML(t, got, want) {
 			t.Errorf("%s rules %v, want %s verbatim: %v", kind, got, file, want)
+		}
+	}
+}
+
+// hostNetwork is off unless asked for, and then with the DNS policy that
+// keeps cluster names resolvable.
+func TestChartHostNetwork(t *testing.T) {
+	h := newHelm(t)
+	for values, want := range map[string]bool{ciDefault: false, ciHostNetwork: true} {
+		objs, err := render(t, h, "-f", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := find(objs, "DaemonSet")["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+		got, _ := spec["hostNetwork"].(bool)
+		if got != want || want && spec["dnsPolicy"] != "ClusterFirstWithHostNet" {
+			t.Errorf("%s: hostNetwork %v, dnsPolicy %v; want %v", values, got, spec["dnsPolicy"], want)
 		}
 	}
 }

@@ -35,6 +35,11 @@ func TestChartOnAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	agentObjs, err := render(t, h, "-f", ciAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs = append(objs, agentObjs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := kube.Start(ctx, kube.Options{Dir: t.TempDir(), EtcdBin: bins[0], APIServerBin: bins[1], PrometheusOperatorCRDs: true,

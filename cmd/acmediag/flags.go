@@ -148,7 +148,8 @@ func (c *checkFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&c.tls.Roots, "tls-roots", "", "PEM file of the roots a served chain must lead to (default the system pool)")
 	fl.StringVar(&c.tls.ARIDirectory, "ari-directory", "", "ACME directory of the CA that issued the served certificates, asked for its renewal window (ARI, RFC 9773)")
 	fl.StringVar(&c.tls.ARICACert, "ari-ca-cert", "", "extra CA bundle for the --ari-directory's TLS (a test CA)")
-	fl.Var(&c.tls.RenewalHorizon, "renewal-horizon", "how far ahead of the renewal window a failing challenge path is renewal.at_risk (default 7 days, or a third of the lifetime when shorter)")
+	fl.Var(&c.tls.RenewalHorizon, "renewal-horizon", "how far ahead of the renewal window a failing challenge path is renewal.at_risk")
+	fl.Lookup("renewal-horizon").DefValue = "7 days, or a third of the lifetime when shorter"
 }
 
 // apply writes the flags into s.
