@@ -207,9 +207,21 @@ func TestAlerts(t *testing.T) {
 		}
 		tests = append(tests, ut)
 	}
-	for name := range rules {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range rules {
 		if !tested[name] {
 			t.Errorf("alert %s has no case where it fires", name)
+		}
+		// A runbook section per alert, and the finding code in the summary.
+		if want := "README.md#" + strings.ToLower(name); !strings.HasSuffix(r.annotations["runbook_url"], want) ||
+			!strings.Contains(string(readme), "\n## "+name+"\n") {
+			t.Errorf("alert %s: runbook_url %q, want one ending in %s with its section in deploy/README.md", name, r.annotations["runbook_url"], want)
+		}
+		if r.severity == "" || r.annotations["summary"] == "" {
+			t.Errorf("alert %s: severity %q, summary %q", name, r.severity, r.annotations["summary"])
 		}
 	}
 	doc := map[string]any{"rule_files": []string{rulesPath}, "evaluation_interval": "1m", "tests": tests}
