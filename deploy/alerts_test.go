@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/acmediag/acmediag/reports"
 	"github.com/acmediag/acmediag/testenv/prom"
 	"github.com/acmediag/acmediag/testenv/toolbuild"
 )
@@ -176,7 +177,7 @@ func TestAlerts(t *testing.T) {
 		Alerts   []alertTest `yaml:"alert_rule_test"`
 	}
 	var tests []unitTest
-	for _, tc := range alertCases {
+	for _, tc := range append(slices.Clone(alertCases), monthCase(t)) {
 		ut := unitTest{Name: tc.desc, Interval: tc.interval}
 		if ut.Interval == "" {
 			ut.Interval = "1m"
@@ -251,4 +252,120 @@ func renderAnnotations(in, labels map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// monthCase simulates 30 certificates over 30 days as the daemon would
+// see them: each a 90-day certificate whose renewal window (two thirds of
+// its lifetime) opens on day i, 6 hours in. Every third one's challenge
+// path breaks 12 days before its window and is fixed a day after it opens;
+// every seventh (of the others) fails for 10 minutes three days before its
+// window (a single failed probe); the rest stay healthy. The gauge
+// acmediag_renewal_at_risk is what reports.AssessRenewal — the daemon's
+// rule — says each minute; the checks are when AcmeRenewalAtRisk must
+// fire, and the test holds the simulation to the promise: every broken
+// path is alerted 7 days before its window (15 minutes of `for:` after
+// the horizon reaches it), the others never.
+func monthCase(t *testing.T) alertCase {
+	const minutes = 30 * 24 * 60
+	start := time.Unix(0, 0).UTC()
+	c := alertCase{desc: "30 certificates over 30 days: every broken path alerted before its window, the healthy and the blip never",
+		series: map[string]string{}}
+	type cert struct {
+		name   string
+		window time.Time
+		broken func(time.Time) bool
+		risky  bool
+		at     []bool
+	}
+	var certs []*cert
+	for i := 1; i <= 30; i++ {
+		w := start.Add(time.Duration(i)*24*time.Hour + 6*time.Hour)
+		ct := &cert{name: fmt.Sprintf("c%02d.example.com", i), window: w, broken: func(time.Time) bool { return false }}
+		switch {
+		case i%3 == 0:
+			ct.risky = true
+			ct.broken = func(now time.Time) bool {
+				return !now.Before(w.Add(-12*24*time.Hour)) && now.Before(w.Add(24*time.Hour))
+			}
+		case i%7 == 0:
+			blip := w.Add(-3 * 24 * time.Hour)
+			ct.broken = func(now time.Time) bool { return !now.Before(blip) && now.Before(blip.Add(10*time.Minute)) }
+		}
+		notBefore := w.Add(-60 * 24 * time.Hour)
+		ct.at = make([]bool, minutes+1)
+		for m := range ct.at {
+			now := start.Add(time.Duration(m) * time.Minute)
+			a := reports.AssessRenewal(reports.RenewalInput{Name: ct.name, Serial: "01", NotBefore: notBefore,
+				NotAfter: notBefore.Add(90*24*time.Hour - time.Second), Now: now, ChallengeFailing: ct.broken(now)})
+			ct.at[m] = slices.ContainsFunc(a.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeRenewalAtRisk })
+		}
+		c.series[`acmediag_renewal_at_risk{name="`+ct.name+`"}`] = runLength(ct.at)
+		certs = append(certs, ct)
+	}
+	// firing: true at this minute and the 15 before (the rule's for:).
+	firing := func(ct *cert, m int) bool {
+		if m < 15 {
+			return false
+		}
+		for k := m - 15; k <= m; k++ {
+			if !ct.at[k] {
+				return false
+			}
+		}
+		return true
+	}
+	evals := map[int]bool{}
+	for d := 0; d < 30; d++ {
+		evals[d*24*60+12*60] = true
+	}
+	for _, ct := range certs {
+		if ct.risky {
+			m := int(ct.window.Add(-7*24*time.Hour+time.Hour).Sub(start) / time.Minute)
+			if m > 0 {
+				evals[m] = true
+			}
+		}
+	}
+	times := make([]int, 0, len(evals))
+	for m := range evals {
+		times = append(times, m)
+	}
+	slices.Sort(times)
+	for _, m := range times {
+		check := alertCheck{at: fmt.Sprintf("%dm", m), alert: "AcmeRenewalAtRisk"}
+		for _, ct := range certs {
+			if firing(ct, m) {
+				if !ct.risky {
+					t.Errorf("simulation: %s (healthy or a blip) would page at minute %d", ct.name, m)
+				}
+				check.firing = append(check.firing, map[string]string{"name": ct.name})
+			}
+		}
+		c.checks = append(c.checks, check)
+	}
+	for _, ct := range certs {
+		m := int(ct.window.Add(-7*24*time.Hour+time.Hour).Sub(start) / time.Minute)
+		if ct.risky && m > 0 && !firing(ct, m) {
+			t.Errorf("simulation: %s's broken path is not alerted 7 days before its window", ct.name)
+		}
+	}
+	return c
+}
+
+// runLength writes a boolean series in promtool's expanding notation.
+func runLength(v []bool) string {
+	var parts []string
+	for i := 0; i < len(v); {
+		j := i
+		for j < len(v) && v[j] == v[i] {
+			j++
+		}
+		val := "0"
+		if v[i] {
+			val = "1"
+		}
+		parts = append(parts, fmt.Sprintf("%sx%d", val, j-i-1))
+		i = j
+	}
+	return strings.Join(parts, " ")
 }
