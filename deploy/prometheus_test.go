@@ -37,7 +37,7 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 	bins := toolbuild.Need(t, toolbuild.Prometheus)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	u, err := testenv.Start(ctx, testenv.Options{Port: promUniversePort})
+	u, err := testenv.Start(ctx, testenv.Options{Port: promUniversePort, ACME: true})
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(err)
@@ -61,7 +61,23 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 	s.DNS.Resolvers, s.DNS.AllowAddresses = []string{u.Resolver()}, []string{"127.0.0.0/8", "::1/128"}
 	s.HTTP = probes.HTTPSettings{HTTPPort: u.HTTPPort(), HTTPSPort: u.HTTPSPort()}
 	s.TLS.Roots = u.TLSRootsFile()
-	s.Targets = []probes.Target{{Name: served, Challenge: "http-01", TLS: &on}, {Name: broken, Challenge: "http-01"}}
+	// The universe's remote perspectives: the quorum's metrics need two.
+	s.Vantages = nil
+	for _, v := range u.Vantages() {
+		if v.Kind == testenv.VantageExternal {
+			s.Vantages = append(s.Vantages, probes.VantageSettings{Name: v.Name, Source: v.Addr, Resolver: v.Resolver, RIR: v.RIR,
+				Region: v.Region, Kind: string(v.Kind)})
+		}
+	}
+	// And a dns-01 value to watch (the propagation histogram) and canary
+	// orders at Pebble (the canary's metrics), so that every metric the
+	// dashboards read has series.
+	s.Targets = []probes.Target{{Name: served, Challenge: "http-01", TLS: &on}, {Name: broken, Challenge: "http-01"},
+		{Name: domain("healthy-dns01"), Challenge: "dns-01", ExpectTXT: testenv.Token("healthy-dns01")}}
+	canary := probes.DefaultCanary()
+	canary.Directory, canary.CACert, canary.AccountKey = u.ACMEDirectory(), u.ACMECACert(), filepath.Join(t.TempDir(), "account.key")
+	canary.Names = []string{served}
+	s.Canary = &canary
 	s.Schedule.Intervals = map[string]probes.Duration{"dns": probes.Duration(2 * time.Second), "http-01": probes.Duration(2 * time.Second),
 		"tls": probes.Duration(2 * time.Second)}
 	d, err := run.NewDaemon(s, run.DaemonOptions{Logger: zaptest.NewLogger(t), Version: "deploy-test"})
@@ -91,6 +107,8 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 		`acmediag_renewal_window_start_seconds{name="` + served + `"}`,
 		`acmediag_certificate_not_after_seconds{name="` + served + `"}`,
 		`acmediag_findings{name="` + broken + `",code="http01.connection_refused"}`,
+		`acmediag_propagation_seconds_count`,
+		`acmediag_canary_last_success_timestamp_seconds{name="` + served + `"}`,
 	} {
 		if _, err := p.WaitFor(ctx, q); err != nil {
 			t.Fatalf("Prometheus never saw %s: %v", q, err)
@@ -140,6 +158,7 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 		t.Fatalf("no dashboards: %v", err)
 	}
 	queries := 0
+	seen := map[string]bool{}
 	for _, f := range files {
 		var db dashboard
 		b, err := os.ReadFile(f)
@@ -163,6 +182,7 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 					if !documented[m] && !strings.HasPrefix(m, "process_") {
 						t.Errorf("%s, %q: %s is not a metric the daemon documents", filepath.Base(f), panel.Title, m)
 					}
+					seen[m] = true
 				}
 			}
 		}
@@ -172,7 +192,27 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 	if err != nil || !strings.Contains(vec.String(), served) {
 		t.Errorf("the window panel's query: %v (%v)", vec, err)
 	}
-	t.Logf("%d dashboard queries evaluated", queries)
+	// Every metric a dashboard or an alert reads has series in this
+	// Prometheus (a typo'd name would have none), except those only a
+	// failure makes: a panic, a refused reload, a cert-manager renewal.
+	for _, g := range alerts(t).Groups {
+		for _, r := range g.Rules {
+			for _, m := range metricNames(r.Expr) {
+				seen[m] = true
+			}
+		}
+	}
+	onlyOnFailure := map[string]bool{"acmediag_probe_panics_total": true, "acmediag_renewal_failures_total": true}
+	for m := range seen {
+		if onlyOnFailure[m] {
+			continue
+		}
+		vec, err := p.Query(ctx, `count({__name__=~"`+m+`(_bucket)?"})`)
+		if err != nil || len(vec) == 0 {
+			t.Errorf("no series of %s in Prometheus (%v)", m, err)
+		}
+	}
+	t.Logf("%d dashboard queries evaluated, %d metrics with series", queries, len(seen))
 }
 
 func alertNames(t *testing.T) []string {
