@@ -34,7 +34,6 @@ type alertCheck struct {
 	firing []map[string]string // each firing alert's labels besides alertname and severity; nil: none fires
 }
 
-const day = "24h"
 
 // The alerts, each firing where it should and only there. The first case
 // is a month of one certificate's life.
