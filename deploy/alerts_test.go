@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -24,8 +25,11 @@ import (
 type alertCase struct {
 	desc     string
 	interval string // "" → 1m
-	series   map[string]string
-	checks   []alertCheck
+	// every is the rule evaluation interval ("" → 1m): a month evaluated
+	// each minute is more than promtool does in a test's time.
+	every  string
+	series map[string]string
+	checks []alertCheck
 }
 
 type alertCheck struct {
@@ -34,18 +38,18 @@ type alertCheck struct {
 	firing []map[string]string // each firing alert's labels besides alertname and severity; nil: none fires
 }
 
-
 // The alerts, each firing where it should and only there. The first case
 // is a month of one certificate's life.
 var alertCases = []alertCase{
 	{desc: "a month of a certificate: issued, the path breaks inside the horizon, at risk fires before the window, fixed, resolved",
-		// Samples every minute: Prometheus looks back 5 minutes for one.
+		// Samples and evaluations every 5 minutes.
+		interval: "5m", every: "5m",
 		series: map[string]string{
 			// 90-day certificate issued at 0; the window opens at day 60.
 			// The gauge is 1 from day 21 (the path broke, the window
 			// within the horizon) to day 25 (fixed).
-			`acmediag_renewal_at_risk{name="shop.example.com"}`:                                "0x30239 1x5759 0x12960",
-			`acmediag_renewal_window_start_seconds{name="shop.example.com",source="lifetime"}`: "5184000x43199",
+			`acmediag_renewal_at_risk{name="shop.example.com"}`:                                "0x6047 1x1151 0x2592",
+			`acmediag_renewal_window_start_seconds{name="shop.example.com",source="lifetime"}`: "5184000x8639",
 		},
 		checks: []alertCheck{
 			{at: "20d", alert: "AcmeRenewalAtRisk"},
@@ -129,7 +133,7 @@ var alertCases = []alertCase{
 // (so the test holds the texts as written).
 func TestAlerts(t *testing.T) {
 	toolbuild.Need(t, toolbuild.Promtool)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	pt, err := prom.NewPromtool(ctx)
 	if err != nil {
@@ -175,7 +179,7 @@ func TestAlerts(t *testing.T) {
 		Input    []series    `yaml:"input_series"`
 		Alerts   []alertTest `yaml:"alert_rule_test"`
 	}
-	var tests []unitTest
+	tests := map[string][]unitTest{} // by evaluation interval
 	for _, tc := range append(slices.Clone(alertCases), monthCase(t)) {
 		ut := unitTest{Name: tc.desc, Interval: tc.interval}
 		if ut.Interval == "" {
@@ -205,7 +209,8 @@ func TestAlerts(t *testing.T) {
 			}
 			ut.Alerts = append(ut.Alerts, at)
 		}
-		tests = append(tests, ut)
+		every := cmp.Or(tc.every, "1m")
+		tests[every] = append(tests[every], ut)
 	}
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
@@ -224,16 +229,20 @@ func TestAlerts(t *testing.T) {
 			t.Errorf("alert %s: severity %q, summary %q", name, r.severity, r.annotations["summary"])
 		}
 	}
-	doc := map[string]any{"rule_files": []string{rulesPath}, "evaluation_interval": "1m", "tests": tests}
-	b, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	dir := t.TempDir()
+	for every, ts := range tests {
+		b, err := yaml.Marshal(map[string]any{"rule_files": []string{rulesPath}, "evaluation_interval": every, "tests": ts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, "alerts_"+every+"_test.yaml")
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file)
 	}
-	file := filepath.Join(t.TempDir(), "alerts_test.yaml")
-	if err := os.WriteFile(file, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := pt.TestRules(ctx, file); err != nil {
+	if out, err := pt.TestRules(ctx, files...); err != nil {
 		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }
@@ -265,10 +274,11 @@ func renderAnnotations(in, labels map[string]string) map[string]string {
 // path is alerted 7 days before its window (15 minutes of `for:` after
 // the horizon reaches it), the others never.
 func monthCase(t *testing.T) alertCase {
-	const minutes = 30 * 24 * 60
+	// Samples and evaluations every 5 minutes: step k is minute 5k.
+	const step, steps = 5, 30 * 24 * 60 / 5
 	start := time.Unix(0, 0).UTC()
 	c := alertCase{desc: "30 certificates over 30 days: every broken path alerted before its window, the healthy and the blip never",
-		series: map[string]string{}}
+		interval: "5m", every: "5m", series: map[string]string{}}
 	type cert struct {
 		name   string
 		window time.Time
@@ -291,23 +301,25 @@ func monthCase(t *testing.T) alertCase {
 			ct.broken = func(now time.Time) bool { return !now.Before(blip) && now.Before(blip.Add(10*time.Minute)) }
 		}
 		notBefore := w.Add(-60 * 24 * time.Hour)
-		ct.at = make([]bool, minutes+1)
-		for m := range ct.at {
-			now := start.Add(time.Duration(m) * time.Minute)
+		ct.at = make([]bool, steps+1)
+		for k := range ct.at {
+			now := start.Add(time.Duration(k*step) * time.Minute)
 			a := reports.AssessRenewal(reports.RenewalInput{Name: ct.name, Serial: "01", NotBefore: notBefore,
 				NotAfter: notBefore.Add(90*24*time.Hour - time.Second), Now: now, ChallengeFailing: ct.broken(now)})
-			ct.at[m] = slices.ContainsFunc(a.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeRenewalAtRisk })
+			ct.at[k] = slices.ContainsFunc(a.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeRenewalAtRisk })
 		}
 		c.series[`acmediag_renewal_at_risk{name="`+ct.name+`"}`] = runLength(ct.at)
 		certs = append(certs, ct)
 	}
-	// firing: true at this minute and the 15 before (the rule's for:).
+	// firing: true at this evaluation and at those of the 15 minutes
+	// before (the rule's for:).
 	firing := func(ct *cert, m int) bool {
-		if m < 15 {
+		k := m / step
+		if k < 15/step {
 			return false
 		}
-		for k := m - 15; k <= m; k++ {
-			if !ct.at[k] {
+		for j := k - 15/step; j <= k; j++ {
+			if !ct.at[j] {
 				return false
 			}
 		}
