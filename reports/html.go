@@ -155,6 +155,7 @@ type pageData struct {
 	Canary      []canaryRow
 	Propagation []propagationRow
 	Correlation template.HTML // the rendered correlation section (its own template escapes it)
+	Timelines   template.HTML // the renewal timelines (timeline_html.go), escaped by their template
 }
 
 // RenderHTML writes r as a self-contained HTML page: each name with its
@@ -209,6 +210,11 @@ func RenderHTML(w io.Writer, r *Report, p PageInfo) error {
 		return err
 	}
 	d.Correlation = template.HTML(corr.String()) // #nosec: produced by html/template
+	var tl bytes.Buffer
+	if err := RenderTimelinesHTML(&tl, r.Timelines, p.Generated); err != nil {
+		return err
+	}
+	d.Timelines = template.HTML(tl.String()) // #nosec: produced by html/template
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, d); err != nil {
 		return fmt.Errorf("reports: render html: %w", err)
@@ -310,6 +316,7 @@ table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;paddin
 .finding.warning{border-color:#e0a000} .finding.info{border-color:#5c6bc0}
 .code{font-family:monospace} dt{font-weight:600} dd{margin:0 0 .3em 1.2em;white-space:pre-wrap}
 .todo{color:#666;font-style:italic}
+.attempt-issued{fill:#3a3;background:#e3f6e3} .attempt-failed,.attempt-denied{fill:#c33;background:#fde2e2} .attempt-pending{fill:#e0a000;background:#fff4d6}
 </style>
 </head>
 <body>
@@ -370,6 +377,7 @@ table{border-collapse:collapse;margin:.4em 0} td,th{border:1px solid #ccc;paddin
 {{end}}
 
 {{.Correlation}}
+{{.Timelines}}
 <h2>Canary orders</h2>
 {{if not .Info.CanaryConfigured}}<p class="todo" id="canary-none">No canary is configured (canary.directory): no orders are placed.</p>
 {{else if not .Canary}}<p class="todo" id="canary-none">No canary order has finished yet.</p>

@@ -56,6 +56,14 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 		}
 		b.WriteString("\n")
 	}
+	for _, tl := range r.Timelines {
+		lines := tl.Lines(time.Now())
+		fmt.Fprintf(&b, "## Renewal timeline\n\n%s\n\n", mdEscape(cleanField(lines[0], false)))
+		for _, l := range lines[1:] {
+			fmt.Fprintf(&b, "- %s\n", mdEscape(cleanField(strings.TrimSpace(l), false)))
+		}
+		b.WriteString("\n")
+	}
 	if q := r.Quorum; q != nil {
 		status := "**ok**"
 		if !q.OK {

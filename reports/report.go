@@ -78,6 +78,10 @@ type Report struct {
 	// Renewals are the certificate served for each name and its renewal
 	// window, for the names a tls probe has seen.
 	Renewals map[string]*RenewalStatus `json:"renewals,omitempty"`
+	// Timelines are the cert-manager Certificates the report is about
+	// (diagnose --kube, the daemon's watched Certificates), each with its
+	// issuance attempts.
+	Timelines []Timeline `json:"timelines,omitempty"`
 	Duration time.Duration             `json:"-"`
 }
 

@@ -97,6 +97,15 @@ func RenderText(w io.Writer, r *Report, o TextOptions) error {
 			t.finding(f, cols, o.Verbose)
 		}
 	}
+	for _, tl := range r.Timelines {
+		t.line("")
+		for i, l := range tl.Lines(o.now()) {
+			if i > 0 {
+				l = "  " + l
+			}
+			t.line(cleanText(l, false))
+		}
+	}
 	if r.Quorum != nil {
 		t.line("")
 		t.quorum(r.Quorum)
@@ -109,7 +118,7 @@ func RenderText(w io.Writer, r *Report, o TextOptions) error {
 		t.line("")
 		t.checks(r.Checks)
 	}
-	if len(groups) > 0 || r.Quorum != nil {
+	if len(groups) > 0 || r.Quorum != nil || len(r.Timelines) > 0 {
 		t.line("")
 	}
 	t.verdict(r)
