@@ -78,6 +78,10 @@ type TimelineChallenge struct {
 	// Solver says how the challenge is presented ("rfc2136 at
 	// 192.0.2.1:53", "ingress class nginx").
 	Solver string `json:"solver,omitempty"`
+	// Token and Key are the challenge's token and key (http-01: the key
+	// authorization; dns-01: the TXT value), as cmctl shows them.
+	Token string `json:"token,omitempty"`
+	Key   string `json:"key,omitempty"`
 }
 
 // Cause is the most specific reason an attempt has not issued: a
@@ -156,6 +160,9 @@ func (t *Timeline) Lines(now time.Time) []string {
 			l := fmt.Sprintf("    challenge %s %s %s: %s", c.Name, c.Type, c.DNSName, cmp.Or(c.State, "pending"))
 			if c.Solver != "" {
 				l += " via " + c.Solver
+			}
+			if c.Key != "" {
+				l += fmt.Sprintf(" (token %s, key %s)", c.Token, c.Key)
 			}
 			out = append(out, l)
 		}

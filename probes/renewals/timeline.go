@@ -108,7 +108,7 @@ func orderOf(o *acmev1.Order, chs []*acmev1.Challenge) *reports.TimelineOrder {
 		out.Challenges = append(out.Challenges, reports.TimelineChallenge{Name: ch.Name, DNSName: DisplayName(ch),
 			Type: challengeType(ch.Spec.Type), Created: ch.CreationTimestamp.Time, State: string(ch.Status.State),
 			Reason: ch.Status.Reason, Presented: ch.Status.Presented, Processing: ch.Status.Processing,
-			Solver: SolverOf(ch.Spec.Solver).Description})
+			Solver: SolverOf(ch.Spec.Solver).Description, Token: ch.Spec.Token, Key: ch.Spec.Key})
 	}
 	slices.SortFunc(out.Challenges, func(a, b reports.TimelineChallenge) int { return cmp.Compare(a.Name, b.Name) })
 	return out

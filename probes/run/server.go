@@ -81,6 +81,10 @@ type apiServer struct {
 
 	reprobeMu   sync.Mutex
 	lastReprobe map[string]time.Time
+
+	// certs, when set, serves /api/v1/certificates (certificates.go).
+	certsMu sync.Mutex
+	certs   CertificateSource
 }
 
 // newAPIServer builds the handlers; maxConcurrent bounds API and page
@@ -111,6 +115,7 @@ func (s *apiServer) handler() http.Handler {
 	mux.Handle("GET /api/v1/observations", s.limit(s.observations))
 	mux.Handle("GET /api/v1/report", s.limit(s.report))
 	mux.Handle("GET /{$}", s.limit(s.page))
+	mux.Handle("GET /api/v1/certificates", s.limit(s.certificate))
 	// Every method, so that a wrong one gets a JSON 405 inside the limit.
 	mux.Handle("/api/v1/reprobe", s.limit(s.reprobeName))
 	return mux
@@ -295,6 +300,7 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	defer release()
 	p := s.plan()
 	v := Snapshot(p, s.source, "")
+	v.Report.Timelines = s.pageTimelines()
 	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
 		Vantages: vantagesOf(p), Latest: v.Latest, CanaryConfigured: p.Canary != nil, Orders: v.Orders,
 		Propagation: v.Watches, Correlations: v.Correlations}
