@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/run"
@@ -38,6 +39,9 @@ type diagnoseFlags struct {
 	agentCert   string
 	agentKey    string
 	agentCA     string
+	kube        bool
+	kubeconfig  string
+	namespace   string
 }
 
 func newDiagnoseCmd() *cobra.Command {
@@ -82,9 +86,20 @@ configuration error.`,
   # When is the renewal due, and would it pass now? (the CA's window via ARI)
   acmediag diagnose --tls --ari-directory https://acme-v02.api.letsencrypt.org/directory www.example.com
 
+  # Why is cert-manager's renewal stuck? The Certificate's path, its timeline,
+  # and its open Challenges checked with their own token and key
+  acmediag diagnose --kube -n shop certificate/www
+  acmediag diagnose --kube --kubeconfig ~/.kube/prod -n shop challenge/www-2-3456-0
+
   # CAA with an accounturi restriction, JSON for a pipeline
   acmediag diagnose --account-uri https://acme-v02.api.letsencrypt.org/acme/acct/123 -o json example.com`,
 		Args: func(_ *cobra.Command, args []string) error {
+			if f.kube {
+				if len(args) != 1 {
+					return usagef("diagnose --kube needs one object: certificate/NAME, order/NAME or challenge/NAME")
+				}
+				return nil
+			}
 			if len(args) == 0 {
 				return usagef("diagnose needs at least one NAME")
 			}
@@ -112,6 +127,9 @@ configuration error.`,
 	fl.BoolVar(&f.allowProd, "allow-production", false, "permit a production ACME directory (refused otherwise: it counts against real rate limits)")
 	fl.StringVar(&f.serveToken, "serve-token", "", "serve the HTTP-01 token on ADDR (when NAME routes here) and complete the order")
 	fl.StringVar(&f.dnsProvider, "dns-provider", "", "dns-01: publish the TXT record through this lego DNS provider (credentials from the environment, as lego reads them) and complete the order; one of "+strings.Join(probes.DNSProviders(), ", "))
+	fl.BoolVar(&f.kube, "kube", false, "diagnose one cert-manager object instead of names: certificate/NAME, order/NAME or challenge/NAME (its path, timeline and Challenges, checked with their own token and key)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "--kube: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "--kube: the object's namespace (default the kubeconfig context's)")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "deadline for the whole run")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text, json or markdown")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "text: also list every check that ran")
@@ -131,13 +149,18 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 	if err != nil {
 		return err
 	}
-	s, err := f.settings(names)
-	if err != nil {
-		return err
+	var rep *reports.Report
+	if f.kube {
+		rep, err = f.diagnoseKube(ctx, stderr, logger, names[0])
+	} else {
+		var s probes.Settings
+		if s, err = f.settings(names); err != nil {
+			return err
+		}
+		stopProgress := progress(ctx, stderr, len(names))
+		rep, err = run.Diagnose(ctx, s, run.DiagnoseOptions{Logger: logger})
+		stopProgress()
 	}
-	stopProgress := progress(ctx, stderr, len(names))
-	rep, err := run.Diagnose(ctx, s, run.DiagnoseOptions{Logger: logger})
-	stopProgress()
 	if err != nil {
 		return flagError(err, nil)
 	}
@@ -148,6 +171,25 @@ func runDiagnose(ctx context.Context, cmd *cobra.Command, f *diagnoseFlags, name
 		return exitError{code}
 	}
 	return nil
+}
+
+// diagnoseKube reads the object from the cluster and diagnoses it: the
+// names, tokens and keys come from its Challenges, not from flags.
+func (f *diagnoseFlags) diagnoseKube(ctx context.Context, stderr io.Writer, logger *zap.Logger, object string) (*reports.Report, error) {
+	if f.token != "" || f.keyAuth != "" || f.expectTXT != "" || f.challenge != "" {
+		return nil, usagef("--kube takes the challenge, token and key from the cluster: drop --challenge, --token, --key-auth and --expect-txt")
+	}
+	if f.acmeDir != "" && f.acmeDir != "none" {
+		return nil, usagef("--kube does not place orders: drop --acme-directory")
+	}
+	s, err := f.settings(nil)
+	if err != nil {
+		return nil, err
+	}
+	stopProgress := progress(ctx, stderr, 1)
+	defer stopProgress()
+	return run.DiagnoseKube(ctx, s, run.KubeOptions{Object: object, Kubeconfig: f.kubeconfig, Namespace: f.namespace},
+		run.DiagnoseOptions{Logger: logger})
 }
 
 // settings turns the flags and names into the settings diagnose runs.

@@ -25,6 +25,10 @@ import (
 type DiagnoseOptions struct {
 	Logger   *zap.Logger
 	Registry *probes.Registry // nil → probes.DefaultKinds()
+	// Extend, when set, adds to the report once the probes have run, with
+	// the plan and within the run's deadline (diagnose --kube explains a
+	// Challenge's solver).
+	Extend func(ctx context.Context, p *probes.Plan, r *reports.Report)
 }
 
 // Diagnose builds the plan of s and runs it once: every probe kind for every
@@ -66,6 +70,10 @@ func Diagnose(ctx context.Context, s probes.Settings, opts DiagnoseOptions) (*re
 	}
 	v := Snapshot(plan, store, "")
 	rep := v.Report
+	if opts.Extend != nil {
+		opts.Extend(ctx, plan, rep)
+		rep.Finalize()
+	}
 	rep.Duration = time.Since(start)
 	if ctx.Err() != nil && len(rep.Names) > 0 {
 		rep.Findings = append(rep.Findings, reports.New(reports.CodeDNSTimeout, rep.Names[0],
