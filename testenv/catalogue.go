@@ -457,6 +457,7 @@ func buildCatalogue() *cat {
 	c.denialScenarios(all)
 
 	c.webScenarios()
+	c.certManagerScenarios()
 	return c
 }
 
