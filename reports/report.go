@@ -81,8 +81,8 @@ type Report struct {
 	// Timelines are the cert-manager Certificates the report is about
 	// (diagnose --kube, the daemon's watched Certificates), each with its
 	// issuance attempts.
-	Timelines []Timeline `json:"timelines,omitempty"`
-	Duration time.Duration             `json:"-"`
+	Timelines []Timeline    `json:"timelines,omitempty"`
+	Duration  time.Duration `json:"-"`
 }
 
 // ChallengeOf is the challenge the report validates name with.

@@ -47,12 +47,12 @@ func TestBuildTimeline(t *testing.T) {
 		Spec: cmapi.CertificateSpec{DNSNames: []string{"www.example.com"}},
 		Status: cmapi.CertificateStatus{Revision: ptr(1), FailedIssuanceAttempts: ptr(1),
 			RenewalTime: ptr(metav1.NewTime(t0.Add(60 * 24 * time.Hour))),
-			Conditions: []cmapi.CertificateCondition{{Type: cmapi.CertificateConditionReady, Status: cmmeta.ConditionTrue, Reason: "Ready"}}}}
+			Conditions:  []cmapi.CertificateCondition{{Type: cmapi.CertificateConditionReady, Status: cmmeta.ConditionTrue, Reason: "Ready"}}}}
 	chain := Chain{Certificate: crt,
 		Requests: []*cmapi.CertificateRequest{
 			request("www-2", "cr2", 2*time.Hour, "crt", "2", cmapi.CertificateRequestReasonFailed),
 			request("www-1", "cr1", time.Hour, "crt", "1", cmapi.CertificateRequestReasonIssued),
-			request("www-noannot", "cr3", 3*time.Hour, "crt", "", ""),      // not an issuance attempt of cert-manager's
+			request("www-noannot", "cr3", 3*time.Hour, "crt", "", ""),       // not an issuance attempt of cert-manager's
 			request("other-1", "cr4", 3*time.Hour, "other", "1", "Pending"), // another Certificate's
 		},
 		Orders: []*acmev1.Order{

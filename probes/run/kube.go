@@ -110,7 +110,6 @@ func kubeConfig(k KubeOptions) (*rest.Config, string, error) {
 	return cfg, ns, nil
 }
 
-
 // kubeTargets are the names to probe: each Challenge's, with its token and
 // key; without Challenges, the Certificate's dnsNames with the challenge
 // type its newest Challenge of that name used.
