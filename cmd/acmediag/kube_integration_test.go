@@ -100,6 +100,7 @@ func TestDiagnoseKube(t *testing.T) {
 	})
 	t.Run("certificate", func(t *testing.T) {
 		stdout, stderr, code := runBinary(t, append(base, "certificate/www")...)
+		t.Logf("diagnose --kube certificate/www:\n%s", stdout)
 		if code != 1 {
 			t.Errorf("exit %d, want 1; stderr %s", code, stderr)
 		}
@@ -119,6 +120,38 @@ func TestDiagnoseKube(t *testing.T) {
 		stdout, _, _ := runBinary(t, append(base, "-o", "markdown", "order/"+objs.order)...)
 		if !strings.Contains(stdout, "## Renewal timeline") || !strings.Contains(stdout, "certmanager.record_not_replicated") {
 			t.Errorf("markdown:\n%s", stdout)
+		}
+	})
+	t.Run("http-01 ingress route missing", func(t *testing.T) {
+		// A Challenge on its own (its Order deleted): still checked with its
+		// token and key. The universe's web server answers 404 for a token
+		// it does not know, as a controller without the solver's route does.
+		ingress := acmev1.ACMEChallengeSolver{HTTP01: &acmev1.ACMEChallengeSolverHTTP01{Ingress: &acmev1.ACMEChallengeSolverHTTP01Ingress{
+			IngressClassName: ptrTo("nginx"), Name: "web"}}}
+		ch, err := cm.AcmeV1().Challenges("shop").Create(ctx, &acmev1.Challenge{ObjectMeta: metav1.ObjectMeta{Name: "web-1-1-1", Namespace: "shop"},
+			Spec: acmev1.ChallengeSpec{URL: "https://acme.example/chall/9", AuthorizationURL: "https://acme.example/authz/9", DNSName: "www.healthy-unsigned.com",
+				Type: acmev1.ACMEChallengeTypeHTTP01, Token: "tok-missing", Key: "tok-missing.thumbprint", Solver: ingress,
+				IssuerRef: cmmeta.IssuerReference{Name: "acme", Kind: cmapi.IssuerKind, Group: "cert-manager.io"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.Status = acmev1.ChallengeStatus{Processing: true, Presented: true, State: acmev1.Pending,
+			Reason: "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'"}
+		if _, err := cm.AcmeV1().Challenges("shop").UpdateStatus(ctx, ch, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rep, out, code := diagnoseJSON(t, append(base, "-o", "json", "challenge/web-1-1-1")...)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		i := slices.IndexFunc(rep.Findings, func(f reports.Finding) bool {
+			return strings.Contains(f.Detail, "the solver's ingress class nginx (editing Ingress web) does not carry it")
+		})
+		if i < 0 || rep.Findings[i].Code != reports.CodeHTTP01BadStatus && rep.Findings[i].Code != reports.CodeHTTP01NotRouted {
+			t.Errorf("no http-01 finding names the ingress solver:\n%s", out)
+		}
+		if !slices.ContainsFunc(rep.Checks, func(c reports.Check) bool { return c.Name == "certmanager.path" && c.Status == reports.CheckWarn }) {
+			t.Errorf("the broken chain is not noted:\n%s", out)
 		}
 	})
 	t.Run("bad input", func(t *testing.T) {
