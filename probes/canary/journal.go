@@ -54,11 +54,11 @@ type journalEntry struct {
 	Authz string `json:"authz,omitempty"`
 	// The dns-01 TXT record, set before Present and cleared after a
 	// successful CleanUp: what a provider's CleanUp needs again.
-	Domain  string `json:"domain,omitempty"`
-	Token   string `json:"token,omitempty"`
-	KeyAuth string `json:"key_auth,omitempty"`
-	FQDN    string `json:"fqdn,omitempty"`
-	Value   string `json:"value,omitempty"`
+	Domain  string    `json:"domain,omitempty"`
+	Token   string    `json:"token,omitempty"`
+	KeyAuth string    `json:"key_auth,omitempty"`
+	FQDN    string    `json:"fqdn,omitempty"`
+	Value   string    `json:"value,omitempty"`
 	Started time.Time `json:"started"`
 	// Abandoned: the run ended with something left open (a failed clean
 	// up); any later run, of this process too, may finish it.
