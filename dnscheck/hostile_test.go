@@ -3,10 +3,8 @@ package dnscheck
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/reports"
+	"github.com/acmediag/acmediag/testenv"
 	"github.com/acmediag/acmediag/testenv/dnsserver"
 )
 
@@ -29,10 +28,7 @@ import (
 // (Checker.LocalAddr) and its faults name that source, so combinations run
 // side by side against one set of servers.
 
-const (
-	hostileName  = "www.hostile.com."
-	hostileToken = "hostile-token-value"
-)
+const hostileName = testenv.HostileName + "."
 
 // hostileAnswers are the answers of the matrix, by name.
 var hostileAnswers = []struct {
@@ -58,45 +54,9 @@ var hostileTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeTXT,
 // hostileLabels run from the dns-01 record's name up to the root.
 var hostileLabels = []string{"_acme-challenge." + hostileName, hostileName, "hostile.com.", "com.", "."}
 
-// changesVerdict says whether the CA, meeting this answer, would fail the
-// challenge: the resolver is the CA's view, and the checks must say so.
-// What it meets harmlessly, as Boulder does: a failed AAAA lookup when the
-// A lookup works (it falls back), no CAA set where there is one (no CAA is
-// no restriction) and a failure above the closest CAA set (Boulder takes
-// the closest set and ignores the labels above it). An authoritative
-// server's answer changes the verdict only through the CA's resolver,
-// which in this tree answers from its own copy: "the CA's view decides,
-// the authoritative view explains" (checkAddresses), so those
-// combinations are held to no panic, no hang and coded findings only.
-func (c hostileCombo) changesVerdict() bool {
-	if c.target != "resolver" || c.qtype == dns.TypeAAAA {
-		return false
-	}
-	if c.qtype == dns.TypeCAA {
-		nothing := hostileAnswers[c.answer].kind == dnsserver.FaultNXDomain || hostileAnswers[c.answer].kind == dnsserver.FaultNoData
-		return !nothing && c.label != "com." && c.label != "."
-	}
-	return true
-}
-
-// hostileTree is the running tree.
-type hostileTree struct {
-	port    int
-	servers map[string]*dnsserver.Server // "resolver", "root", "tld", "auth"
-	anchor  dns.RR
-}
-
-// hostileServers are the tree's servers and their addresses.
-var hostileServers = []struct{ id, host, addr string }{
-	{"root", "a.ns.com.", "127.77.0.1"},
-	{"tld", "b.ns.com.", "127.77.0.2"},
-	{"auth", "ns.hostile.com.", "127.77.0.3"},
-	{"resolver", "resolver.invalid.", "127.77.0.4"},
-}
-
 // hostileCombo is one cell of the matrix.
 type hostileCombo struct {
-	target string // a hostileServers id
+	target string // a testenv.HostileServers id
 	answer int    // index in hostileAnswers
 	qtype  uint16
 	label  string
@@ -110,12 +70,12 @@ func (c hostileCombo) String() string {
 
 func hostileCombos() []hostileCombo {
 	var out []hostileCombo
-	for _, sv := range hostileServers {
+	for _, sv := range testenv.HostileServers {
 		for a := range hostileAnswers {
 			for _, qt := range hostileTypes {
 				for _, l := range hostileLabels {
 					i := len(out)
-					out = append(out, hostileCombo{target: sv.id, answer: a, qtype: qt, label: l,
+					out = append(out, hostileCombo{target: sv, answer: a, qtype: qt, label: l,
 						source: fmt.Sprintf("127.78.%d.%d", i/250, i%250+1)})
 				}
 			}
@@ -124,118 +84,54 @@ func hostileCombos() []hostileCombo {
 	return out
 }
 
-// startHostileTree builds the zones, signs them, and starts every server
-// with every combination's fault (each scoped to its source).
-func startHostileTree(t testing.TB, combos []hostileCombo) *hostileTree {
-	t.Helper()
-	keys := map[string]*dnsserver.Keys{}
-	for _, o := range []string{".", "com.", "hostile.com."} {
-		k, err := dnsserver.NewKeys(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[o] = k
+// changesVerdict says whether the CA, meeting this answer, would fail the
+// challenge: the resolver is the CA's view, and the checks must say so.
+// What it meets harmlessly, as Boulder does: a failed AAAA lookup when the
+// A lookup works (it falls back), no CAA set where there is one (no CAA is
+// no restriction) and a failure above the closest CAA set (Boulder takes
+// the closest set and ignores the labels above it). An authoritative
+// server's answer changes the verdict only through the CA's resolver,
+// which in this tree answers from its own copy: "the CA's view decides,
+// the authoritative view explains" (checkAddresses), so those
+// combinations are held to no panic, no hang and coded findings only.
+func (c hostileCombo) changesVerdict() bool {
+	if c.target != testenv.HostileResolver || c.qtype == dns.TypeAAAA {
+		return false
 	}
-	ds := func(o string) string { d := keys[o].DS(); d.Hdr.Ttl = 3600; return d.String() + "\n" }
-	texts := map[string]string{
-		".": `. 3600 IN SOA a.ns.com. hostmaster.com. 1 3600 900 604800 300
-. 3600 IN NS a.ns.com.
-com. 3600 IN NS b.ns.com.
-a.ns.com. 3600 IN A 127.77.0.1
-b.ns.com. 3600 IN A 127.77.0.2
-` + ds("com."),
-		"com.": `com. 3600 IN SOA b.ns.com. hostmaster.com. 1 3600 900 604800 300
-com. 3600 IN NS b.ns.com.
-a.ns.com. 3600 IN A 127.77.0.1
-b.ns.com. 3600 IN A 127.77.0.2
-hostile.com. 3600 IN NS ns.hostile.com.
-ns.hostile.com. 3600 IN A 127.77.0.3
-` + ds("hostile.com."),
-		"hostile.com.": `hostile.com. 3600 IN SOA ns.hostile.com. hostmaster.hostile.com. 1 3600 900 604800 300
-hostile.com. 3600 IN NS ns.hostile.com.
-hostile.com. 3600 IN CAA 0 issue "letsencrypt.org"
-ns.hostile.com. 3600 IN A 127.77.0.3
-www.hostile.com. 60 IN A 127.77.1.1
-_acme-challenge.www.hostile.com. 60 IN TXT "` + hostileToken + `"
-`,
+	if c.qtype == dns.TypeCAA {
+		nothing := hostileAnswers[c.answer].kind == dnsserver.FaultNXDomain || hostileAnswers[c.answer].kind == dnsserver.FaultNoData
+		return !nothing && c.label != "com." && c.label != "."
 	}
-	zone := func(o string) *dnsserver.Zone {
-		rrs, err := dnsserver.ParseZone(o, texts[o])
-		if err != nil {
-			t.Fatal(err)
-		}
-		z, err := dnsserver.NewZone(dnsserver.ZoneConfig{Origin: o, Records: rrs, Keys: keys[o]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return z
-	}
-	serves := map[string][]string{"root": {"."}, "tld": {"com."}, "auth": {"hostile.com."},
-		"resolver": {".", "com.", "hostile.com."}}
-	tree := &hostileTree{port: freeHostilePort(t), servers: map[string]*dnsserver.Server{}, anchor: keys["."].DS()}
-	for _, sv := range hostileServers {
-		var faults []dnsserver.Fault
-		for i, c := range combos {
-			if c.target == sv.id {
-				combos[i].fault = len(faults)
-				faults = append(faults, dnsserver.Fault{Kind: hostileAnswers[c.answer].kind, QType: c.qtype, Name: c.label, Sources: []string{c.source}})
-			}
-		}
-		s := dnsserver.New(dnsserver.Config{Name: sv.id, Host: sv.host, Addrs: []string{sv.addr}, Port: tree.port, Faults: faults, Logger: zap.NewNop()})
-		for _, o := range serves[sv.id] {
-			s.AddZone(zone(o))
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		tree.servers[sv.id] = s
-	}
-	return tree
+	return true
 }
 
-// freeHostilePort finds a port free on every address of the tree.
-func freeHostilePort(t testing.TB) int {
+// startHostileTree starts the tree with every combination's fault (each
+// scoped to its source).
+func startHostileTree(t testing.TB, combos []hostileCombo) *testenv.Hostile {
 	t.Helper()
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.77.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		_ = pc.Close()
-		free := true
-		for _, sv := range hostileServers {
-			for _, network := range []string{"udp", "tcp"} {
-				addr := net.JoinHostPort(sv.addr, strconv.Itoa(port))
-				var c interface{ Close() error }
-				if network == "udp" {
-					c, err = net.ListenPacket(network, addr)
-				} else {
-					c, err = net.Listen(network, addr)
-				}
-				if err != nil {
-					free = false
-					continue
-				}
-				_ = c.Close()
-			}
-		}
-		if free {
-			return port
-		}
+	faults := map[string][]dnsserver.Fault{}
+	for i, c := range combos {
+		combos[i].fault = len(faults[c.target])
+		faults[c.target] = append(faults[c.target], dnsserver.Fault{Kind: hostileAnswers[c.answer].kind, QType: c.qtype, Name: c.label, Sources: []string{c.source}})
 	}
-	t.Fatal("no port free on every address of the hostile tree")
-	return 0
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := testenv.StartHostile(ctx, "127.77.0", faults, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
 }
 
-// checker is a Checker on the tree with short timeouts, asking from source.
-func (h *hostileTree) checker(source string) *Checker {
+// hostileChecker is a Checker on the tree with short timeouts, asking
+// from source.
+func hostileChecker(h *testenv.Hostile, source string) *Checker {
 	return &Checker{
-		Roots:           []netip.Addr{netip.MustParseAddr("127.77.0.1")},
-		Port:            uint16(h.port),
-		Resolvers:       []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.77.0.4"), uint16(h.port))},
-		TrustAnchors:    []dns.RR{h.anchor},
+		Roots:           []netip.Addr{h.Root()},
+		Port:            uint16(h.Port()),
+		Resolvers:       []netip.AddrPort{h.Resolver()},
+		TrustAnchors:    []dns.RR{h.TrustAnchor()},
 		Allow:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		CAIdentities:    []string{"letsencrypt.org"},
 		QueryTimeout:    150 * time.Millisecond,
@@ -247,7 +143,7 @@ func (h *hostileTree) checker(source string) *Checker {
 // hostileRequests are the two challenges' questions for the name.
 var hostileRequests = []Request{
 	{Name: strings.TrimSuffix(hostileName, "."), Challenge: reports.HTTP01},
-	{Name: strings.TrimSuffix(hostileName, "."), Challenge: reports.DNS01, ExpectTXT: hostileToken},
+	{Name: strings.TrimSuffix(hostileName, "."), Challenge: reports.DNS01, ExpectTXT: testenv.HostileToken},
 }
 
 // hostileRunDeadline bounds one combination; the checks' own timeouts end
@@ -256,7 +152,7 @@ const hostileRunDeadline = 30 * time.Second
 
 // runHostile runs both requests from source, turning a panic into an error
 // with its stack.
-func (h *hostileTree) run(source string) (results []Result, err error) {
+func runHostile(h *testenv.Hostile, source string) (results []Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
@@ -264,7 +160,7 @@ func (h *hostileTree) run(source string) (results []Result, err error) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), hostileRunDeadline)
 	defer cancel()
-	results, _ = h.checker(source).Check(ctx, hostileRequests)
+	results, _ = hostileChecker(h, source).Check(ctx, hostileRequests)
 	if ctx.Err() != nil {
 		return results, fmt.Errorf("the run was still going at its %s deadline", hostileRunDeadline)
 	}
@@ -280,7 +176,7 @@ func TestHostileResolverMatrix(t *testing.T) {
 
 	// The healthy tree (a source no fault names) passes, so every finding
 	// below comes from the hostile answer.
-	base, err := tree.run("127.78.255.1")
+	base, err := runHostile(tree, "127.78.255.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +199,7 @@ func TestHostileResolverMatrix(t *testing.T) {
 	for range 32 {
 		wg.Go(func() {
 			for c := range work {
-				rs, err := tree.run(c.source)
+				rs, err := runHostile(tree, c.source)
 				outs <- outcome{c, err, rs}
 			}
 		})
@@ -333,7 +229,7 @@ func TestHostileResolverMatrix(t *testing.T) {
 			}
 		}
 		switch {
-		case tree.servers[o.combo.target].FaultHits()[o.combo.fault] == 0:
+		case tree.Server(o.combo.target).FaultHits()[o.combo.fault] == 0:
 			unasked[o.combo.target]++
 		case n == 0 && o.combo.changesVerdict():
 			t.Errorf("%s: the CA would fail, and the run has no finding", o.combo)
