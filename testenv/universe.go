@@ -45,7 +45,10 @@ const (
 
 // Options configures Start.
 type Options struct {
-	Port int // 0: 53 as root, else 10053
+	// Block is the universe's loopback address block, 0 (today's
+	// addresses) to MaxBlock; FreeBlock finds one nothing else uses.
+	Block int
+	Port  int // 0: 53 as root, else 10053 (plus Block, see MaxBlock)
 	// HTTPPort and HTTPSPort are the web servers' ports, universe-wide;
 	// 0 → Port+27 and Port+390: 80/443 with Port 53, 10080/10443 with
 	// 10053, and distinct ports for every other DNS port, so universes with
@@ -66,6 +69,8 @@ type Options struct {
 // Universe is a running universe. Close it when done.
 type Universe struct {
 	log           *zap.Logger
+	blockN        int
+	block         *strings.Replacer // block 0 → this block; nil for block 0
 	port          int
 	workDir       string
 	ownWorkDir    bool
@@ -94,8 +99,9 @@ type Universe struct {
 // Start builds the universe of the whole Catalogue, starts every server and
 // both resolvers, and returns when all of them answer. ctx bounds start-up
 // only: the universe runs until Close. Only one universe can use a given
-// port at a time (the addresses are fixed), so tests that run beside
-// another universe pick their own Options.Port.
+// port at a time in one address block, so tests that run beside another
+// universe pick their own Options.Port, or a free Options.Block
+// (FreeBlock).
 func Start(ctx context.Context, opts Options) (*Universe, error) {
 	return start(ctx, opts, catalogueSpec())
 }
@@ -105,8 +111,13 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if opts.Block < 0 || opts.Block > MaxBlock {
+		return nil, fmt.Errorf("testenv: address block %d is not 0 to %d", opts.Block, MaxBlock)
+	}
 	u := &Universe{
 		log:       log.Named("testenv"),
+		blockN:    opts.Block,
+		block:     blockReplacer(opts.Block),
 		port:      opts.Port,
 		workDir:   opts.WorkDir,
 		spec:      sp,
@@ -114,10 +125,7 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 		hostAddrs: map[string][]string{},
 	}
 	if u.port == 0 {
-		u.port = defaultHighPort
-		if os.Geteuid() == 0 {
-			u.port = 53
-		}
+		u.port = defaultPort(opts.Block)
 	}
 	u.httpPort, u.httpsPort = opts.HTTPPort, opts.HTTPSPort
 	if u.httpPort == 0 {
@@ -137,6 +145,7 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 			_ = u.Close()
 		}
 	}()
+	u.spec.rebase(u.block)
 	u.spec.normalize()
 	if err := u.spec.validate(); err != nil {
 		return nil, fmt.Errorf("testenv: universe description: %w", err)
@@ -156,13 +165,14 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	if u.public, err = u.startUnbound(ctx, bin, resolverConfig{name: "public", addr: publicResolverAddr, stripPrivate: true}); err != nil {
+	if u.public, err = u.startUnbound(ctx, bin, resolverConfig{name: "public", addr: u.InBlock(publicResolverAddr), stripPrivate: true}); err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	if u.cluster, err = u.startUnbound(ctx, bin, resolverConfig{name: "cluster", addr: clusterResolverAddr, localData: u.spec.clusterData}); err != nil {
+	if u.cluster, err = u.startUnbound(ctx, bin, resolverConfig{name: "cluster", addr: u.InBlock(clusterResolverAddr), localData: u.spec.clusterData}); err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	for i, v := range vantageDefs {
+	for i, vd := range vantageDefs {
+		v := u.vantageIn(vd)
 		rc := resolverConfig{name: "vantage-" + v.name, addr: v.resolverAddr, outgoing: []string{v.addr, "::1"}}
 		if v.kind == VantageCluster {
 			rc.localData = u.spec.clusterData
@@ -186,7 +196,7 @@ func start(ctx context.Context, opts Options, sp spec) (_ *Universe, err error) 
 			return nil, fmt.Errorf("testenv: %w", err)
 		}
 	}
-	u.log.Info("universe ready", zap.Int("port", u.port), zap.Int("http_port", u.httpPort), zap.Int("https_port", u.httpsPort), zap.Int("servers", len(u.servers)), zap.String("work_dir", u.workDir))
+	u.log.Info("universe ready", zap.Int("block", u.blockN), zap.Int("port", u.port), zap.Int("http_port", u.httpPort), zap.Int("https_port", u.httpsPort), zap.Int("servers", len(u.servers)), zap.String("work_dir", u.workDir))
 	return u, nil
 }
 
@@ -308,12 +318,12 @@ func (u *Universe) TrustAnchorFile() string { return u.anchorFile }
 
 // Resolver is the public-view Unbound, "ADDR:PORT".
 func (u *Universe) Resolver() string {
-	return net.JoinHostPort(publicResolverAddr, strconv.Itoa(u.port))
+	return u.resolverAddrPort(publicResolverAddr)
 }
 
 // ClusterResolver is the split-horizon Unbound, "ADDR:PORT".
 func (u *Universe) ClusterResolver() string {
-	return net.JoinHostPort(clusterResolverAddr, strconv.Itoa(u.port))
+	return u.resolverAddrPort(clusterResolverAddr)
 }
 
 // DiagnoseArgs are the `acmediag diagnose` arguments for s in this
@@ -350,7 +360,9 @@ func (u *Universe) DiagnoseArgs(s Scenario) []string {
 	if s.TLS {
 		args = append(args, "--tls", "--tls-roots", u.TLSRootsFile())
 	}
-	args = append(args, s.Args...)
+	for _, a := range s.Args {
+		args = append(args, u.InBlock(a))
+	}
 	return append(args, s.Domain)
 }
 

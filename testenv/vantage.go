@@ -29,9 +29,9 @@ type vantageDef struct {
 	name, addr, resolverAddr, rir, region, kind string
 }
 
-// vantageDefs are the universe's vantages. Their addresses are fixed, so
-// two universes share them; packet-drop rules also name the port, so they
-// do not interfere.
+// vantageDefs are the universe's vantages in address block 0 (see
+// MaxBlock). Two universes of one block share them; packet-drop rules also
+// name the port, so they do not interfere.
 var vantageDefs = [...]vantageDef{
 	{"us-east", "127.10.0.1", "127.53.255.10", "ARIN", "us-east", VantageExternal},
 	{"eu-west", "127.10.0.2", "127.53.255.11", "RIPE", "eu-west", VantageExternal},
@@ -52,7 +52,8 @@ func vantageAddr(name string) string {
 // Vantages lists the universe's vantage points, external ones first.
 func (u *Universe) Vantages() []Vantage {
 	out := make([]Vantage, 0, len(vantageDefs))
-	for _, v := range vantageDefs {
+	for _, vd := range vantageDefs {
+		v := u.vantageIn(vd)
 		out = append(out, Vantage{
 			Name: v.name, Addr: v.addr, RIR: v.rir, Region: v.region, Kind: v.kind,
 			Resolver: net.JoinHostPort(v.resolverAddr, strconv.Itoa(u.port)),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/run"
@@ -25,8 +26,7 @@ import (
 // newTestenvCmd runs the hermetic universe: the DNS world the tests, the
 // benchmarks and the demo use, all on loopback.
 func newTestenvCmd() *cobra.Command {
-	var port int
-	acme := true
+	uo := &universeOpts{acme: true}
 	cmd := &cobra.Command{
 		Use:   "testenv",
 		Short: "Run the hermetic test universe on loopback (root, TLDs, authoritative servers, Unbound)",
@@ -36,13 +36,13 @@ servers with faults, and real Unbound resolvers — and keeps it running until
 interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port, ACME: acme})
+			u, err := uo.start(cmd.Context(), nil)
 			if err != nil {
 				return err
 			}
 			defer u.Close()
 			w := cmd.OutOrStdout()
-			if acme {
+			if uo.acme {
 				fmt.Fprintf(w, "Pebble (ACME) for the CA's own verdict: %s\n", strings.Join(u.ACMEArgs(), " "))
 			}
 			fmt.Fprintf(w, "universe running; try:\n  acmediag diagnose %s\n\nscenarios:\n", strings.Join(universeFlags(u), " ")+" NAME")
@@ -54,14 +54,15 @@ interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 			return nil
 		},
 	}
-	cmd.PersistentFlags().IntVar(&port, "port", 0, "DNS port of every server (default 53 as root, else 10053; web ports follow it)")
-	cmd.PersistentFlags().BoolVar(&acme, "acme", true, "also run Pebble, Let's Encrypt's ACME test server, validating against the universe")
+	cmd.PersistentFlags().IntVar(&uo.port, "port", 0, "DNS port of every server (default 53 as root, else 10053, plus the block; web ports follow it)")
+	cmd.PersistentFlags().IntVar(&uo.block, "block", -1, fmt.Sprintf("loopback address block, 0-%d (block n: 127.(10+n), 127.(53+n) and 127.(80+n)); -1: the first one free, so a second universe (make test beside make demo) never collides", testenv.MaxBlock))
+	cmd.PersistentFlags().BoolVar(&uo.acme, "acme", true, "also run Pebble, Let's Encrypt's ACME test server, validating against the universe")
 	scenarios := &cobra.Command{
 		Use:   "scenarios",
 		Short: "Start the universe and diagnose every scenario in it once, printing each report",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := testenv.Start(cmd.Context(), testenv.Options{Port: port, ACME: acme})
+			u, err := uo.start(cmd.Context(), nil)
 			if err != nil {
 				return err
 			}
@@ -69,8 +70,29 @@ interrupted. It prints the flags that point 'acmediag diagnose' at it.`,
 			return runScenarios(cmd, u)
 		},
 	}
-	cmd.AddCommand(scenarios, newDemoCmd(&port, &acme))
+	cmd.AddCommand(scenarios, newDemoCmd(uo))
 	return cmd
+}
+
+// universeOpts are the testenv command's universe flags.
+type universeOpts struct {
+	port, block int // block -1: the first free one
+	acme        bool
+}
+
+// start starts the universe in the chosen (or first free) address block.
+func (uo *universeOpts) start(ctx context.Context, log *zap.Logger) (*testenv.Universe, error) {
+	block := uo.block
+	if block < 0 {
+		b, err := testenv.FreeBlock(uo.port)
+		if err != nil {
+			return nil, err
+		}
+		block = b
+	} else if block > testenv.MaxBlock {
+		return nil, usagef("--block %d: want 0-%d, or -1 for the first free one", block, testenv.MaxBlock)
+	}
+	return testenv.Start(ctx, testenv.Options{Port: uo.port, Block: block, ACME: uo.acme, Logger: log})
 }
 
 // universeFlags are the diagnose flags common to every scenario.
@@ -147,7 +169,7 @@ const (
 	demoWildcardName = "*.dns01-ok.com"
 )
 
-func newDemoCmd(port *int, acme *bool) *cobra.Command {
+func newDemoCmd(uo *universeOpts) *cobra.Command {
 	f := &demoFlags{}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -180,7 +202,7 @@ every 10 s; at the end (or on Ctrl-C) it prints the report of every name.`,
 			if f.seconds < 1 || f.seconds > demoMaxSeconds {
 				return usagef("--seconds %d: want 1-%d", f.seconds, demoMaxSeconds)
 			}
-			return runDaemonDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), *port, *acme, f)
+			return runDaemonDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), uo, f)
 		},
 	}
 	fl := cmd.Flags()
@@ -316,7 +338,7 @@ func demoConfigYAML(u *testenv.Universe, listen string, names []demoName) string
 // runDaemonDemo is `acmediag testenv demo`: the universe, the daemon in
 // this process, progress while it runs and every name's report at the end.
 // Ctrl-C ends the run early and still prints the reports.
-func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, f *demoFlags) error {
+func runDaemonDemo(ctx context.Context, w, errw io.Writer, uo *universeOpts, f *demoFlags) error {
 	logger, err := newLogger(errw, f.logLevel)
 	if err != nil {
 		return err
@@ -329,14 +351,14 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 	duration := time.Duration(f.seconds) * time.Second
 
 	fmt.Fprintf(w, "starting the universe on loopback (DNS root, TLDs, authoritative servers, Unbound, web servers%s)…\n",
-		map[bool]string{true: ", Pebble", false: ""}[acme])
+		map[bool]string{true: ", Pebble", false: ""}[uo.acme])
 	started := time.Now()
-	u, err := testenv.Start(ctx, testenv.Options{Port: port, ACME: acme, Logger: logger})
+	u, err := uo.start(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer u.Close()
-	fmt.Fprintf(w, "universe ready in %s (DNS port %d, HTTP %d, HTTPS %d)\n", time.Since(started).Round(time.Millisecond), u.Port(), u.HTTPPort(), u.HTTPSPort())
+	fmt.Fprintf(w, "universe ready in %s (address block %d, DNS port %d, HTTP %d, HTTPS %d)\n", time.Since(started).Round(time.Millisecond), u.Block(), u.Port(), u.HTTPPort(), u.HTTPSPort())
 
 	lagValue := testenv.Token("demo-lag-" + time.Now().UTC().Format(time.RFC3339Nano))
 	names, err := demoNames(lagValue)
@@ -357,7 +379,7 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 			return fmt.Errorf("demo: moving the CA's renewal window: %w", err)
 		}
 	}
-	if acme {
+	if uo.acme {
 		if err := setDemoProviderEnv(u, lag); err != nil {
 			return fmt.Errorf("demo: the canary's DNS provider: %w", err)
 		}
@@ -386,7 +408,7 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 	}
 
 	fmt.Fprintf(w, "\nthe daemon runs for %s with 3 vantages (us-east/ARIN, eu-west/RIPE, ap-south/APNIC)%s; configuration: %s\n",
-		duration, map[bool]string{true: " and canary orders at Pebble every " + demoCanaryInterval.String(), false: ""}[acme], cfgPath)
+		duration, map[bool]string{true: " and canary orders at Pebble every " + demoCanaryInterval.String(), false: ""}[uo.acme], cfgPath)
 	fmt.Fprintf(w, "  report page   %s/\n  metrics       %s/metrics\n  report API    %s/api/v1/report?name=NAME\n  observations  %s/api/v1/observations?name=NAME\n  health        %s/healthz  %s/readyz\n",
 		base, base, base, base, base, base)
 	fmt.Fprintf(w, "names:\n")

@@ -152,6 +152,22 @@ type order struct {
 	hdr   *lastHeader
 	bud   *Budget
 	authz string // authorization URL, for deactivation
+	// jr is the journal next to the account key (nil for an ephemeral
+	// key) and je this run's entry in it.
+	jr *journal
+	je journalEntry
+}
+
+// testHook, set by this package's tests only, is called at the points of
+// a run where a kill must leave nothing behind for the next run:
+// "published" (the TXT record is out), "answered" (the CA accepted the
+// challenge response) and "cleanup" (before the record is removed).
+var testHook func(point string)
+
+func hook(point string) {
+	if testHook != nil {
+		testHook(point)
+	}
 }
 
 func run(ctx context.Context, cfg Config, name string, sol solver) (out Outcome) {
@@ -195,12 +211,19 @@ func run(ctx context.Context, cfg Config, name string, sol solver) (out Outcome)
 	if err := o.step("account", func() error { return o.account(ctx) }); err != nil {
 		return o.out
 	}
+	o.jr = journalFor(cfg.AccountKeyFile, o.log)
+	o.recover(ctx)
 	var ord acme.ExtendedOrder
 	if err := o.step("order", func() (err error) { ord, err = o.core.Orders.New(ctx, []string{name}, nil); return o.caErr(err) }); err != nil {
 		return o.out
 	}
 	o.log.Debug("order created", zap.String("order", ord.Location))
 	chal, domain, err := o.challenge(ctx, ord)
+	if o.authz != "" {
+		o.journalOpen(ord.Location)
+		// Registered before cleanup's defer, so it runs after it.
+		defer o.journalEnd()
+	}
 	if err != nil {
 		return o.out
 	}
@@ -218,11 +241,17 @@ func run(ctx context.Context, cfg Config, name string, sol solver) (out Outcome)
 			o.deactivate(ctx)
 			return o.out
 		}
+		if sol.chalType == dns01Type {
+			o.journalTXT(domain, chal.Token, keyAuth)
+		}
 		if err := o.step(sol.step, func() error { return sol.provider.Present(ctx, domain, chal.Token, keyAuth) }); err != nil {
+			// lego's contract: no CleanUp after a failed Present.
+			o.journalTXT("", "", "")
 			o.presentFailed(domain, err)
 			o.deactivate(ctx)
 			return o.out
 		}
+		hook("published")
 		// lego's contract: CleanUp only after a successful Present; it
 		// runs even when the run's ctx is done, briefly.
 		defer o.cleanup(ctx, domain, chal.Token, keyAuth)
@@ -234,6 +263,7 @@ func run(ctx context.Context, cfg Config, name string, sol solver) (out Outcome)
 		o.deactivate(ctx)
 		return o.out
 	}
+	hook("answered")
 	var final acme.ExtendedChallenge
 	if err := o.step("poll", func() (err error) { final, err = o.pollChallenge(ctx, chal.URL); return err }); err != nil {
 		o.deactivate(ctx)
@@ -243,6 +273,8 @@ func run(ctx context.Context, cfg Config, name string, sol solver) (out Outcome)
 	if sol.provider == nil || !o.out.Valid {
 		if final.Status != acme.StatusInvalid {
 			o.deactivate(ctx)
+		} else {
+			o.journalAuthzClosed()
 		}
 		return o.out
 	}
@@ -266,9 +298,13 @@ func (o *order) presentFailed(domain string, err error) {
 // cleanup removes what Present placed. A DNS provider's failure here
 // leaves a stale TXT behind: a warning, the certificate is not at stake.
 func (o *order) cleanup(ctx context.Context, domain, token, keyAuth string) {
+	hook("cleanup")
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	err := o.step("cleanup", func() error { return o.sol.provider.CleanUp(cctx, domain, token, keyAuth) })
+	if err == nil && o.sol.chalType == dns01Type {
+		o.journalTXT("", "", "")
+	}
 	if err != nil && o.sol.local == "" {
 		o.out.Findings = append(o.out.Findings, reports.New(reports.CodeDNS01ProviderError, o.name,
 			"the DNS provider failed to remove the TXT record at "+challengeFQDN(domain)+" (it stays behind): "+truncate(err.Error())).
@@ -616,7 +652,9 @@ func (o *order) deactivate(ctx context.Context) {
 	// A cancelled run still deactivates, briefly.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = o.step("deactivate", func() error { return o.core.Authorizations.Deactivate(dctx, o.authz) })
+	if err := o.step("deactivate", func() error { return o.core.Authorizations.Deactivate(dctx, o.authz) }); err == nil {
+		o.journalAuthzClosed()
+	}
 }
 
 // caErr turns an error from lego into findings: a rate limit, a CA problem,

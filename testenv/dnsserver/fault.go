@@ -31,6 +31,16 @@ const (
 	// NXDOMAIN and NODATA answers of a signed zone: a denial of existence
 	// without its proof, which a validating resolver must call bogus.
 	FaultNoDenial
+	// The hostile-resolver shapes: a resolver or server that says a name
+	// or type does not exist when it does, FORMERR to any query, a reply
+	// with nothing in it (no question either), a reply to another
+	// question, and a truncated UDP reply whose TCP retry gets no answer.
+	FaultNXDomain      // rcode NXDOMAIN, nothing else
+	FaultNoData        // NOERROR, authoritative, no records at all
+	FaultFormErr       // rcode FORMERR
+	FaultEmpty         // a bare header: no question, no records
+	FaultWrongQuestion // the reply's question is another name
+	FaultTCNoTCP       // an empty TC=1 UDP reply; over TCP the connection closes unanswered
 )
 
 var faultNames = map[FaultKind]string{
@@ -38,7 +48,8 @@ var faultNames = map[FaultKind]string{
 	FaultNotImp: "notimp", FaultLameRefused: "lame-refused", FaultLameNoAA: "lame-noaa",
 	FaultNoTCP: "no-tcp", FaultAlwaysTC: "always-tc", FaultWrong0x20: "wrong-0x20",
 	FaultEDNSIntolerant: "edns-intolerant", FaultGarbage: "garbage", FaultWrongID: "wrong-id",
-	FaultNoDenial: "no-denial",
+	FaultNoDenial: "no-denial", FaultNXDomain: "nxdomain", FaultNoData: "nodata", FaultFormErr: "formerr",
+	FaultEmpty: "empty", FaultWrongQuestion: "wrong-question", FaultTCNoTCP: "tc-no-tcp",
 }
 
 // String is the fault's short name, used in logs.
@@ -49,14 +60,16 @@ func (k FaultKind) String() string {
 	return "fault?"
 }
 
-// Fault is one misbehaviour of a server. QType, Zone and Sources narrow it:
-// a zero QType means every type, an empty Zone every zone the server
-// serves, no Sources every client. Sources (client IP addresses) stage
+// Fault is one misbehaviour of a server. QType, Zone, Name and Sources
+// narrow it: a zero QType means every type, an empty Zone every zone the
+// server serves, an empty Name every name (else only that owner name), no
+// Sources every client. Sources (client IP addresses) stage
 // per-vantage views: a fault only one vantage's resolver meets.
 type Fault struct {
 	Kind    FaultKind
 	QType   uint16
 	Zone    string
+	Name    string
 	Delay   time.Duration // for FaultDelay
 	Sources []string
 }
@@ -85,6 +98,9 @@ func (f Fault) fromSource(client net.Addr) bool {
 
 func (f Fault) applies(q dns.Question) bool {
 	if f.QType != 0 && f.QType != q.Qtype {
+		return false
+	}
+	if f.Name != "" && !strings.EqualFold(dns.Fqdn(f.Name), q.Name) {
 		return false
 	}
 	return f.Zone == "" || dns.IsSubDomain(dns.CanonicalName(f.Zone), strings.ToLower(q.Name))

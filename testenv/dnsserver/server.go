@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -43,6 +44,10 @@ type Server struct {
 	cfg  Config
 	log  *zap.Logger
 	done chan struct{}
+	// hits counts the queries each fault met (by index in cfg.Faults),
+	// so a test can tell a fault that was never asked from one that was
+	// shrugged off.
+	hits []atomic.Int64
 	// workers are the replication goroutines; Close waits for them, so
 	// none logs after its owner (a test) has finished.
 	workers sync.WaitGroup
@@ -63,6 +68,7 @@ func New(cfg Config) *Server {
 	}
 	return &Server{
 		cfg:      cfg,
+		hits:     make([]atomic.Int64, len(cfg.Faults)),
 		log:      log.Named("dns").With(zap.String("server", cfg.Name)),
 		done:     make(chan struct{}),
 		zones:    map[string]*Zone{},
@@ -82,6 +88,15 @@ func (s *Server) Addrs() []string { return slices.Clone(s.cfg.Addrs) }
 
 // Faults lists its faults.
 func (s *Server) Faults() []Fault { return slices.Clone(s.cfg.Faults) }
+
+// FaultHits is how many queries met each fault so far, in Faults' order.
+func (s *Server) FaultHits() []int64 {
+	out := make([]int64, len(s.hits))
+	for i := range s.hits {
+		out[i] = s.hits[i].Load()
+	}
+	return out
+}
 
 // AddZone makes the server authoritative for z (replacing an earlier copy of
 // the same origin).
@@ -219,10 +234,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	q := r.Question[0]
 	udp := w.LocalAddr().Network() == "udp"
 	var post []Fault
-	for _, f := range s.cfg.Faults {
+	for i, f := range s.cfg.Faults {
 		if !f.applies(q) || !f.fromSource(w.RemoteAddr()) {
 			continue
 		}
+		s.hits[i].Add(1)
 		switch f.Kind {
 		case FaultDrop:
 			return
@@ -260,6 +276,40 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			b[4], b[5] = 0, 1
 			b[12], b[13] = 0xC0, 12
 			_, _ = w.Write(b)
+			return
+		case FaultNXDomain, FaultFormErr:
+			m := new(dns.Msg)
+			m.SetRcode(r, map[FaultKind]int{FaultNXDomain: dns.RcodeNameError, FaultFormErr: dns.RcodeFormatError}[f.Kind])
+			m.Authoritative = f.Kind == FaultNXDomain
+			s.write(w, r, m, udp)
+			return
+		case FaultNoData:
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Authoritative = true
+			s.write(w, r, m, udp)
+			return
+		case FaultEmpty:
+			m := new(dns.Msg)
+			m.Id, m.Response, m.Opcode = r.Id, true, r.Opcode
+			_ = w.WriteMsg(m)
+			return
+		case FaultWrongQuestion:
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Authoritative = true
+			m.Question[0].Name = "wrong-question.invalid."
+			s.write(w, r, m, udp)
+			return
+		case FaultTCNoTCP:
+			if !udp {
+				_ = w.Close()
+				return
+			}
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Truncated = true
+			s.write(w, r, m, udp)
 			return
 		case FaultAlwaysTC:
 			if udp {

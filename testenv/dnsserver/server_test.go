@@ -121,6 +121,42 @@ func TestServerFaults(t *testing.T) {
 					t.Errorf("err=%v answer %v, want the A and its RRSIG", err, r)
 				}
 			}},
+		{desc: "NXDOMAIN for a name that exists", addr: "127.53.250.20", faults: []Fault{{Kind: FaultNXDomain, Name: "www.example.com."}}, qtype: dns.TypeA,
+			check: wantRcode(dns.RcodeNameError, "www.example.com.")},
+		{desc: "a fault scoped to another name spares this one", addr: "127.53.250.21", faults: []Fault{{Kind: FaultNXDomain, Name: "example.com."}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+					t.Errorf("err=%v reply %v, want the A", err, r)
+				}
+			}},
+		{desc: "NODATA for a type that exists", addr: "127.53.250.22", faults: []Fault{{Kind: FaultNoData}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer)+len(r.Ns) != 0 {
+					t.Errorf("err=%v reply %v, want an empty authoritative NOERROR", err, r)
+				}
+			}},
+		{desc: "FORMERR to a well-formed query", addr: "127.53.250.23", faults: []Fault{{Kind: FaultFormErr}}, qtype: dns.TypeA,
+			check: wantRcode(dns.RcodeFormatError, "www.example.com.")},
+		{desc: "empty reply: a bare header", addr: "127.53.250.24", faults: []Fault{{Kind: FaultEmpty}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || len(r.Question)+len(r.Answer)+len(r.Ns)+len(r.Extra) != 0 {
+					t.Errorf("err=%v reply %v, want a header alone", err, r)
+				}
+			}},
+		{desc: "a reply to another question", addr: "127.53.250.25", faults: []Fault{{Kind: FaultWrongQuestion}}, qtype: dns.TypeA,
+			check: wantRcode(dns.RcodeSuccess, "wrong-question.invalid.")},
+		{desc: "truncated over UDP", addr: "127.53.250.26", faults: []Fault{{Kind: FaultTCNoTCP}}, qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err != nil || !r.Truncated || len(r.Answer) != 0 {
+					t.Errorf("err=%v reply %v, want an empty TC reply", err, r)
+				}
+			}},
+		{desc: "truncated, and TCP closes unanswered", addr: "127.53.250.27", faults: []Fault{{Kind: FaultTCNoTCP}}, network: "tcp", qtype: dns.TypeA,
+			check: func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+				if err == nil {
+					t.Errorf("reply %v over TCP, want none", r)
+				}
+			}},
 		{desc: "without the fault NODATA carries its NSEC", addr: "127.53.250.19", qtype: dns.TypeAAAA,
 			check: wantDenial(dns.RcodeSuccess, true)},
 	}
@@ -135,6 +171,16 @@ func TestServerFaults(t *testing.T) {
 			r, rtt, err := exchange(t, addr, c.network, name, c.qtype)
 			c.check(t, r, rtt, err)
 		})
+	}
+}
+
+// wantRcode checks a reply's rcode and question name.
+func wantRcode(rcode int, qname string) func(*testing.T, *dns.Msg, time.Duration, error) {
+	return func(t *testing.T, r *dns.Msg, _ time.Duration, err error) {
+		t.Helper()
+		if err != nil || r.Rcode != rcode || len(r.Question) != 1 || r.Question[0].Name != qname || len(r.Answer) != 0 {
+			t.Errorf("err=%v reply %v, want %s for %s and no answer", err, r, dns.RcodeToString[rcode], qname)
+		}
 	}
 }
 
