@@ -1,10 +1,16 @@
 package probes
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -60,6 +66,9 @@ type ConnLimits struct {
 // server's short header deadline then frees the slots a slow client holds.
 type ClientListener struct {
 	net.Listener
+	// Refuse, when set, answers a connection past the limits (on a
+	// goroutine of its own) and must close it; nil resets it.
+	Refuse  func(net.Conn)
 	limits  ConnLimits
 	refused func(reason string) // nil: not counted
 
@@ -83,15 +92,19 @@ func (l *ClientListener) Accept() (net.Conn, error) {
 		}
 		client := clientOf(c.RemoteAddr())
 		if reason := l.admit(client); reason != "" {
+			if l.refused != nil {
+				l.refused(reason)
+			}
+			if l.Refuse != nil {
+				go l.Refuse(c)
+				continue
+			}
 			if tc, ok := c.(*net.TCPConn); ok {
 				// A reset, not a FIN: the socket is gone at once instead of
 				// lingering in TIME_WAIT for a flood's worth of connections.
 				_ = tc.SetLinger(0)
 			}
 			_ = c.Close()
-			if l.refused != nil {
-				l.refused(reason)
-			}
 			continue
 		}
 		return &clientConn{Conn: c, l: l, client: client}, nil
@@ -126,6 +139,41 @@ func (l *ClientListener) release(client string) {
 	if l.byClient[client]--; l.byClient[client] <= 0 {
 		delete(l.byClient, client)
 	}
+}
+
+// tooManyConnections is RefuseHTTP's answer.
+var tooManyConnections = func() string {
+	body := `{"error":"too many connections from your address; retry shortly"}` + "\n"
+	return "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// RefuseHTTP answers a plain-HTTP connection past the limits with a 429
+// before closing it, so that a client opening many connections at once
+// gets an answer it understands. It reads the request's head first (a
+// client takes an answer before its request for a broken connection), and
+// what follows (bounded) so that the close is not a reset that could
+// overtake the answer; a client silent for half a second is just closed.
+func RefuseHTTP(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	r := bufio.NewReaderSize(io.LimitReader(c, 64<<10), 1024)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && err == nil {
+			break
+		}
+	}
+	if _, err := io.WriteString(c, tooManyConnections); err != nil {
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, r)
 }
 
 // clientOf is the client's address without the port.

@@ -37,20 +37,22 @@ func TestClientListener(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	dial := func(src byte) net.Conn {
-		t.Helper()
+	dial := func(src byte) (net.Conn, error) {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, src)}}
 		c, err := d.Dial("tcp", inner.Addr().String())
-		if err != nil {
-			t.Fatal(err)
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
 		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		return c, err
 	}
-	// closedByServer reports whether the server closed c at once.
-	closedByServer := func(c net.Conn) bool {
+	// closedByServer reports whether the server closed c at once (a reset
+	// may come before the dial returns).
+	closedByServer := func(c net.Conn, err error) bool {
+		if err != nil {
+			return true
+		}
 		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		_, err := c.Read(make([]byte, 1))
+		_, err = c.Read(make([]byte, 1))
 		var ne net.Error
 		return !(errors.As(err, &ne) && ne.Timeout())
 	}
@@ -64,12 +66,15 @@ func TestClientListener(t *testing.T) {
 	}
 	var kept []net.Conn
 	for i, st := range steps {
-		c := dial(st.src)
+		c, err := dial(st.src)
 		if st.wantClosed {
-			if !closedByServer(c) {
+			if !closedByServer(c, err) {
 				t.Errorf("step %d: a connection from 127.0.0.%d past the limits was kept", i, st.src)
 			}
 			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
 		}
 		sc := <-accepted
 		kept = append(kept, sc)
@@ -85,7 +90,9 @@ func TestClientListener(t *testing.T) {
 	// One closed (twice: the slot comes back once) makes room for .4.
 	kept[0].Close()
 	kept[0].Close()
-	dial(4)
+	if _, err := dial(4); err != nil {
+		t.Fatal(err)
+	}
 	<-accepted
 	if total, from4 := ln.Open("127.0.0.4"); total != 3 || from4 != 1 {
 		t.Errorf("open %d, from 127.0.0.4 %d; want 3 and 1", total, from4)
@@ -119,5 +126,43 @@ func TestRecoverHTTP(t *testing.T) {
 	}()
 	if count != 1 {
 		t.Errorf("an abort was counted as a panic")
+	}
+}
+
+// With RefuseHTTP, an HTTP client past its address's share gets a 429 it
+// can read, not a reset.
+func TestRefuseHTTP(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := NewClientListener(inner, ConnLimits{Total: 10, PerClient: 1}, nil)
+	ln.Refuse = RefuseHTTP
+	block := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block })}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	defer close(block)
+	url := "http://" + inner.Addr().String() + "/"
+	go func() { _, _ = http.Get(url) }() // holds the address's one slot
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if n, _ := ln.Open("127.0.0.1"); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection never arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Post(url, "text/plain", strings.NewReader(strings.Repeat("x", 10000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "too many connections") {
+		t.Errorf("status %d %q, want a 429 with Retry-After", resp.StatusCode, body)
 	}
 }

@@ -145,7 +145,9 @@ func (s *apiServer) handler() http.Handler {
 
 // listener is ln with the daemon's connection accounting.
 func (s *apiServer) listener(ln net.Listener) net.Listener {
-	return probes.NewClientListener(ln, probes.ConnLimits{Total: maxConnections, PerClient: maxConnsPerClient}, s.refused)
+	l := probes.NewClientListener(ln, probes.ConnLimits{Total: maxConnections, PerClient: maxConnsPerClient}, s.refused)
+	l.Refuse = probes.RefuseHTTP
+	return l
 }
 
 // limit serves h only while a slot is free; otherwise it refuses at once
