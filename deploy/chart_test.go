@@ -118,6 +118,8 @@ func TestChart(t *testing.T) {
 		{desc: "a vantage kind that does not exist", args: []string{"-f", ciDefault, "--set", "vantage.kind=nearby"}, wantErr: "at '/vantage/kind': value must be one of 'cluster', 'external'"},
 		{desc: "listen is the chart's", args: []string{"-f", ciDefault, "--set", "config.listen=:80"}, wantErr: "at '/config': 'not' failed"},
 		{desc: "a privileged port", args: []string{"-f", ciDefault, "--set", "port=80"}, wantErr: "at '/port': minimum: got 80, want 1,024"},
+		{desc: "a re-probe rate of 0", args: []string{"-f", ciDefault, "--set", "api.reprobe.rate=0"}, wantErr: "at '/api/reprobe/rate'"},
+		{desc: "a re-probe key misspelt", args: []string{"-f", ciDefault, "--set", "api.reprobe.enable=false"}, wantErr: "additional properties 'enable' not allowed"},
 		{desc: "a challenge that does not exist", args: []string{"-f", ciDefault, "--set", "config.targets[0].challenge=http-02"}, wantErr: "at '/config/targets/0/challenge'"},
 	}
 	for _, tc := range cases {
@@ -257,6 +259,61 @@ func TestChartConfigAccepted(t *testing.T) {
 		if err != nil || !strings.Contains(out.String(), ": valid (") {
 			t.Errorf("%s: the daemon refuses the rendered configuration: %v\n%s\n%s", values, err, out.String(), data)
 		}
+	}
+}
+
+// api.reprobe.tokenSecret mounts the Secret's key where the rendered
+// configuration's api.reprobe.token_file names it, and the daemon accepts
+// that configuration with a token there; enabled: false renders as such.
+func TestChartReprobe(t *testing.T) {
+	h := newHelm(t)
+	bin := buildDaemon(t)
+	objs, err := render(t, h, "-f", ciDefault, "--set", "api.reprobe.tokenSecret.name=reprobe,api.reprobe.tokenSecret.key=tok,api.reprobe.burst=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := find(objs, "ConfigMap")["data"].(map[string]any)["config.yaml"].(string)
+	var cfg struct {
+		API struct {
+			Reprobe map[string]any `yaml:"reprobe"`
+		} `yaml:"api"`
+	}
+	if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	const tokenPath = "/var/run/secrets/acmediag/reprobe/token"
+	if r := cfg.API.Reprobe; r["token_file"] != tokenPath || r["burst"] != 3 || r["enabled"] != true {
+		t.Errorf("api.reprobe rendered as %v", r)
+	}
+	ds, _ := yaml.Marshal(find(objs, "DaemonSet"))
+	for _, want := range []string{"secretName: reprobe", "key: tok", "path: token", "mountPath: /var/run/secrets/acmediag/reprobe"} {
+		if !strings.Contains(string(ds), want) {
+			t.Errorf("the DaemonSet lacks %q", want)
+		}
+	}
+	// The kubelet puts the key at tokenPath; here a file of the test's.
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("a-token-of-32-characters-or-so-x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "config.yaml")
+	data = strings.Replace(data, tokenPath, token, 1) + "dns:\n  resolvers: [127.0.0.1]\n"
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "daemon", "--config", file, "--config.check", "--vantage-name", "node-1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": valid (") {
+		t.Errorf("the daemon refuses the rendered configuration: %v\n%s\n%s", err, out, data)
+	}
+
+	objs, err = render(t, h, "-f", ciDefault, "--set", "api.reprobe.enabled=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = find(objs, "ConfigMap")["data"].(map[string]any)["config.yaml"].(string)
+	if !strings.Contains(data, "enabled: false") || strings.Contains(data, "token_file") {
+		t.Errorf("re-probes off rendered as\n%s", data)
 	}
 }
 

@@ -120,7 +120,7 @@ func (n *nameRun) checkAddresses(ctx context.Context) (v6, v4 []netip.Addr) {
 					With("address", a.String()))
 			}
 		}
-		if end := auth[1].end; end.Loop {
+		if end := auth[1].end; end.Loop || end.Endless {
 			fs = append(fs, reports.New(reports.CodeDNSServFail, "", fmt.Sprintf("%s: %s; resolvers give up with SERVFAIL", host, end.Err)))
 		} else if end.Dangling {
 			fs = append(fs, reports.New(reports.CodeDNSNXDomain, "", fmt.Sprintf("%s is a CNAME chain that goes nowhere: %s", host, strings.TrimSpace(chainText(auth[1].hops, "")+" "+end.Err))))

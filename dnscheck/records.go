@@ -72,7 +72,10 @@ type ChainEnd struct {
 	NXDomain bool     // the last name does not exist
 	Dangling bool     // a CNAME points at a name that does not exist or cannot be resolved
 	Loop     bool
-	Err      string // why the chain could not be followed ("" when it ended normally)
+	// Endless: more than maxCNAMEHops CNAMEs; a resolver gives up on such
+	// a chain (SERVFAIL) as on a loop, whether or not it ends somewhere.
+	Endless bool
+	Err     string // why the chain could not be followed ("" when it ended normally)
 }
 
 // follow asks the authoritative servers of name for qtype and follows
@@ -118,7 +121,7 @@ func (n *nameRun) follow(ctx context.Context, name string, qtype uint16) ([]*Hop
 		hop.Target = last
 		cur = last
 	}
-	return hops, ChainEnd{Dangling: true, Err: fmt.Sprintf("more than %d CNAMEs: %s", maxCNAMEHops, chainText(hops, cur))}, fs
+	return hops, ChainEnd{Dangling: true, Endless: true, Err: fmt.Sprintf("more than %d CNAMEs: %s", maxCNAMEHops, chainText(hops, cur))}, fs
 }
 
 // chase follows the CNAMEs inside one answer from name and returns the last

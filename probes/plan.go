@@ -62,6 +62,9 @@ type Plan struct {
 	Propagation PropagationPlan
 	TLS         *TLSPlan
 	OneShot     bool
+	// ReprobeToken is the bearer token POST /api/v1/reprobe must carry
+	// (api.reprobe.token_file's); "" none.
+	ReprobeToken string
 }
 
 // CanaryPlan is the orders at the CA: for Names, every Interval.
@@ -233,6 +236,7 @@ func Build(s Settings, opts BuildOptions) (*Plan, error) {
 	if s.API.MaxObservations < 1 || s.API.MaxObservations > 100_000 {
 		b.errf("api.max_observations", "%d: want 1-100000", s.API.MaxObservations)
 	}
+	p.ReprobeToken = b.reprobeToken(s.API.Reprobe)
 	p.Propagation = PropagationPlan{Timeout: time.Duration(s.Propagation.Timeout), IssuerWait: time.Duration(s.Propagation.IssuerWait),
 		Concurrency: s.Propagation.Concurrency}
 	if p.Propagation.Timeout < time.Second || p.Propagation.Timeout > 24*time.Hour {
@@ -866,3 +870,51 @@ func (e *Env) Stats() dnscheck.Stats {
 
 // DNSProviders lists the lego DNS providers canary.dns_provider accepts.
 func DNSProviders() []string { return canary.DNSProviders() }
+
+// maxTokenFile bounds api.reprobe.token_file: a token, not a document.
+const maxTokenFile = 4 << 10
+
+// reprobeToken checks api.reprobe and reads its token file.
+func (b *builder) reprobeToken(r ReprobeSettings) string {
+	if math.IsNaN(r.Rate) || r.Rate <= 0 || r.Rate > 1000 {
+		b.errf("api.reprobe.rate", "%g: want more than 0 and at most 1000 re-probes a second", r.Rate)
+	}
+	if r.Burst < 1 || r.Burst > 10_000 {
+		b.errf("api.reprobe.burst", "%d: want 1-10000", r.Burst)
+	}
+	if r.TokenFile == "" {
+		return ""
+	}
+	data, err := readSmallFile(r.TokenFile, maxTokenFile)
+	if err != nil {
+		b.errf("api.reprobe.token_file", "%v", err)
+		return ""
+	}
+	tok := strings.TrimSpace(string(data))
+	switch {
+	case len(tok) < 16:
+		b.errf("api.reprobe.token_file", "%s: the token is shorter than 16 characters", r.TokenFile)
+		return ""
+	case strings.ContainsAny(tok, " \t\r\n"):
+		b.errf("api.reprobe.token_file", "%s: the token is more than one word", r.TokenFile)
+		return ""
+	}
+	return tok
+}
+
+// readSmallFile reads a file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}

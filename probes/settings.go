@@ -100,8 +100,22 @@ type StoreSettings struct {
 
 // APISettings bound the daemon's HTTP API.
 type APISettings struct {
-	MaxConcurrent   int `yaml:"max_concurrent"`   // API and page requests served at once; more get 429
-	MaxObservations int `yaml:"max_observations"` // the most observations one response carries
+	MaxConcurrent   int             `yaml:"max_concurrent"`   // API and page requests served at once; more get 429
+	MaxObservations int             `yaml:"max_observations"` // the most observations one response carries
+	Reprobe         ReprobeSettings `yaml:"reprobe"`
+}
+
+// ReprobeSettings guard POST /api/v1/reprobe, the one API request that
+// makes the daemon send traffic: off, behind a bearer token, and at most
+// Rate re-probes a second across every name (Burst at once) besides the
+// gap per name.
+type ReprobeSettings struct {
+	Enabled bool `yaml:"enabled"`
+	// TokenFile holds the bearer token a re-probe must carry
+	// (Authorization: Bearer TOKEN); "" none is asked.
+	TokenFile string  `yaml:"token_file"`
+	Rate      float64 `yaml:"rate"`  // re-probes a second, across names
+	Burst     int     `yaml:"burst"` // re-probes at once
 }
 
 // CanarySettings is the canary issuance: orders at a (staging) ACME
@@ -182,6 +196,13 @@ const (
 	// DefaultCanaryInterval: an order an hour keeps well inside the
 	// staging rate limits.
 	DefaultCanaryInterval = time.Hour
+	// DefaultReprobeRate and DefaultReprobeBurst bound re-probes across
+	// names: a re-probe moves a name's runs to now, so a loop over every
+	// name could keep schedule.concurrency busy with them; one name a
+	// second (a handful of runs) leaves the schedule's capacity to the
+	// schedule, and ten at once lets a person click through a page.
+	DefaultReprobeRate  = 1.0
+	DefaultReprobeBurst = 10
 )
 
 // DefaultSettings is the one table of defaults: every key a file or the
@@ -209,7 +230,8 @@ func DefaultSettings() Settings {
 			MaxBackoff:  Duration(DefaultMaxBackoff),
 		},
 		Store: StoreSettings{PerKey: DefaultStorePerKey, MaxBytes: DefaultStoreMaxBytes},
-		API:   APISettings{MaxConcurrent: 16, MaxObservations: 1000},
+		API: APISettings{MaxConcurrent: 16, MaxObservations: 1000,
+			Reprobe: ReprobeSettings{Enabled: true, Rate: DefaultReprobeRate, Burst: DefaultReprobeBurst}},
 		Propagation: PropagationSettings{
 			// Replication rarely takes minutes; a watch that long is a finding.
 			Timeout: Duration(10 * time.Minute),

@@ -424,6 +424,20 @@ func buildCatalogue() *cat {
 		Expect:      []Expectation{exp(reports.CodeDNSServFail, reports.Fatal, "")}},
 		zoneSpec{origin: "cnameloop.com.", text: "a CNAME b\nb CNAME a\n"})
 	{
+		// 200 CNAMEs before an address: every resolver gives up long before
+		// (Unbound after a dozen restarts), as on a loop.
+		var t strings.Builder
+		t.WriteString("www CNAME c1\n")
+		for i := 1; i < 200; i++ {
+			fmt.Fprintf(&t, "c%d CNAME c%d\n", i, i+1)
+		}
+		t.WriteString("c200 A " + WebAddr + "\n")
+		c.simple(Scenario{Name: "hostile-cname-chain", Domain: "www.cnamechain.com", Tentative: true,
+			Description: "an endless CNAME chain: 200 CNAMEs inside the zone before an address",
+			Expect:      []Expectation{exp(reports.CodeDNSServFail, reports.Fatal, "more than 8 CNAMEs")}},
+			zoneSpec{origin: "cnamechain.com.", text: t.String()})
+	}
+	{
 		// refloop.com is delegated to ns.refloop.net and refloop.net to
 		// ns.refloop.com; neither has glue (different TLDs), so no
 		// resolver can ever find an address: a delegation loop.

@@ -57,6 +57,14 @@ func TestUsageErrors(t *testing.T) {
 		{desc: "vantage unknown key", args: []string{"diagnose", "--vantage", "eu=127.0.0.1,color=red", "a.com"}, want: `unknown key "color"`},
 		{desc: "vantage twice", args: []string{"diagnose", "--vantage", "eu=127.0.0.1", "--vantage", "eu=127.0.0.2", "a.com"}, want: "used twice"},
 		{desc: "negative timeout", args: []string{"diagnose", "--timeout", "-1s", "a.com"}, want: "must be positive"},
+		{desc: "a TXT value for http-01", args: []string{"diagnose", "--challenge", "http-01", "--expect-txt", "v", "a.com"},
+			want: "--expect-txt is the dns-01 TXT value; a.com is validated with http-01"},
+		{desc: "a token for dns-01", args: []string{"diagnose", "--challenge", "dns-01", "--token", "t", "--key-auth", "t.k", "a.com"},
+			want: "--token is the http-01 token; a.com is validated with dns-01"},
+		{desc: "an account URI that is no URL", args: []string{"diagnose", "--account-uri", "not a uri", "a.com"},
+			want: `--account-uri: "not a uri" is not an ACME account URL`},
+		{desc: "a vantage source that is not this machine's", args: []string{"diagnose", "--vantage", "eu=192.0.2.7", "a.com"},
+			want: "192.0.2.7 is not an address of this machine"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

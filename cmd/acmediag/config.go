@@ -129,6 +129,7 @@ func anchorPaths(s *probes.Settings, dir string) {
 	abs(&s.DNS.TrustAnchor)
 	abs(&s.TLS.Roots)
 	abs(&s.TLS.ARICACert)
+	abs(&s.API.Reprobe.TokenFile)
 	if s.Canary != nil {
 		abs(&s.Canary.CACert)
 		abs(&s.Canary.AccountKey)
@@ -160,7 +161,13 @@ func (l *loader) err() error {
 	return &configError{file: l.file, issues: l.issues}
 }
 
-func (l *loader) issue(line int, msg string) { l.issues = append(l.issues, configIssue{line, msg}) }
+// issue records a problem. Its message is kept to one line: a key or value
+// of the file may hold line breaks (a quoted YAML key can), and each line
+// of the error must name the file.
+func (l *loader) issue(line int, msg string) {
+	msg = strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(msg)
+	l.issues = append(l.issues, configIssue{line, msg})
+}
 
 func (l *loader) lineOf(path string) int {
 	for p := path; p != ""; p = parentPath(p) {

@@ -59,7 +59,9 @@ targets:
 		{"store", p.Store, probes.StoreLimits{PerKey: 32, MaxBytes: 8 << 20}},
 		{"propagation", p.Propagation, probes.PropagationPlan{Timeout: 10 * time.Minute, IssuerWait: time.Minute, Concurrency: 8}},
 		{"memory limit", int64(s.MemoryLimit), wantMemoryLimit()},
-		{"api", s.API, probes.APISettings{MaxConcurrent: 16, MaxObservations: 1000}},
+		{"api", s.API, probes.APISettings{MaxConcurrent: 16, MaxObservations: 1000,
+			Reprobe: probes.ReprobeSettings{Enabled: true, Rate: 1, Burst: 10}}},
+		{"no re-probe token", p.ReprobeToken, ""},
 		{"no canary", p.Canary == nil, true},
 	}
 	for _, c := range checks {
@@ -87,6 +89,9 @@ func TestConfigFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pebble.pem"), testCAPEM(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "reprobe.token"), []byte("0123456789abcdef-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "config.yaml")
@@ -117,7 +122,10 @@ schedule:
   timeout: 10s
   max_backoff: 1m
 store: {per_key: 8, max_bytes: 2MiB}
-api: {max_concurrent: 3, max_observations: 50}
+api:
+  max_concurrent: 3
+  max_observations: 50
+  reprobe: {enabled: true, token_file: reprobe.token, rate: 0.5, burst: 3}
 propagation: {timeout: 2m, issuer_wait: 0s, concurrency: 2}
 memory_limit: 96MiB
 tls:
@@ -154,6 +162,10 @@ canary:
 	}
 	if want := (probes.PropagationPlan{Timeout: 2 * time.Minute, Concurrency: 2}); p.Propagation != want || p.Settings.MemoryLimit != 96<<20 {
 		t.Errorf("propagation %+v, memory limit %d", p.Propagation, p.Settings.MemoryLimit)
+	}
+	if r := p.Settings.API.Reprobe; r.Rate != 0.5 || r.Burst != 3 || r.TokenFile != filepath.Join(dir, "reprobe.token") ||
+		p.ReprobeToken != "0123456789abcdef-token" {
+		t.Errorf("api.reprobe %+v, token %q", r, p.ReprobeToken)
 	}
 	if p.Store.MaxBytes != 2<<20 || p.Settings.API.MaxObservations != 50 {
 		t.Errorf("store %+v api %+v", p.Store, p.Settings.API)
@@ -243,6 +255,17 @@ func TestConfigErrors(t *testing.T) {
 			want: "config.yaml:5: tls.ari_directory: \"http://ca.example/dir\" is not an https URL of an ACME directory"},
 		{desc: "missing trust anchor file", yaml: "dns:\n  resolvers: [127.0.0.1]\n  trust_anchor: /nonexistent/root.ds\ntargets: [{name: a.com}]\n",
 			want: "config.yaml:3: dns.trust_anchor: open /nonexistent/root.ds: no such file or directory"},
+		{desc: "a size too large for any machine", yaml: base + "targets: [{name: a.com}]\nstore: {max_bytes: 9999999999999999}\n",
+			want: "config.yaml:4: store.max_bytes: 9999999999999999 bytes is too large: want at most 64GiB"},
+		{desc: "a size past int64", yaml: base + "targets: [{name: a.com}]\nstore: {max_bytes: 99999999999999999999}\n",
+			want: `config.yaml:4: store.max_bytes: "99999999999999999999" is too large: at most 8EiB`},
+		{desc: "a vantage source that is not this machine's", yaml: base + "targets: [{name: a.com}]\nvantages:\n  - name: x\n    source: 192.0.2.7\n",
+			want: "config.yaml:6: vantages[0].source: 192.0.2.7 is not an address of this machine: packets cannot leave from it"},
+		{desc: "re-probe budget out of range", yaml: base + "targets: [{name: a.com}]\napi:\n  reprobe: {rate: 0, burst: 0}\n",
+			want: "config.yaml:5: api.reprobe.rate: 0: want more than 0 and at most 1000 re-probes a second\n" +
+				"config.yaml:5: api.reprobe.burst: 0: want 1-10000"},
+		{desc: "re-probe token file missing", yaml: base + "targets: [{name: a.com}]\napi:\n  reprobe:\n    token_file: /nonexistent/token\n",
+			want: "config.yaml:6: api.reprobe.token_file: open /nonexistent/token: no such file or directory"},
 		{desc: "listen not host:port", yaml: base + "targets: [{name: a.com}]\nlisten: 9464\n",
 			want: `config.yaml:4: listen: "9464" is not HOST:PORT (such as :9464 or 127.0.0.1:9464)`},
 		{desc: "production canary refused", yaml: base + "targets: [{name: a.com}]\ncanary:\n  directory: https://acme-v02.api.letsencrypt.org/directory\n",

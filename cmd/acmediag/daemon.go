@@ -35,7 +35,8 @@ a timeout per run and backoff after failures. It serves
   /api/v1/observations     recent observations (?name=&since=RFC3339&limit=)
   /api/v1/report           diagnose's JSON over the latest observations (?name=)
   /api/v1/reprobe          POST ?name=NAME: run every probe of the name now
-                           (202; refused for cross-site browser requests)
+                           (202; refused for cross-site browser requests;
+                           api.reprobe: off, a bearer token, a budget)
   /                        the report page
 
 Every dns-01 target with expect_txt has its value watched until every

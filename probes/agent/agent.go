@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -141,9 +140,10 @@ type Handler struct {
 	cfg      Config
 	kinds    []reports.Kind // the kinds an agent runs
 	log      *zap.Logger
-	bucket   *tokenBucket
+	bucket   *probes.TokenBucket
 	inflight chan struct{}
 	mux      *http.ServeMux
+	serve    http.Handler // mux, a panic in it a 500
 }
 
 // NewHandler returns the agent's handler.
@@ -156,7 +156,7 @@ func NewHandler(cfg Config) *Handler {
 		cfg.Now = time.Now
 	}
 	h := &Handler{cfg: cfg, kinds: cfg.Plan.Registry.Remote(), log: cfg.Logger.Named("agent"),
-		bucket:   newTokenBucket(cfg.Limits.Rate, cfg.Limits.Burst, cfg.Now),
+		bucket:   probes.NewTokenBucket(cfg.Limits.Rate, cfg.Limits.Burst, cfg.Now),
 		inflight: make(chan struct{}, cfg.Limits.MaxInFlight)}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc(ProbePath, h.probe)
@@ -167,18 +167,21 @@ func NewHandler(cfg Config) *Handler {
 		}
 		writeError(w, http.StatusNotFound, "not found: the agent serves only POST "+ProbePath)
 	})
+	// A probe's own panic is already an observation (Plan.RunKind); this
+	// net catches the rest of a request's handling.
+	h.serve = probes.RecoverHTTP(h.mux, h.log, nil)
 	return h
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve.ServeHTTP(w, r) }
 
 // vantage is the agent itself.
 func (h *Handler) vantage() probes.Vantage { return h.cfg.Plan.Vantages[0] }
 
 // admit takes a token from the bucket, or answers 429 with Retry-After.
 func (h *Handler) admit(w http.ResponseWriter) bool {
-	ok, wait := h.bucket.take()
+	ok, wait := h.bucket.Take()
 	if ok {
 		return true
 	}
@@ -369,38 +372,6 @@ func truncateUntrusted(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// tokenBucket is a token bucket: rate tokens a second, at most burst.
-type tokenBucket struct {
-	rate  float64
-	burst float64
-	now   func() time.Time
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-func newTokenBucket(rate float64, burst int, now func() time.Time) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: float64(burst), now: now, tokens: float64(burst), last: now()}
-}
-
-// take removes a token if there is one; otherwise it says how long until
-// there will be.
-func (b *tokenBucket) take() (bool, time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = min(b.burst, b.tokens+el*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
-}
-
 // ServerTLS is the agent's TLS configuration: its own certificate,
 // TLS 1.3 only, and a client certificate required and verified against
 // the pinned client CA (and nothing else: not the system roots).
@@ -466,9 +437,11 @@ func NewServer(h http.Handler, tlsCfg *tls.Config, limits Limits, logger *zap.Lo
 	// logged by net/http through ErrorLog: worth a warning, not an error.
 	errLog, _ := zap.NewStdLogAt(logger.Named("agent.http"), zap.WarnLevel)
 	return &http.Server{
-		Handler:           h,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 5 * time.Second,
+		Handler:   h,
+		TLSConfig: tlsCfg,
+		// The TLS handshake and the headers within 2 s (a handshake is one
+		// round trip in TLS 1.3): a slow client holds its slot no longer.
+		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      limits.Timeout + 10*time.Second,
 		IdleTimeout:       90 * time.Second,

@@ -63,7 +63,7 @@ type deadDNS struct {
 	received chan struct{}
 }
 
-func startDeadDNS(t *testing.T) *deadDNS {
+func startDeadDNS(t testing.TB) *deadDNS {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -86,7 +86,7 @@ func startDeadDNS(t *testing.T) *deadDNS {
 
 // agentConfig is an agent whose DNS goes to dead, so every DNS probe ends
 // in a timeout finding after about timeout.
-func agentConfig(t *testing.T, dead *deadDNS, timeout time.Duration) Config {
+func agentConfig(t testing.TB, dead *deadDNS, timeout time.Duration) Config {
 	s := probes.DefaultSettings()
 	s.Vantages = []probes.VantageSettings{{Name: "eu-west", Kind: "external", Region: "eu-west", RIR: "RIPE"}}
 	s.DNS.Roots = []string{dead.addr.Addr().String()}

@@ -67,11 +67,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: listen on %s: %w", a.opts.Listen, err)
 	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener of the caller's.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	log := a.opts.Logger
 	serveErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := a.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// The same per-client accounting as the daemon's: one caller's
+		// half-open handshakes cannot take every slot from the daemons.
+		if err := a.srv.ServeTLS(probes.NewClientListener(ln, probes.ConnLimits{Total: maxConnections, PerClient: maxConnsPerClient}, nil), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
 	})

@@ -23,6 +23,10 @@ import (
 	"github.com/acmediag/acmediag/reports"
 )
 
+// KindAPI is the kind label of acmediag_probe_panics_total for a panic in
+// an API handler.
+const KindAPI reports.Kind = "api"
+
 // DaemonOptions are what a Daemon needs besides its first settings.
 type DaemonOptions struct {
 	// Load reads the settings again (SIGHUP); nil: reloads are refused.
@@ -84,8 +88,18 @@ func NewDaemon(s probes.Settings, opts DaemonOptions) (*Daemon, error) {
 	d.store = probes.NewStore(plan.Store)
 	d.metrics = probes.NewMetrics(d.reg, d.store, opts.Registry, opts.Version)
 	d.engine = probes.NewEngine(d.store, d.metrics, opts.Logger, opts.Clock)
-	d.api = newAPIServer(opts.Logger, d.reg, d.store, d.Ready, d.Plan, opts.Version, plan.Settings.API.MaxConcurrent)
+	d.api = newAPIServer(opts.Logger, d.reg, d.store, d.Ready, d.Plan, opts.Version, plan.Settings.API)
 	d.api.reprobe = d.Reprobe
+	d.api.onPanic = func() { d.metrics.ObservePanic(KindAPI) }
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmediag_http_connections_refused_total",
+		Help: "Connections to the daemon's HTTP port closed at once, by reason: per_client (that address already holds its share) or total (every slot taken)."},
+		[]string{"reason"})
+	reprobes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "acmediag_reprobe_requests_total",
+		Help: "POST /api/v1/reprobe requests by result: accepted, rate_limited, unauthorized, forbidden (cross-site), disabled."},
+		[]string{"result"})
+	d.reg.MustRegister(refused, reprobes)
+	d.api.refused = func(reason string) { refused.WithLabelValues(reason).Inc() }
+	d.api.reprobeResult = func(result string) { reprobes.WithLabelValues(result).Inc() }
 	d.apply(plan)
 	d.lastReload.SetToCurrentTime()
 	return d, nil
@@ -158,6 +172,8 @@ func (d *Daemon) Reload() error {
 		{"schedule", cur.Schedule, s.Schedule},
 		{"store", cur.Store, s.Store},
 		{"api.max_concurrent", cur.API.MaxConcurrent, s.API.MaxConcurrent},
+		{"api.reprobe.rate", cur.API.Reprobe.Rate, s.API.Reprobe.Rate},
+		{"api.reprobe.burst", cur.API.Reprobe.Burst, s.API.Reprobe.Burst},
 		{"propagation.concurrency", cur.Propagation.Concurrency, s.Propagation.Concurrency},
 		{"canary.interval", canaryInterval(cur), canaryInterval(s)},
 	} {
@@ -245,7 +261,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
-		if err := srv.Serve(limitListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(d.api.listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
 	})

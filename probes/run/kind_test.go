@@ -3,7 +3,6 @@ package run
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,20 +43,13 @@ func TestRegisteredKindRunsEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	addr, _ := serveLoopback(t, d.Serve)
 	select {
 	case <-ran:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the fake kind never ran")
 	}
-	base := "http://" + ln.Addr().String()
+	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
 	for !d.Ready() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -2,9 +2,11 @@ package run
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"golang.org/x/net/netutil"
 
 	"github.com/acmediag/acmediag/dnscheck"
 	"github.com/acmediag/acmediag/probes"
@@ -24,25 +25,42 @@ import (
 
 // The daemon's HTTP side: /metrics, /healthz, /readyz, the JSON API and the
 // report page, on its own ServeMux. A flood must not take the daemon down:
-// connections are capped at the listener, the server has read, write and
-// idle timeouts, and the API and page (which assemble reports) run at most
-// api.max_concurrent at once; the rest are refused with 429 at once instead
-// of queueing. /healthz and /readyz stay outside that limit so a flood of
-// API requests never makes the kubelet restart a healthy pod. Requests
-// that assemble the report of every name (the page, /api/v1/report without
-// a name) cost memory in proportion to the targets, so at most
-// maxHeavyInFlight of them run at once; /api/v1/report?name= is cheap.
+// connections are accounted per client address at the listener
+// (probes.ClientListener: at most maxConnsPerClient from one address,
+// maxConnections in all, the rest closed at once instead of queueing in
+// the kernel), the server has a short header deadline and read, write and
+// idle timeouts, and the API and page (which assemble reports) run at
+// most api.max_concurrent at once; the rest are refused with 429 at once.
+// /healthz and /readyz stay outside that limit, and the per-client cap
+// keeps slots free for the kubelet's address whatever a few flooding
+// addresses do, so a flood never makes the kubelet restart a healthy pod.
+// Requests that assemble the report of every name (the page,
+// /api/v1/report without a name) cost memory in proportion to the targets,
+// so at most maxHeavyInFlight of them run at once; /api/v1/report?name= is
+// cheap. A panic in a handler is a 500 (probes.RecoverHTTP), counted as
+// acmediag_probe_panics_total{kind="api"}.
 //
-// POST /api/v1/reprobe changes what the daemon does, so it is guarded
-// against cross-site requests: http.CrossOriginProtection refuses a
-// browser's request whose Sec-Fetch-Site or Origin says it comes from
-// another site (a form or fetch on a page elsewhere riding the user's
-// network position); clients that are not browsers send neither header
-// and pass. Re-probes of one name are at most one per reprobeMinGap.
+// POST /api/v1/reprobe is the one request that makes the daemon send
+// traffic, so it is guarded: api.reprobe.enabled: false removes it (404),
+// api.reprobe.token_file requires "Authorization: Bearer TOKEN" (401
+// without), a token bucket across names (api.reprobe.rate, .burst) bounds
+// re-probes in all and reprobeMinGap each name's, and
+// http.CrossOriginProtection refuses a browser's request whose
+// Sec-Fetch-Site or Origin says it comes from another site (a form or
+// fetch on a page elsewhere riding the user's network position); clients
+// that are not browsers send neither header and pass.
 
 // Server limits that are not configuration.
 const (
-	maxConnections     = 512
+	// maxConnections and maxConnsPerClient: a connection costs some 20KiB
+	// (its goroutine and buffers) while it waits for headers, so 2,048 hold
+	// at most ~40MiB; 64 per address is far above what Prometheus, the
+	// kubelet or a browser open, and keeps 32 addresses from filling it.
+	maxConnections    = 2048
+	maxConnsPerClient = 64
+	// headerTimeout: a client on loopback or in the cluster sends its
+	// headers within milliseconds; a slow one holds its slot this long.
+	headerTimeout      = 2 * time.Second
 	maxMetricsInFlight = 4
 	pageRefreshSeconds = 30
 	// maxHeavyInFlight: at 100,000 targets one report of every name holds
@@ -78,6 +96,13 @@ type apiServer struct {
 	// runs too.
 	reprobe func(name string) bool
 	csrf    *http.CrossOriginProtection
+	// reprobes bounds re-probes across names (api.reprobe.rate, .burst).
+	reprobes *probes.TokenBucket
+	// onPanic counts a handler's panic; reprobeResult a re-probe request's
+	// result; refused a connection closed at the listener (nil: not counted).
+	onPanic       func()
+	reprobeResult func(result string)
+	refused       func(reason string)
 
 	reprobeMu   sync.Mutex
 	lastReprobe map[string]time.Time
@@ -90,13 +115,15 @@ type apiServer struct {
 // newAPIServer builds the handlers; maxConcurrent bounds API and page
 // requests served at once.
 func newAPIServer(log *zap.Logger, g prometheus.Gatherer, src observationSource, ready func() bool,
-	plan func() *probes.Plan, version string, maxConcurrent int) *apiServer {
+	plan func() *probes.Plan, version string, api probes.APISettings) *apiServer {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &apiServer{log: log.Named("http"), gatherer: g, source: src, ready: ready, plan: plan, version: version,
-		now: time.Now, sem: make(chan struct{}, max(maxConcurrent, 1)), heavy: make(chan struct{}, maxHeavyInFlight),
+	s := &apiServer{log: log.Named("http"), gatherer: g, source: src, ready: ready, plan: plan, version: version,
+		now: time.Now, sem: make(chan struct{}, max(api.MaxConcurrent, 1)), heavy: make(chan struct{}, maxHeavyInFlight),
 		csrf: http.NewCrossOriginProtection(), lastReprobe: map[string]time.Time{}}
+	s.reprobes = probes.NewTokenBucket(api.Reprobe.Rate, api.Reprobe.Burst, func() time.Time { return s.now() })
+	return s
 }
 
 // handler routes every endpoint.
@@ -118,7 +145,14 @@ func (s *apiServer) handler() http.Handler {
 	mux.Handle("GET /api/v1/certificates", s.limit(s.certificate))
 	// Every method, so that a wrong one gets a JSON 405 inside the limit.
 	mux.Handle("/api/v1/reprobe", s.limit(s.reprobeName))
-	return mux
+	return probes.RecoverHTTP(mux, s.log, s.onPanic)
+}
+
+// listener is ln with the daemon's connection accounting.
+func (s *apiServer) listener(ln net.Listener) net.Listener {
+	l := probes.NewClientListener(ln, probes.ConnLimits{Total: maxConnections, PerClient: maxConnsPerClient}, s.refused)
+	l.Refuse = probes.RefuseHTTP
+	return l
 }
 
 // limit serves h only while a slot is free; otherwise it refuses at once
@@ -153,7 +187,7 @@ func (s *apiServer) heavyOK(w http.ResponseWriter) (release func(), ok bool) {
 func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -161,10 +195,6 @@ func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 }
-
-// limitListener caps open connections: past the cap, new ones wait in the
-// kernel's accept queue instead of costing a goroutine each.
-func limitListener(ln net.Listener) net.Listener { return netutil.LimitListener(ln, maxConnections) }
 
 func writeText(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -304,7 +334,8 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
 		Vantages: vantagesOf(p), Latest: v.Latest, CanaryConfigured: p.Canary != nil, Orders: v.Orders,
 		Propagation: v.Watches, Correlations: v.Correlations}
-	if s.reprobe != nil {
+	if r := p.Settings.API.Reprobe; s.reprobe != nil && r.Enabled && p.ReprobeToken == "" {
+		// A form cannot carry a bearer token: with one, the page has no button.
 		info.ReprobePath = "/api/v1/reprobe"
 	}
 	var buf bytes.Buffer
@@ -340,19 +371,39 @@ type reprobeJSON struct {
 
 // reprobeName serves POST /api/v1/reprobe?name=NAME: every probe of a
 // configured name from every vantage runs now (202); the canary is not
-// re-run, its orders spend the CA's rate limits. 404 for a name that is
-// not a target, 405 for another method, 403 for a cross-site browser
-// request, 429 within reprobeMinGap of the name's last re-probe. A form
-// posting from the page itself (Accept: text/html) is sent back to the
-// page with 303.
+// re-run, its orders spend the CA's rate limits. 404 when
+// api.reprobe.enabled is false or for a name that is not a target, 405 for
+// another method, 403 for a cross-site browser request, 401 without the
+// bearer token api.reprobe.token_file holds, 429 within reprobeMinGap of
+// the name's last re-probe or when the budget across names is spent. A
+// form posting from the page itself (Accept: text/html) is sent back to
+// the page with 303.
 func (s *apiServer) reprobeName(w http.ResponseWriter, r *http.Request) {
+	p := s.plan()
+	result := s.reprobeResult
+	if result == nil {
+		result = func(string) {}
+	}
+	if !p.Settings.API.Reprobe.Enabled {
+		// As if the endpoint were not there: nothing to learn about it.
+		result("disabled")
+		writeJSONError(w, http.StatusNotFound, "re-probes are turned off (api.reprobe.enabled: false)")
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSONError(w, http.StatusMethodNotAllowed, "use POST /api/v1/reprobe?name=NAME")
 		return
 	}
 	if err := s.csrf.Check(r); err != nil {
+		result("forbidden")
 		writeJSONError(w, http.StatusForbidden, "a cross-origin request cannot re-probe: "+err.Error())
+		return
+	}
+	if !bearerOK(r, p.ReprobeToken) {
+		result("unauthorized")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="acmediag re-probe"`)
+		writeJSONError(w, http.StatusUnauthorized, "a re-probe needs Authorization: Bearer TOKEN (the token of api.reprobe.token_file)")
 		return
 	}
 	if s.reprobe == nil {
@@ -364,16 +415,23 @@ func (s *apiServer) reprobeName(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "name: missing; POST /api/v1/reprobe?name=NAME")
 		return
 	}
-	name, code, err := targetName(s.plan(), raw)
+	name, code, err := targetName(p, raw)
 	if err != nil {
 		writeJSONError(w, code, err.Error())
 		return
 	}
-	if wait := s.reprobeWait(name); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
-		writeJSONError(w, http.StatusTooManyRequests, fmt.Sprintf("%s was re-probed less than %s ago", name, reprobeMinGap))
+	if wait, global := s.reprobeWait(name); wait > 0 {
+		result("rate_limited")
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		msg := fmt.Sprintf("%s was re-probed less than %s ago", name, reprobeMinGap)
+		if global {
+			msg = fmt.Sprintf("re-probes across names are at most %g a second (burst %d); retry shortly",
+				p.Settings.API.Reprobe.Rate, p.Settings.API.Reprobe.Burst)
+		}
+		writeJSONError(w, http.StatusTooManyRequests, msg)
 		return
 	}
+	result("accepted")
 	watched := s.reprobe(name)
 	s.log.Info("re-probe requested", zap.String("name", name), zap.Bool("propagation_watch", watched),
 		zap.String("remote", r.RemoteAddr))
@@ -384,14 +442,28 @@ func (s *apiServer) reprobeName(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, reprobeJSON{Name: name, Propagation: watched})
 }
 
-// reprobeWait is how long name must wait for its next re-probe; 0 records
-// one now.
-func (s *apiServer) reprobeWait(name string) time.Duration {
+// bearerOK reports whether r carries the bearer token want ("" none asked),
+// compared in constant time.
+func bearerOK(r *http.Request, want string) bool {
+	if want == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) == 1
+}
+
+// reprobeWait is how long name must wait for its next re-probe, and
+// whether the budget across names (rather than the name's gap) is why; 0
+// takes a token and records one now.
+func (s *apiServer) reprobeWait(name string) (wait time.Duration, global bool) {
 	now := s.now()
 	s.reprobeMu.Lock()
 	defer s.reprobeMu.Unlock()
 	if last, ok := s.lastReprobe[name]; ok && now.Sub(last) < reprobeMinGap && !now.Before(last) {
-		return reprobeMinGap - now.Sub(last)
+		return reprobeMinGap - now.Sub(last), false
+	}
+	if ok, wait := s.reprobes.Take(); !ok {
+		return wait, true
 	}
 	if len(s.lastReprobe) >= maxReprobeMemory {
 		for n, t := range s.lastReprobe {
@@ -406,7 +478,7 @@ func (s *apiServer) reprobeWait(name string) time.Duration {
 		}
 	}
 	s.lastReprobe[name] = now
-	return 0
+	return 0, false
 }
 
 func truncate(s string, n int) string {

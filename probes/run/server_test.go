@@ -40,7 +40,7 @@ func testPlan(t *testing.T, tweak func(*probes.Settings)) *probes.Plan {
 	s.Vantages = []probes.VantageSettings{{Name: "us", Kind: "external", RIR: "ARIN"}}
 	s.Targets = []probes.Target{{Name: "ok.example.com", Challenge: "http-01"}, {Name: "bad.example.com", Challenge: "http-01"},
 		{Name: "new.example.com", Challenge: "dns-01"}}
-	s.API = probes.APISettings{MaxConcurrent: 2, MaxObservations: 3}
+	s.API.MaxConcurrent, s.API.MaxObservations = 2, 3
 	if tweak != nil {
 		tweak(&s)
 	}
@@ -67,7 +67,7 @@ func testStore(t0 time.Time) *probes.Store {
 
 func newTestServer(t *testing.T, p *probes.Plan, src observationSource, ready func() bool) *apiServer {
 	return newAPIServer(zaptest.NewLogger(t), prometheus.NewRegistry(), src, ready, func() *probes.Plan { return p }, "test",
-		p.Settings.API.MaxConcurrent)
+		p.Settings.API)
 }
 
 func TestAPIServer(t *testing.T) {
@@ -533,6 +533,8 @@ func TestMetricsDocumented(t *testing.T) {
 		Checks: []reports.Check{{Name: "acme.order", Status: reports.CheckOK}}})
 	d.metrics.ObservePropagation(time.Second)
 	d.metrics.ObserveDelay(probes.KindDNS, time.Millisecond)
+	d.api.refused("per_client")
+	d.api.reprobeResult("accepted")
 	mfs, err := d.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

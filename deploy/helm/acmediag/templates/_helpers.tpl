@@ -31,5 +31,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "acmediag.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- $_ := set $config "listen" (printf ":%d" (int .Values.port)) -}}
+{{- $r := .Values.api.reprobe -}}
+{{- $reprobe := dict "enabled" $r.enabled "rate" $r.rate "burst" (int $r.burst) -}}
+{{- if $r.tokenSecret.name -}}
+{{- $_ := set $reprobe "token_file" "/var/run/secrets/acmediag/reprobe/token" -}}
+{{- end -}}
+{{- $api := deepCopy (default (dict) $config.api) -}}
+{{- $_ := set $api "reprobe" $reprobe -}}
+{{- $_ := set $config "api" $api -}}
 {{ toYaml $config }}
 {{- end -}}
