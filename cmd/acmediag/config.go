@@ -129,6 +129,7 @@ func anchorPaths(s *probes.Settings, dir string) {
 	abs(&s.DNS.TrustAnchor)
 	abs(&s.TLS.Roots)
 	abs(&s.TLS.ARICACert)
+	abs(&s.Kube.Kubeconfig)
 	if s.Canary != nil {
 		abs(&s.Canary.CACert)
 		abs(&s.Canary.AccountKey)
