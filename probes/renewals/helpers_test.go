@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -214,9 +215,9 @@ func acmeIssuer(ctx context.Context, t testing.TB, c clients, ns, name string, s
 	t.Helper()
 	is := &cmapi.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{ACME: &cmacme.ACMEIssuer{
-			Server:              "https://acme.test/directory",
-			PrivateKey:          cmmeta.SecretKeySelector{LocalObjectReference: cmmeta.LocalObjectReference{Name: name + "-account"}},
-			Solvers:             solvers,
+			Server:     "https://acme.test/directory",
+			PrivateKey: cmmeta.SecretKeySelector{LocalObjectReference: cmmeta.LocalObjectReference{Name: name + "-account"}},
+			Solvers:    solvers,
 		}}}}
 	is, err := c.cm.CertmanagerV1().Issuers(ns).Create(ctx, is, metav1.CreateOptions{})
 	if err != nil {
@@ -318,6 +319,7 @@ func startRenewal(ctx context.Context, t testing.TB, c clients, crt *cmapi.Certi
 	}
 	issuing := metav1.Now()
 	crt = crt.DeepCopy()
+	crt.Status.Conditions = slices.DeleteFunc(crt.Status.Conditions, func(c cmapi.CertificateCondition) bool { return c.Type == cmapi.CertificateConditionIssuing })
 	crt.Status.Conditions = append(crt.Status.Conditions, cmapi.CertificateCondition{Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue,
 		Reason: "Renewing", Message: "Renewing certificate as renewal was scheduled at " + crt.Status.RenewalTime.String(), LastTransitionTime: &issuing})
 	if _, err := c.cm.CertmanagerV1().Certificates(ns).UpdateStatus(ctx, crt, metav1.UpdateOptions{}); err != nil {

@@ -422,7 +422,9 @@ func TestWatcherRBAC(t *testing.T) {
 		}
 		if !slices.ContainsFunc(details, func(d string) bool {
 			return strings.HasPrefix(d, "the ServiceAccount may not list certificates.cert-manager.io in every namespace")
-		}) || !slices.ContainsFunc(details, func(d string) bool { return strings.HasPrefix(d, "the ServiceAccount may not create events in every namespace") }) {
+		}) || !slices.ContainsFunc(details, func(d string) bool {
+			return strings.HasPrefix(d, "the ServiceAccount may not create events in every namespace")
+		}) {
 			return fmt.Errorf("findings %v", details)
 		}
 		return nil

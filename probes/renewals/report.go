@@ -394,7 +394,9 @@ func (w *Watcher) publish() {
 			ts = append(ts, Target{Name: n, Challenge: ch, Certificate: crt.Namespace + "/" + crt.Name, Issuer: issuerKey(crt), Solver: describeSolver(s, ch)})
 		}
 	}
-	slices.SortFunc(ts, func(x, y Target) int { return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Certificate, y.Certificate)) })
+	slices.SortFunc(ts, func(x, y Target) int {
+		return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Certificate, y.Certificate))
+	})
 	w.mu.Lock()
 	changed := !slices.Equal(ts, w.targets) || !w.published
 	w.targets, w.published = ts, true

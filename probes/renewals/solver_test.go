@@ -20,8 +20,12 @@ func TestPickSolver(t *testing.T) {
 		return cmacme.ACMEChallengeSolver{Selector: sel, DNS01: &cmacme.ACMEChallengeSolverDNS01{
 			RFC2136: &cmacme.ACMEIssuerDNS01ProviderRFC2136{Nameserver: server}}}
 	}
-	zones := func(z ...string) *cmacme.CertificateDNSNameSelector { return &cmacme.CertificateDNSNameSelector{DNSZones: z} }
-	names := func(n ...string) *cmacme.CertificateDNSNameSelector { return &cmacme.CertificateDNSNameSelector{DNSNames: n} }
+	zones := func(z ...string) *cmacme.CertificateDNSNameSelector {
+		return &cmacme.CertificateDNSNameSelector{DNSZones: z}
+	}
+	names := func(n ...string) *cmacme.CertificateDNSNameSelector {
+		return &cmacme.CertificateDNSNameSelector{DNSNames: n}
+	}
 	cases := []struct {
 		desc    string
 		name    string
@@ -40,15 +44,15 @@ func TestPickSolver(t *testing.T) {
 			solvers: []cmacme.ACMEChallengeSolver{dns("192.0.2.1", nil), http("a", nil)}, want: "dns01 (rfc2136 at 192.0.2.1)", ch: reports.DNS01},
 		{desc: "a matching dnsZones beats a catch-all listed first", name: "www.example.com",
 			solvers: []cmacme.ACMEChallengeSolver{http("a", nil), dns("192.0.2.1", zones("example.com"))},
-			want: "dns01 (rfc2136 at 192.0.2.1), selector dnsZones [example.com]", ch: reports.DNS01},
+			want:    "dns01 (rfc2136 at 192.0.2.1), selector dnsZones [example.com]", ch: reports.DNS01},
 		{desc: "the longer zone wins", name: "www.sub.example.com",
 			solvers: []cmacme.ACMEChallengeSolver{dns("192.0.2.1", zones("example.com")), dns("192.0.2.2", zones("sub.example.com"))},
-			want: "dns01 (rfc2136 at 192.0.2.2), selector dnsZones [sub.example.com]", ch: reports.DNS01},
+			want:    "dns01 (rfc2136 at 192.0.2.2), selector dnsZones [sub.example.com]", ch: reports.DNS01},
 		{desc: "a zone that does not hold the name is no match", name: "www.example.org",
 			solvers: []cmacme.ACMEChallengeSolver{dns("192.0.2.1", zones("example.com"))}, want: "", ch: reports.HTTP01},
 		{desc: "a dnsNames match beats a longer zone", name: "www.sub.example.com",
 			solvers: []cmacme.ACMEChallengeSolver{dns("192.0.2.2", zones("sub.example.com")), http("named", names("www.sub.example.com"))},
-			want: "http01 (ingress named), selector dnsNames [www.sub.example.com]", ch: reports.HTTP01},
+			want:    "http01 (ingress named), selector dnsNames [www.sub.example.com]", ch: reports.HTTP01},
 		{desc: "more matching labels win between equal zones", name: "www.example.com", labels: map[string]string{"team": "shop", "tier": "web"},
 			solvers: []cmacme.ACMEChallengeSolver{
 				dns("192.0.2.1", zones("example.com")),
@@ -63,7 +67,7 @@ func TestPickSolver(t *testing.T) {
 			want: "http01 (ingress a)", ch: reports.HTTP01},
 		{desc: "equal selectors: the first listed stays", name: "www.example.com",
 			solvers: []cmacme.ACMEChallengeSolver{dns("192.0.2.1", zones("example.com")), dns("192.0.2.2", zones("example.com"))},
-			want: "dns01 (rfc2136 at 192.0.2.1), selector dnsZones [example.com]", ch: reports.DNS01},
+			want:    "dns01 (rfc2136 at 192.0.2.1), selector dnsZones [example.com]", ch: reports.DNS01},
 		{desc: "a dnsNames selector for another name is no match", name: "www.example.com",
 			solvers: []cmacme.ACMEChallengeSolver{http("other", names("api.example.com"))}, want: "", ch: reports.HTTP01},
 	}

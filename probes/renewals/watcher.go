@@ -55,10 +55,10 @@ type Watcher struct {
 	// The worker's state (one goroutine).
 	lis      *listerSet
 	queue    workqueue.TypedRateLimitingInterface[key]
-	reported map[string]bool // attempt keys whose Event exists
-	failures map[string]failure                       // by Certificate: its latest failed attempt
+	reported map[string]bool                         // attempt keys whose Event exists
+	failures map[string]failure                      // by Certificate: its latest failed attempt
 	byName   map[string]map[string][]reports.Finding // name → Certificate → findings
-	dirty    bool            // targets to publish again
+	dirty    bool                                    // targets to publish again
 }
 
 // New makes a watcher; Run starts it.
