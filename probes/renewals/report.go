@@ -270,6 +270,7 @@ func (w *Watcher) recordName(n string) {
 	byCert := w.byName[n]
 	if len(byCert) == 0 {
 		delete(w.byName, n)
+		delete(w.lastRec, n)
 		if w.opts.Forget != nil {
 			w.opts.Forget(n)
 		}
@@ -284,9 +285,19 @@ func (w *Watcher) recordName(n string) {
 	}
 	slices.Sort(keys)
 	o := reports.Observation{Name: n, Challenge: reports.DefaultChallenge(n), Kind: KindCertManager, Start: w.clock.Now()}
+	var fp strings.Builder
 	for _, k := range keys {
 		o.Findings = append(o.Findings, byCert[k]...)
+		for _, f := range byCert[k] {
+			fp.WriteString(string(f.Code) + "\x00" + f.Detail + "\x00")
+		}
 	}
+	// Re-read every interval, recorded only when it says something new:
+	// the store's history holds changes, not ticks.
+	if w.lastRec[n] == fp.String() {
+		return
+	}
+	w.lastRec[n] = fp.String()
 	w.opts.Record(o.Finish())
 }
 

@@ -58,6 +58,7 @@ type Watcher struct {
 	reported map[string]bool                         // attempt keys whose Event exists
 	failures map[string]failure                      // by Certificate: its latest failed attempt
 	byName   map[string]map[string][]reports.Finding // name → Certificate → findings
+	lastRec  map[string]string                       // name → what was recorded last (unchanged: not again)
 	dirty    bool                                    // targets to publish again
 }
 
@@ -82,7 +83,7 @@ func New(cfg Config, opts Options) (*Watcher, error) {
 		opts.PathFailing = func(string) (bool, []reports.Code) { return false, nil }
 	}
 	w := &Watcher{cfg: cfg.withDefaults(), opts: opts, log: opts.Logger.Named("renewals"), clock: opts.Clock,
-		reported: map[string]bool{}, failures: map[string]failure{}, byName: map[string]map[string][]reports.Finding{}}
+		reported: map[string]bool{}, failures: map[string]failure{}, byName: map[string]map[string][]reports.Finding{}, lastRec: map[string]string{}}
 	w.metrics = newMetrics(opts.Registerer)
 	return w, nil
 }
@@ -139,7 +140,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 		workqueue.TypedRateLimitingQueueConfig[key]{Name: "renewals"})
 	defer w.queue.ShutDown()
-	lis, factories, err := w.informers(ctx)
+	lis, factories, err := w.informers()
 	if err != nil {
 		return err
 	}
@@ -149,6 +150,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			f.Shutdown()
 		}
 	}()
+	// The handlers run from the first list on.
+	w.lis = lis
 	for _, f := range factories {
 		f.Start(ctx.Done())
 	}
@@ -162,7 +165,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	w.lis = lis
 	for _, r := range resources {
 		w.metrics.up.WithLabelValues(r).Set(1)
 	}
@@ -246,7 +248,7 @@ func metaOf(obj any) (metav1.Object, error) {
 
 // informers makes one informer per resource type and namespace (every
 // namespace when none is listed; ClusterIssuers cluster-wide).
-func (w *Watcher) informers(ctx context.Context) (*listerSet, []cminformers.SharedInformerFactory, error) {
+func (w *Watcher) informers() (*listerSet, []cminformers.SharedInformerFactory, error) {
 	nss := w.cfg.Namespaces
 	if len(nss) == 0 {
 		nss = []string{metav1.NamespaceAll}
@@ -305,7 +307,6 @@ func (w *Watcher) informers(ctx context.Context) (*listerSet, []cminformers.Shar
 	if err := add(resClusterIssuer, cf.Certmanager().V1().ClusterIssuers().Informer()); err != nil {
 		return nil, nil, err
 	}
-	_ = ctx
 	return ls, factories, nil
 }
 
