@@ -169,7 +169,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.metrics.up.WithLabelValues(r).Set(1)
 	}
 	w.log.Info("watching cert-manager", zap.Strings("namespaces", w.cfg.Namespaces), zap.String("selector", w.cfg.Selector))
-	w.dirty = true
+	// The targets at once, from the synced caches; then every object.
+	w.publish()
 	w.enqueueAll()
 	go func() {
 		t := time.NewTicker(w.cfg.Interval)
