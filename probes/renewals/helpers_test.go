@@ -77,14 +77,18 @@ func eventually(ctx context.Context, t testing.TB, what string, f func() error) 
 	t.Helper()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	var last error // the last error not caused by ctx ending
 	for {
 		err := f()
 		if err == nil {
 			return
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s: %v (%v)", what, err, ctx.Err())
+			t.Fatalf("%s: %v (%v)", what, last, ctx.Err())
 		case <-tick.C:
 		}
 	}

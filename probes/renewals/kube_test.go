@@ -48,7 +48,7 @@ func sighting(name, vantage string, at time.Time, fs ...reports.Finding) reports
 // account Secret is missing is issuer.not_ready.
 func TestWatcher(t *testing.T) {
 	c := startCluster(t, kube.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	admin := clientsFor(t, c, c.AdminToken())
 	const ns = "shop"
