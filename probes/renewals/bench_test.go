@@ -163,8 +163,8 @@ func BenchmarkWatcher5000(b *testing.B) {
 		}
 	}()
 	var lat []time.Duration
-	b.ResetTimer()
-	for i := range b.N {
+	// b.Loop runs this function once (the 5,000 objects are written once).
+	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		name := fmt.Sprintf("c%04d", i)
 		ch, err := admin.cm.AcmeV1().Challenges(ns).Get(ctx, fmt.Sprintf("%s-1-%d-42", name, 1234567891), metav1.GetOptions{})
