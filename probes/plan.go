@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"k8s.io/apimachinery/pkg/labels"
+
 	"context"
 	"errors"
 	"fmt"
@@ -168,6 +170,11 @@ type BuildOptions struct {
 	// TargetsOnRequest: the plan has no targets of its own, requests name
 	// them (an agent).
 	TargetsOnRequest bool
+	// ClusterTargets are the names the cluster's Certificates hold
+	// (probes/renewals), merged after the file's targets: a name the file
+	// lists keeps the file's settings, and a name the CA would refuse is
+	// left out with a warning (the cluster's, not the file's, mistake).
+	ClusterTargets []Target
 }
 
 // builder carries one Build's state.
@@ -255,6 +262,7 @@ func Build(s Settings, opts BuildOptions) (*Plan, error) {
 		p.Canary = b.canary(p.Targets)
 	}
 	p.TLS = b.tls()
+	b.kube()
 	if len(b.issues) > 0 {
 		for _, v := range p.Vantages {
 			if v.Remote != nil {
@@ -531,8 +539,8 @@ func ParseAddrPort(s string, defPort uint16) (netip.AddrPort, error) {
 
 func (b *builder) targets() []Target {
 	ts := b.s.Targets
-	if len(ts) == 0 {
-		if !b.opts.TargetsOnRequest {
+	if len(ts) == 0 && len(b.opts.ClusterTargets) == 0 {
+		if !b.opts.TargetsOnRequest && !b.s.Kube.Enabled {
 			b.errf("targets", "at least one target is required")
 		}
 		return nil
@@ -593,6 +601,32 @@ func (b *builder) targets() []Target {
 			b.errf(key+".key_auth", "a dns-01 target has expect_txt, not key_auth")
 		}
 		out = append(out, t)
+	}
+	return b.clusterTargets(out, first)
+}
+
+// clusterTargets appends the cluster's names that the file does not list.
+func (b *builder) clusterTargets(out []Target, listed map[string]int) []Target {
+	seen := make(map[string]bool, len(b.opts.ClusterTargets))
+	for _, t := range b.opts.ClusterTargets {
+		n, err := dnscheck.NormalizeName(t.Name)
+		if err != nil {
+			b.opts.Logger.Warn("a Certificate's name is left out: the CA would refuse it", zap.String("name", truncate(t.Name, 80)), zap.Error(err))
+			continue
+		}
+		t.Name = n.ASCII
+		if _, ok := listed[t.Name]; ok || seen[t.Name] {
+			continue
+		}
+		seen[t.Name] = true
+		if t.Challenge == "" || strings.HasPrefix(t.Name, "*.") {
+			t.Challenge = reports.DefaultChallenge(t.Name)
+		}
+		out = append(out, t)
+	}
+	if len(out) > MaxTargets {
+		b.errf("targets", "%d names with the cluster's; at most %d are allowed", len(out), MaxTargets)
+		return out[:MaxTargets]
 	}
 	return out
 }
@@ -917,4 +951,34 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return data, nil
+}
+
+// kube validates the kube: section (the cluster watch reads it).
+func (b *builder) kube() {
+	k := b.s.Kube
+	if !k.Enabled {
+		return
+	}
+	for _, c := range []struct {
+		key      string
+		v        Duration
+		min, max time.Duration
+	}{
+		{"kube.resync", k.Resync, time.Minute, 24 * time.Hour},
+		{"kube.interval", k.Interval, time.Second, time.Hour},
+		{"kube.stuck_after", k.StuckAfter, 10 * time.Second, 24 * time.Hour},
+		{"kube.retry", k.Retry, time.Second, time.Hour},
+	} {
+		if d := time.Duration(c.v); d < c.min || d > c.max {
+			b.errf(c.key, "%s: want %s to %s", d, c.min, c.max)
+		}
+	}
+	for i, ns := range k.Namespaces {
+		if ns == "" || len(ns) > 63 || strings.Trim(ns, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			b.errf(fmt.Sprintf("kube.namespaces[%d]", i), "%q is not a namespace name", truncate(ns, 70))
+		}
+	}
+	if _, err := labels.Parse(k.Selector); err != nil {
+		b.errf("kube.selector", "%q is not a label selector: %v", truncate(k.Selector, 80), err)
+	}
 }

@@ -64,6 +64,13 @@ func (p *Plan) Renewal(name string, latest []reports.Observation, now time.Time)
 	return o.Finish(), true
 }
 
+// PathFailing says whether name's challenge path fails now by its latest
+// observations, and the codes that say so (the renewal rule's reading,
+// for the cluster watch's renewalTime too).
+func (p *Plan) PathFailing(name string, latest []reports.Observation) (bool, []reports.Code) {
+	return p.pathFailing(name, latest)
+}
+
 // pathFailing says whether name's challenge path fails now, and the codes
 // that say so: the remote perspectives' quorum fails (or the one vantage
 // there is fails), or the CA's own order failed. The tls runs are not the

@@ -30,6 +30,7 @@ type Settings struct {
 	Canary      *CanarySettings     `yaml:"canary"`
 	Propagation PropagationSettings `yaml:"propagation"`
 	TLS         TLSSettings         `yaml:"tls"`
+	Kube        KubeSettings        `yaml:"kube"`
 	// MemoryLimit is the Go runtime's soft memory limit (the daemon's):
 	// with store.max_bytes it bounds the RSS; 0 leaves the runtime's own.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
@@ -155,6 +156,35 @@ type TLSSettings struct {
 	RenewalHorizon Duration `yaml:"renewal_horizon"`
 }
 
+// KubeSettings turn on the cluster watch (probes/renewals): cert-manager's
+// Certificates become targets, their failed renewals are explained with
+// Events, their windows judged by the renewal rule.
+type KubeSettings struct {
+	Enabled bool `yaml:"enabled"`
+	// Kubeconfig is the file to reach the API server with; "" the pod's
+	// own ServiceAccount (in-cluster).
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Namespaces are watched; none: every namespace (one watch per
+	// resource type either way, per namespace when listed).
+	Namespaces []string `yaml:"namespaces"`
+	// Selector is a label selector the Certificates must match (their
+	// requests, orders and challenges are followed whatever their labels).
+	Selector string   `yaml:"selector"`
+	Resync   Duration `yaml:"resync"`
+	// Interval re-reads what time alone changes: a Challenge that has
+	// become stuck, a renewalTime that has entered the horizon.
+	Interval Duration `yaml:"interval"`
+	// StuckAfter: a presented Challenge not valid after this long is
+	// stuck (cert-manager's self-check retries every 10 s).
+	StuckAfter Duration `yaml:"stuck_after"`
+	// Retry: how soon to look again when the CRDs are missing or a call
+	// is forbidden.
+	Retry Duration `yaml:"retry"`
+	// Events: write a Warning Event (RenewalDiagnosis) on the Certificate
+	// of each failed attempt, and on a stuck Challenge.
+	Events bool `yaml:"events"`
+}
+
 // PropagationSettings pace the watch of each dns-01 value reaching every
 // authoritative server address.
 type PropagationSettings struct {
@@ -232,6 +262,8 @@ func DefaultSettings() Settings {
 		Store: StoreSettings{PerKey: DefaultStorePerKey, MaxBytes: DefaultStoreMaxBytes},
 		API: APISettings{MaxConcurrent: 16, MaxObservations: 1000,
 			Reprobe: ReprobeSettings{Enabled: true, Rate: DefaultReprobeRate, Burst: DefaultReprobeBurst}},
+		Kube: KubeSettings{Resync: Duration(10 * time.Minute), Interval: Duration(30 * time.Second),
+			StuckAfter: Duration(5 * time.Minute), Retry: Duration(30 * time.Second), Events: true},
 		Propagation: PropagationSettings{
 			// Replication rarely takes minutes; a watch that long is a finding.
 			Timeout: Duration(10 * time.Minute),

@@ -108,6 +108,8 @@ var catalogueOrder = []Code{
 	CodeTLSUntrusted,
 	CodeTLSHandshakeFailed,
 	CodeProbeInternalError,
+	CodeCertManagerCRDsMissing,
+	CodeCertManagerForbidden,
 }
 
 // catalogue holds the texts for every code in FINDINGS.md. A summary says in
@@ -459,6 +461,16 @@ var catalogue = map[Code]Entry{
 		Severity: Error,
 		Summary:  "The solver wrote the challenge record to a hosted zone that does not serve _acme-challenge",
 		Fix:      "Point the solver at the hosted zone named in the detail (the zone cut of `_acme-challenge.NAME`): set `hostedZoneID` or the provider's zone selector, or delegate the record with a CNAME into the zone the solver manages.",
+	},
+	CodeCertManagerCRDsMissing: {
+		Severity: Warning,
+		Summary:  "cert-manager's CRDs are not installed: no Certificate can be watched",
+		Fix:      "Install cert-manager (its CRDs: `kubectl apply -f cert-manager.crds.yaml` or the chart with `crds.enabled=true`), or point `kube.kubeconfig` at the cluster that runs it. The daemon keeps probing its YAML targets and starts watching when the CRDs appear.",
+	},
+	CodeCertManagerForbidden: {
+		Severity: Error,
+		Summary:  "acmediag's ServiceAccount may not do a call the cluster watch needs",
+		Fix:      "Bind the chart's ClusterRole (deploy/helm/acmediag/files/rbac-rules.yaml) to the daemon's ServiceAccount, or add the verb on the resource named in the detail to the role you bound; `kubectl auth can-i VERB RESOURCE --as system:serviceaccount:NS:NAME` checks it.",
 	},
 	CodeTLSExpiring: {
 		Severity: Warning,

@@ -80,4 +80,7 @@ const (
 	CodeTLSHandshakeFailed             Code = "tls.handshake_failed"
 	// Codes of acmediag's own, beyond FINDINGS.md (listed in the README).
 	CodeProbeInternalError Code = "probe.internal_error"
+	// The cluster watch's own (probes/renewals).
+	CodeCertManagerCRDsMissing Code = "certmanager.crds_missing"
+	CodeCertManagerForbidden   Code = "certmanager.forbidden"
 )

@@ -130,6 +130,7 @@ func anchorPaths(s *probes.Settings, dir string) {
 	abs(&s.TLS.Roots)
 	abs(&s.TLS.ARICACert)
 	abs(&s.API.Reprobe.TokenFile)
+	abs(&s.Kube.Kubeconfig)
 	if s.Canary != nil {
 		abs(&s.Canary.CACert)
 		abs(&s.Canary.AccountKey)

@@ -202,7 +202,7 @@ func TestConfigErrors(t *testing.T) {
 		{desc: "unknown top-level key", yaml: base + "targets: [{name: a.com}]\nlistne: :80\n",
 			want: `config.yaml:4: listne: unknown key (did you mean "listen"?)`},
 		{desc: "unknown key far from any", yaml: base + "targets: [{name: a.com}]\nfrobnicate: 1\n",
-			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, tls, memory_limit)"},
+			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, tls, kube, memory_limit)"},
 		{desc: "unknown nested key", yaml: base + "targets:\n  - name: a.com\n    chalenge: dns-01\n",
 			want: `config.yaml:5: targets[0].chalenge: unknown key (did you mean "challenge"?)`},
 		{desc: "bad challenge", yaml: base + "targets:\n  - name: a.com\n  - name: b.com\n  - name: c.com\n  - name: d.com\n    challenge: http-02\n",
@@ -266,6 +266,10 @@ func TestConfigErrors(t *testing.T) {
 				"config.yaml:5: api.reprobe.burst: 0: want 1-10000"},
 		{desc: "re-probe token file missing", yaml: base + "targets: [{name: a.com}]\napi:\n  reprobe:\n    token_file: /nonexistent/token\n",
 			want: "config.yaml:6: api.reprobe.token_file: open /nonexistent/token: no such file or directory"},
+		{desc: "kube: a resync too short, a bad namespace and selector", yaml: base + "kube:\n  enabled: true\n  resync: 5s\n  namespaces: [Shop]\n  selector: 'a in (b'\n",
+			want: "config.yaml:5: kube.resync: 5s: want 1m0s to 24h0m0s\n" +
+				"config.yaml:6: kube.namespaces[0]: \"Shop\" is not a namespace name\n" +
+				"config.yaml:7: kube.selector: \"a in (b\" is not a label selector: unable to parse requirement: found '', expected: ',' or ')'"},
 		{desc: "listen not host:port", yaml: base + "targets: [{name: a.com}]\nlisten: 9464\n",
 			want: `config.yaml:4: listen: "9464" is not HOST:PORT (such as :9464 or 127.0.0.1:9464)`},
 		{desc: "production canary refused", yaml: base + "targets: [{name: a.com}]\ncanary:\n  directory: https://acme-v02.api.letsencrypt.org/directory\n",

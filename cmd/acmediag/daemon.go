@@ -19,6 +19,10 @@ type daemonFlags struct {
 	check    bool
 	logLevel string
 	vantage  probes.VantageSettings // this process's own vantage (--vantage-*)
+	// --kube and --kubeconfig turn the cluster watch on over the file's
+	// kube: section.
+	kube       bool
+	kubeconfig string
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -84,8 +88,24 @@ configuration error.`,
 	fl.StringVar(&f.vantage.Kind, "vantage-kind", string(reports.External), "that vantage's kind: external (a remote perspective) or cluster (inside the cluster, what cert-manager's self-check sees)")
 	fl.StringVar(&f.vantage.Region, "vantage-region", "", "that vantage's region")
 	fl.StringVar(&f.vantage.RIR, "vantage-rir", "", "that vantage's RIR (ARIN, RIPE, APNIC, LACNIC, AFRINIC)")
+	fl.BoolVar(&f.kube, "kube", false, "watch cert-manager in the cluster (kube.enabled): its Certificates' names become targets, failed renewals get a RenewalDiagnosis Event")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file for --kube (kube.kubeconfig); default the pod's ServiceAccount")
 	fl.SortFlags = false
 	return cmd
+}
+
+// overlay puts the flags into c's settings, as on every reload.
+func (f *daemonFlags) overlay(c *configFile) error {
+	if err := f.ownVantage(c); err != nil {
+		return err
+	}
+	if f.kube || f.kubeconfig != "" {
+		c.settings.Kube.Enabled = true
+	}
+	if f.kubeconfig != "" {
+		c.settings.Kube.Kubeconfig = f.kubeconfig
+	}
+	return nil
 }
 
 // ownVantage puts the --vantage-* flags into c's settings: the process's
@@ -118,11 +138,11 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 	defer func() { _ = logger.Sync() }()
 	cfg, err := loadConfig(f.config)
 	if err == nil {
-		if err := f.ownVantage(cfg); err != nil {
+		if err := f.overlay(cfg); err != nil {
 			return err
 		}
 		var d *run.Daemon
-		d, err = newDaemon(cfg, logger, f.ownVantage)
+		d, err = newDaemon(cfg, logger, f.overlay)
 		if err == nil {
 			if f.check {
 				p := d.Plan()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/agent"
+	"github.com/acmediag/acmediag/probes/renewals"
 	"github.com/acmediag/acmediag/reports"
 )
 
@@ -57,6 +58,12 @@ type Daemon struct {
 
 	mu   sync.Mutex
 	plan *probes.Plan
+
+	// buildMu makes one plan at a time: a reload, or the cluster's
+	// targets changing.
+	buildMu        sync.Mutex
+	clusterTargets []probes.Target // guarded by mu
+	renewals       *renewals.Watcher
 
 	reloadFailures prometheus.Counter
 	lastReload     prometheus.Gauge
@@ -102,12 +109,72 @@ func NewDaemon(s probes.Settings, opts DaemonOptions) (*Daemon, error) {
 	d.api.reprobeResult = func(result string) { reprobes.WithLabelValues(result).Inc() }
 	d.apply(plan)
 	d.lastReload.SetToCurrentTime()
+	if s.Kube.Enabled {
+		if err := d.newRenewals(plan.Settings.Kube); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
 func (d *Daemon) build(s probes.Settings) (*probes.Plan, error) {
+	d.mu.Lock()
+	cluster := d.clusterTargets
+	d.mu.Unlock()
 	return probes.Build(s, probes.BuildOptions{Registry: d.opts.Registry, Remote: agent.Dial, Shared: d.shared,
-		Logger: d.opts.Logger, Clock: d.opts.Clock})
+		Logger: d.opts.Logger, Clock: d.opts.Clock, ClusterTargets: cluster})
+}
+
+// newRenewals makes the cluster watch of the kube: section.
+func (d *Daemon) newRenewals(k probes.KubeSettings) error {
+	cfg, err := renewals.RESTConfig(k.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cm, kube, err := renewals.Clients(cfg)
+	if err != nil {
+		return err
+	}
+	d.renewals, err = renewals.New(renewals.Config{Namespaces: k.Namespaces, Selector: k.Selector, Resync: time.Duration(k.Resync),
+		Interval: time.Duration(k.Interval), StuckAfter: time.Duration(k.StuckAfter), Retry: time.Duration(k.Retry), Events: k.Events,
+		Horizon: time.Duration(d.Plan().Settings.TLS.RenewalHorizon)},
+		renewals.Options{CertManager: cm, Kube: kube, Logger: d.opts.Logger, Clock: d.opts.Clock, Registerer: d.reg,
+			Sightings: d.store.Query,
+			PathFailing: func(name string) (bool, []reports.Code) {
+				return d.Plan().PathFailing(name, d.store.Latest(name))
+			},
+			OnTargets: d.SetClusterTargets,
+			Record:    d.store.Add,
+			Forget:    func(name string) { d.store.Remove(name, "", renewals.KindCertManager) },
+		})
+	return err
+}
+
+// Renewals is the cluster watch (nil without kube.enabled): leader-only
+// work, run by Serve until ctx ends.
+func (d *Daemon) Renewals() *renewals.Watcher { return d.renewals }
+
+// SetClusterTargets replaces the names the cluster's Certificates hold
+// and puts the plan with them in force: new names are probed, a removed
+// Certificate's names leave the plan (and their series the metrics). The
+// file's targets keep their own settings.
+func (d *Daemon) SetClusterTargets(ts []renewals.Target) {
+	out := make([]probes.Target, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, probes.Target{Name: t.Name, Challenge: t.Challenge})
+	}
+	d.buildMu.Lock()
+	defer d.buildMu.Unlock()
+	d.mu.Lock()
+	d.clusterTargets = out
+	d.mu.Unlock()
+	p, err := d.build(d.Plan().Settings)
+	if err != nil {
+		d.log.Error("the cluster's targets do not make a plan; keeping the one in force", zap.Error(err))
+		return
+	}
+	d.apply(p)
+	d.log.Info("cluster targets", zap.Int("cluster", len(out)), zap.Int("targets", len(p.Targets)))
 }
 
 // apply puts p in force: probes read the new settings on their next run,
@@ -149,6 +216,8 @@ func (d *Daemon) Reload() error {
 	if d.opts.Load == nil {
 		return errors.New("daemon: no way to reload the settings")
 	}
+	d.buildMu.Lock()
+	defer d.buildMu.Unlock()
 	s, err := d.opts.Load()
 	var p *probes.Plan
 	if err == nil {
@@ -220,8 +289,16 @@ func (d *Daemon) Reprobe(name string) bool {
 // Ready reports whether every run has completed once.
 func (d *Daemon) Ready() bool { return d.engine.Ready() }
 
-// View is the latest state of name (every target when "").
-func (d *Daemon) View(name string) View { return Snapshot(d.Plan(), d.store, name) }
+// View is the latest state of name (every target when ""), with the
+// cluster watch's own findings (CRDs missing, calls forbidden) in the
+// report of every target.
+func (d *Daemon) View(name string) View {
+	v := Snapshot(d.Plan(), d.store, name)
+	if d.renewals != nil && name == "" && v.Report != nil {
+		v.Report.Findings = append(v.Report.Findings, d.renewals.Findings()...)
+	}
+	return v
+}
 
 // Observations are the observations of name (every target when "") since
 // a time, oldest first.
@@ -266,6 +343,13 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { d.engine.Run(ctx) })
+	if d.renewals != nil {
+		wg.Go(func() {
+			if err := d.renewals.Run(ctx); err != nil {
+				d.log.Error("the cluster watch stopped", zap.Error(err))
+			}
+		})
+	}
 	p := d.Plan()
 	agents := 0
 	for _, v := range p.Vantages {
