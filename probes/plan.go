@@ -61,7 +61,9 @@ type Plan struct {
 	Canary      *CanaryPlan
 	Propagation PropagationPlan
 	TLS         *TLSPlan
-	OneShot     bool
+	// Cluster is nil unless cluster mode is on.
+	Cluster *ClusterPlan
+	OneShot bool
 }
 
 // CanaryPlan is the orders at the CA: for Names, every Interval.
@@ -251,6 +253,7 @@ func Build(s Settings, opts BuildOptions) (*Plan, error) {
 		p.Canary = b.canary(p.Targets)
 	}
 	p.TLS = b.tls()
+	p.Cluster = b.cluster()
 	if len(b.issues) > 0 {
 		for _, v := range p.Vantages {
 			if v.Remote != nil {

@@ -11,12 +11,15 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/agent"
@@ -34,6 +37,12 @@ type DaemonOptions struct {
 	Version  string
 	Registry *probes.Registry // nil → probes.DefaultKinds()
 	Clock    probes.Clock     // nil → the real one
+	// LeaderWork runs while this daemon leads: always without cluster
+	// mode, while it holds the Lease with it.
+	LeaderWork []LeaderWork
+	// Kube is the API server's client configuration; cluster mode needs
+	// it (Serve refuses to start without it).
+	Kube *rest.Config
 }
 
 // Daemon runs a plan forever: every probe kind for every target from every
@@ -56,6 +65,12 @@ type Daemon struct {
 
 	reloadFailures prometheus.Counter
 	lastReload     prometheus.Gauge
+
+	// Cluster mode (cluster.go, peers.go).
+	leader  prometheus.Gauge
+	peers   *peerSet
+	termMu  sync.Mutex // held for a whole term as leader
+	leading atomic.Bool
 }
 
 // NewDaemon builds the plan of s and the daemon around it. A settings
@@ -80,12 +95,20 @@ func NewDaemon(s probes.Settings, opts DaemonOptions) (*Daemon, error) {
 		Help: "Configuration reloads (SIGHUP) that failed; the configuration in force was kept."})
 	d.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{Name: "acmediag_config_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last successful configuration load."})
-	d.reg.MustRegister(d.reloadFailures, d.lastReload)
+	d.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "acmediag_leader",
+		Help: "1 while this daemon leads (holds the cluster's Lease, or runs alone): it runs the canary and the leader-only work."})
+	d.reg.MustRegister(d.reloadFailures, d.lastReload, d.leader)
 	d.store = probes.NewStore(plan.Store)
 	d.metrics = probes.NewMetrics(d.reg, d.store, opts.Registry, opts.Version)
 	d.engine = probes.NewEngine(d.store, d.metrics, opts.Logger, opts.Clock)
+	if plan.Cluster != nil {
+		// One canary per cluster: its orders spend the CA's rate limits.
+		d.engine.SetLeaderOnly(probes.LaneCanary)
+	}
+	d.peers = newPeerSet(d)
 	d.api = newAPIServer(opts.Logger, d.reg, d.store, d.Ready, d.Plan, opts.Version, plan.Settings.API.MaxConcurrent)
 	d.api.reprobe = d.Reprobe
+	d.api.peers = d.peers.vantageList
 	d.apply(plan)
 	d.lastReload.SetToCurrentTime()
 	return d, nil
@@ -160,6 +183,7 @@ func (d *Daemon) Reload() error {
 		{"api.max_concurrent", cur.API.MaxConcurrent, s.API.MaxConcurrent},
 		{"propagation.concurrency", cur.Propagation.Concurrency, s.Propagation.Concurrency},
 		{"canary.interval", canaryInterval(cur), canaryInterval(s)},
+		{"cluster", cur.Cluster, s.Cluster},
 	} {
 		if !reflect.DeepEqual(c.old, c.new) {
 			d.log.Warn("a changed setting takes effect only at restart", zap.String("key", c.key))
@@ -201,11 +225,18 @@ func (d *Daemon) Reprobe(name string) bool {
 	return watched
 }
 
-// Ready reports whether every run has completed once.
+// Ready reports whether every run has completed once (the leader-only
+// lanes' aside in cluster mode: a pod that does not lead is ready once it
+// probed as a vantage).
 func (d *Daemon) Ready() bool { return d.engine.Ready() }
 
 // View is the latest state of name (every target when "").
-func (d *Daemon) View(name string) View { return Snapshot(d.Plan(), d.store, name) }
+func (d *Daemon) View(name string) View {
+	return snapshot(d.Plan(), d.store, name, d.peers.vantageList())
+}
+
+// Leading reports whether this daemon leads now.
+func (d *Daemon) Leading() bool { return d.leading.Load() }
 
 // Observations are the observations of name (every target when "") since
 // a time, oldest first.
@@ -251,6 +282,22 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	wg.Go(func() { d.engine.Run(ctx) })
 	p := d.Plan()
+	if cp := p.Cluster; cp != nil {
+		var cs kubernetes.Interface
+		err := errNoKube
+		if d.opts.Kube != nil {
+			cs, err = kubernetes.NewForConfig(d.opts.Kube)
+		}
+		if err != nil {
+			cancel()
+			_ = srv.Close()
+			wg.Wait()
+			return fmt.Errorf("daemon: cluster mode: %w", err)
+		}
+		wg.Go(func() { d.elect(ctx, cp, cs) })
+	} else {
+		wg.Go(func() { d.lead(ctx, nil, nil) })
+	}
 	agents := 0
 	for _, v := range p.Vantages {
 		if v.Remote != nil {
