@@ -298,3 +298,57 @@ func equalYAML(t *testing.T, a, b any) bool {
 	y, err2 := yaml.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
+
+// The chart turns cluster mode on: the Lease and the headless Service are
+// the release's, in its namespace, and the pods get their names, node and
+// namespace from the downward API (the identity, the vantage, the Lease's
+// namespace).
+func TestChartClusterMode(t *testing.T) {
+	h := newHelm(t)
+	objs, err := render(t, h, "-f", ciDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Cluster map[string]any `yaml:"cluster"`
+	}
+	if err := yaml.Unmarshal([]byte(find(objs, "ConfigMap")["data"].(map[string]any)["config.yaml"].(string)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"enabled": true, "namespace": "acmediag", "lease_name": "diag-acmediag", "service": "diag-acmediag"}
+	if !equalYAML(t, cfg.Cluster, want) {
+		t.Errorf("cluster: %v, want %v", cfg.Cluster, want)
+	}
+	if svc := find(objs, "Service"); svc["metadata"].(map[string]any)["name"] != "diag-acmediag" ||
+		svc["spec"].(map[string]any)["clusterIP"] != "None" {
+		t.Errorf("the peers' Service %v is not the headless diag-acmediag", svc["metadata"])
+	}
+	var ds struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Env []struct {
+							Name      string `yaml:"name"`
+							ValueFrom struct {
+								FieldRef struct {
+									FieldPath string `yaml:"fieldPath"`
+								} `yaml:"fieldRef"`
+							} `yaml:"valueFrom"`
+						} `yaml:"env"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	remarshal(t, find(objs, "DaemonSet"), &ds)
+	got := map[string]string{}
+	for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+		got[e.Name] = e.ValueFrom.FieldRef.FieldPath
+	}
+	for env, field := range map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "NODE_NAME": "spec.nodeName", "POD_IP": "status.podIP"} {
+		if got[env] != field {
+			t.Errorf("env %s from %q, want the downward API's %s", env, got[env], field)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/run"
@@ -15,10 +17,11 @@ import (
 )
 
 type daemonFlags struct {
-	config   string
-	check    bool
-	logLevel string
-	vantage  probes.VantageSettings // this process's own vantage (--vantage-*)
+	config     string
+	check      bool
+	logLevel   string
+	kubeconfig string
+	vantage    probes.VantageSettings // this process's own vantage (--vantage-*)
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -60,6 +63,14 @@ Agents (the agents: section) are vantages in other places: the daemon asks
 each "acmediag agent" over mutual TLS to run the probes there, and its
 results count like a local vantage's, in the MPIC quorum too.
 
+Cluster mode (the cluster: section, on Kubernetes) elects a leader with a
+coordination.k8s.io Lease: every pod probes as a vantage (named after its
+node, NODE_NAME, unless --vantage-name or vantages say otherwise); only the
+leader runs the canary and the cert-manager watch, and it merges the
+observations of its peers, the other pods of the headless Service
+(cluster.service), asked over /api/v1/observations. The API server is
+reached in-cluster, or through --kubeconfig.
+
 The configuration is one YAML file, decoded strictly: an unknown key is an
 error, and every error names the file line and the key. SIGHUP reloads it;
 a configuration with errors is logged and counted
@@ -79,6 +90,7 @@ configuration error.`,
 	fl.StringVar(&f.config, "config", "", "the YAML configuration file (required)")
 	fl.BoolVar(&f.check, "config.check", false, "validate the configuration, print the result and exit (0 valid, 2 invalid)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "cluster mode: the kubeconfig file of the API server (default: the pod's in-cluster configuration)")
 	fl.StringVar(&f.vantage.Name, "vantage-name", "", "name this process's own vantage when the configuration lists no vantages (a DaemonSet pod: its node's name)")
 	fl.StringVar(&f.vantage.Kind, "vantage-kind", string(reports.External), "that vantage's kind: external (a remote perspective) or cluster (inside the cluster, what cert-manager's self-check sees)")
 	fl.StringVar(&f.vantage.Region, "vantage-region", "", "that vantage's region")
@@ -90,14 +102,41 @@ configuration error.`,
 // ownVantage puts the --vantage-* flags into c's settings: the process's
 // one vantage when the file lists none.
 func (f *daemonFlags) ownVantage(c *configFile) error {
-	if f.vantage.Name == "" {
-		return nil
-	}
-	if line, ok := c.lines["vantages"]; ok {
+	v := f.vantage
+	if v.Name == "" {
+		if _, listed := c.lines["vantages"]; listed || !c.settings.Cluster.Enabled {
+			return nil
+		}
+		// Cluster mode: every pod is a vantage, named after its node
+		// (the downward API's spec.nodeName).
+		if v.Name = os.Getenv("NODE_NAME"); v.Name == "" {
+			return nil
+		}
+	} else if line, ok := c.lines["vantages"]; ok {
 		return usagef("--vantage-name: %s:%d lists the vantages; name this one there, or leave vantages out", c.path, line)
 	}
-	c.settings.Vantages = []probes.VantageSettings{f.vantage}
+	c.settings.Vantages = []probes.VantageSettings{v}
 	return nil
+}
+
+// kubeConfig is the API server's client configuration for cluster mode:
+// --kubeconfig's, else the pod's in-cluster one; nil without cluster mode.
+func (f *daemonFlags) kubeConfig(c *configFile) (*rest.Config, error) {
+	if !c.settings.Cluster.Enabled {
+		return nil, nil
+	}
+	if f.kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+		if err != nil {
+			return nil, usagef("--kubeconfig %s: %v", f.kubeconfig, err)
+		}
+		return rc, nil
+	}
+	rc, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, usagef("%s: cluster mode: not in a pod (%v); give --kubeconfig", c.path, err)
+	}
+	return rc, nil
 }
 
 func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
@@ -120,8 +159,14 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 		if err := f.ownVantage(cfg); err != nil {
 			return err
 		}
+		var kube *rest.Config
+		if !f.check {
+			if kube, err = f.kubeConfig(cfg); err != nil {
+				return err
+			}
+		}
 		var d *run.Daemon
-		d, err = newDaemon(cfg, logger, f.ownVantage)
+		d, err = newDaemon(cfg, logger, f.ownVantage, kube)
 		if err == nil {
 			if f.check {
 				p := d.Plan()
@@ -139,9 +184,9 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, f *daemonFlags) error {
 // newDaemon is the daemon of a configuration file, reading it again on
 // SIGHUP (with overlay, the flags', applied each time); its errors name
 // the file's lines.
-func newDaemon(cfg *configFile, logger *zap.Logger, overlay func(*configFile) error) (*run.Daemon, error) {
+func newDaemon(cfg *configFile, logger *zap.Logger, overlay func(*configFile) error, kube *rest.Config) (*run.Daemon, error) {
 	current := cfg
-	d, err := run.NewDaemon(cfg.settings, run.DaemonOptions{Logger: logger, Version: version,
+	d, err := run.NewDaemon(cfg.settings, run.DaemonOptions{Logger: logger, Version: version, Kube: kube,
 		// Both run on the daemon's loop, one reload at a time.
 		Load: func() (probes.Settings, error) {
 			c, err := loadConfig(cfg.path)

@@ -372,7 +372,7 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, port int, acme bool, 
 	if err != nil {
 		return fmt.Errorf("demo: the generated configuration: %w", err)
 	}
-	d, err := newDaemon(cfg, logger, nil)
+	d, err := newDaemon(cfg, logger, nil, nil)
 	if err != nil {
 		return fmt.Errorf("demo: the generated configuration: %w", err)
 	}

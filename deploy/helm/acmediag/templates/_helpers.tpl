@@ -27,9 +27,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* The daemon's config.yaml: the user's config with the chart's listen address. */}}
+{{/* The daemon's config.yaml: the user's config with the chart's listen
+address and cluster mode on: the pods elect a leader with a Lease named
+after the release in its namespace, and find their peers through the
+release's headless Service. Keys the user sets under config.cluster win. */}}
 {{- define "acmediag.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- $_ := set $config "listen" (printf ":%d" (int .Values.port)) -}}
+{{- $name := include "acmediag.fullname" . -}}
+{{- $cluster := dict "enabled" true "namespace" .Release.Namespace "lease_name" $name "service" $name -}}
+{{- $_ := set $config "cluster" (merge (deepCopy (default dict $config.cluster)) $cluster) -}}
 {{ toYaml $config }}
 {{- end -}}
