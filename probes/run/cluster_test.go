@@ -82,7 +82,7 @@ func clusterChild() int {
 	s.DNS.Resolvers = []string{"127.0.0.1"}
 	s.Vantages = []probes.VantageSettings{{Name: os.Getenv("NODE_NAME"), Kind: "cluster"}}
 	s.Targets = []probes.Target{{Name: "a.example.com"}}
-	s.Schedule.Intervals = map[string]probes.Duration{string(fakeKind): probes.Duration(time.Second), string(fakeCanary): probes.Duration(time.Second)}
+	s.Schedule.Intervals = map[string]probes.Duration{string(fakeKind): probes.Duration(time.Second)}
 	s.Cluster = probes.ClusterSettings{Enabled: true, LeaseName: "acmediag", Service: testServiceName,
 		LeaseDuration: probes.Duration(testLease), RenewDeadline: probes.Duration(testRenew), RetryPeriod: probes.Duration(testRetry),
 		PeerInterval: probes.Duration(time.Second), PeerTimeout: probes.Duration(900 * time.Millisecond)}
@@ -119,6 +119,17 @@ func clusterChild() int {
 	d, err := NewDaemon(s, DaemonOptions{Registry: reg, Logger: log, Kube: kubeCfg, LeaderWork: []LeaderWork{attempts}})
 	if err != nil {
 		return fail(err)
+	}
+	// The API server refuses loopback addresses in EndpointSlices: the
+	// test lists the pods at documentation addresses (192.0.2.0/24), and
+	// the peers' client dials them on loopback, at the same port.
+	var dialer net.Dialer
+	d.peers.hc.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || !strings.HasPrefix(host, "192.0.2.") {
+			return nil, fmt.Errorf("the test dials only its pods' documentation addresses, not %s", addr)
+		}
+		return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -158,13 +169,14 @@ func TestLeaderHandover(t *testing.T) {
 	ports := []int{freePort(t), freePort(t)}
 	pods := []string{"pod-a", "pod-b"}
 	for i, pod := range pods {
-		// One slice per pod: both listen on 127.0.0.1, on their own port.
+		// One slice per pod: both listen on 127.0.0.1, on their own port
+		// (listed at a documentation address, see clusterChild).
 		name, port := "http", int32(ports[i])
 		ready := true
 		es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: testServiceName + "-" + pod, Namespace: testNamespace,
 			Labels: map[string]string{discoveryv1.LabelServiceName: testServiceName}},
 			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
-			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{fmt.Sprintf("192.0.2.%d", i+1)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
 				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: testNamespace, Name: pod}}}}
 		if _, err := cs.DiscoveryV1().EndpointSlices(testNamespace).Create(ctx, es, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
