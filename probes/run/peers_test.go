@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/reports"
@@ -173,7 +173,9 @@ func TestPeerMerge(t *testing.T) {
 // port named http; terminating pods and FQDN slices are left out.
 func TestPeersOf(t *testing.T) {
 	t.Parallel()
-	port := func(name string, n int32) discoveryv1.EndpointPort { return discoveryv1.EndpointPort{Name: &name, Port: &n} }
+	port := func(name string, n int32) discoveryv1.EndpointPort {
+		return discoveryv1.EndpointPort{Name: &name, Port: &n}
+	}
 	ep := func(pod, addr string, terminating bool) discoveryv1.Endpoint {
 		return discoveryv1.Endpoint{Addresses: []string{addr}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: pod},
 			Conditions: discoveryv1.EndpointConditions{Terminating: &terminating}}
