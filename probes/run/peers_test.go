@@ -194,3 +194,56 @@ func TestPeersOf(t *testing.T) {
 		t.Errorf("peers %+v, want %+v", got, want)
 	}
 }
+
+// Without cluster mode the one daemon leads for its whole life: its
+// LeaderWork starts with it (one that panics is started again, and the
+// daemon keeps serving), acmediag_leader is 1, and stopping the daemon
+// cancels the work.
+func TestLeaderWorkWithoutCluster(t *testing.T) {
+	t.Parallel()
+	s := probes.DefaultSettings()
+	s.DNS.Resolvers = []string{"127.0.0.1"}
+	s.Listen = "127.0.0.1:0"
+	s.Targets = []probes.Target{{Name: "a.example.com"}}
+	started, stopped := make(chan struct{}, 4), make(chan struct{})
+	panics := 0
+	work := LeaderWork{Name: "test", Run: func(ctx context.Context) error {
+		started <- struct{}{}
+		if panics == 0 {
+			panics++
+			panic("a broken leader work")
+		}
+		<-ctx.Done()
+		close(stopped)
+		return ctx.Err()
+	}}
+	d, err := NewDaemon(s, DaemonOptions{Registry: fakeRegistry(t), Logger: zaptest.NewLogger(t), LeaderWork: []LeaderWork{work}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-started
+	<-started // again, after the panic
+	if !d.Leading() {
+		t.Error("a daemon without cluster mode does not lead")
+	}
+	mfs, err := d.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "acmediag_leader" && mf.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Errorf("acmediag_leader %v, want 1", mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	cancel()
+	<-stopped
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if d.Leading() {
+		t.Error("still leading after the daemon stopped")
+	}
+}
