@@ -353,3 +353,37 @@ func testCAPEM(t *testing.T) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// In cluster mode a pod whose file lists no vantages is a vantage named
+// after its node (NODE_NAME); --vantage-name and a vantages list win.
+func TestClusterVantageFromNode(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-7")
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(p, []byte("dns:\n  resolvers: [127.0.0.1]\ntargets: [{name: a.com}]\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		body, flag, want string
+	}{
+		{"cluster: {enabled: true, namespace: acmediag}\n", "", "node-7"},
+		{"cluster: {enabled: true, namespace: acmediag}\n", "other", "other"},
+		{"cluster: {enabled: true, namespace: acmediag}\nvantages: [{name: listed}]\n", "", "listed"},
+		{"", "", "local"},
+	} {
+		c, err := loadConfig(write(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &daemonFlags{vantage: probes.VantageSettings{Name: tc.flag, Kind: "cluster"}}
+		if err := f.ownVantage(c); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.settings.Vantages[0].Name; len(c.settings.Vantages) != 1 || got != tc.want {
+			t.Errorf("%q with --vantage-name %q: vantages %+v, want %s", tc.body, tc.flag, c.settings.Vantages, tc.want)
+		}
+	}
+}
