@@ -113,7 +113,7 @@ func TestChart(t *testing.T) {
 			kinds: map[string]int{"ServiceAccount": 1, "ConfigMap": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
 				"Service": 1, "DaemonSet": 1, "PodMonitor": 1}},
 		{desc: "an agent without its TLS Secret", args: []string{"-f", ciDefault, "--set", "agent.enabled=true"}, wantErr: "at '/agent/tlsSecret': minLength: got 0, want 1"},
-		{desc: "no target: the install says what to give", wantErr: "at '/config/targets': minItems: got 0, want 1"},
+		{desc: "no target and no cert-manager watch: the install says what to give", args: []string{"--set", "certManager.watch=false"}, wantErr: "at '/config/targets': minItems: got 0, want 1"},
 		{desc: "a misspelt key", args: []string{"-f", ciDefault, "--set", "servicemonitor.enabled=true"}, wantErr: "additional properties 'servicemonitor' not allowed"},
 		{desc: "a vantage kind that does not exist", args: []string{"-f", ciDefault, "--set", "vantage.kind=nearby"}, wantErr: "at '/vantage/kind': value must be one of 'cluster', 'external'"},
 		{desc: "listen is the chart's", args: []string{"-f", ciDefault, "--set", "config.listen=:80"}, wantErr: "at '/config': 'not' failed"},
@@ -354,4 +354,58 @@ func equalYAML(t *testing.T, a, b any) bool {
 	x, err1 := yaml.Marshal(a)
 	y, err2 := yaml.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// The chart turns cluster mode on: the Lease and the headless Service are
+// the release's, in its namespace, and the pods get their names, node and
+// namespace from the downward API (the identity, the vantage, the Lease's
+// namespace).
+func TestChartClusterMode(t *testing.T) {
+	h := newHelm(t)
+	objs, err := render(t, h, "-f", ciDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Cluster map[string]any `yaml:"cluster"`
+	}
+	if err := yaml.Unmarshal([]byte(find(objs, "ConfigMap")["data"].(map[string]any)["config.yaml"].(string)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"enabled": true, "namespace": "acmediag", "lease_name": "diag-acmediag", "service": "diag-acmediag"}
+	if !equalYAML(t, cfg.Cluster, want) {
+		t.Errorf("cluster: %v, want %v", cfg.Cluster, want)
+	}
+	if svc := find(objs, "Service"); svc["metadata"].(map[string]any)["name"] != "diag-acmediag" ||
+		svc["spec"].(map[string]any)["clusterIP"] != "None" {
+		t.Errorf("the peers' Service %v is not the headless diag-acmediag", svc["metadata"])
+	}
+	var ds struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Env []struct {
+							Name      string `yaml:"name"`
+							ValueFrom struct {
+								FieldRef struct {
+									FieldPath string `yaml:"fieldPath"`
+								} `yaml:"fieldRef"`
+							} `yaml:"valueFrom"`
+						} `yaml:"env"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	remarshal(t, find(objs, "DaemonSet"), &ds)
+	got := map[string]string{}
+	for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+		got[e.Name] = e.ValueFrom.FieldRef.FieldPath
+	}
+	for env, field := range map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "NODE_NAME": "spec.nodeName", "POD_IP": "status.podIP"} {
+		if got[env] != field {
+			t.Errorf("env %s from %q, want the downward API's %s", env, got[env], field)
+		}
+	}
 }

@@ -63,7 +63,9 @@ type Plan struct {
 	Canary      *CanaryPlan
 	Propagation PropagationPlan
 	TLS         *TLSPlan
-	OneShot     bool
+	// Cluster is nil unless cluster mode is on.
+	Cluster *ClusterPlan
+	OneShot bool
 	// ReprobeToken is the bearer token POST /api/v1/reprobe must carry
 	// (api.reprobe.token_file's); "" none.
 	ReprobeToken string
@@ -263,6 +265,7 @@ func Build(s Settings, opts BuildOptions) (*Plan, error) {
 	}
 	p.TLS = b.tls()
 	b.kube()
+	p.Cluster = b.cluster()
 	if len(b.issues) > 0 {
 		for _, v := range p.Vantages {
 			if v.Remote != nil {

@@ -31,6 +31,7 @@ type Settings struct {
 	Propagation PropagationSettings `yaml:"propagation"`
 	TLS         TLSSettings         `yaml:"tls"`
 	Kube        KubeSettings        `yaml:"kube"`
+	Cluster     ClusterSettings     `yaml:"cluster"`
 	// MemoryLimit is the Go runtime's soft memory limit (the daemon's):
 	// with store.max_bytes it bounds the RSS; 0 leaves the runtime's own.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
@@ -193,6 +194,30 @@ type PropagationSettings struct {
 	Concurrency int      `yaml:"concurrency"` // watches polling at once
 }
 
+// ClusterSettings are cluster mode: the daemon's pods on Kubernetes elect a
+// leader with a coordination.k8s.io Lease; every pod probes as a vantage,
+// and only the leader runs the leader-only work (the canary, the
+// cert-manager watch) and merges its peers' observations, found through
+// the EndpointSlices of a headless Service.
+type ClusterSettings struct {
+	Enabled bool `yaml:"enabled"`
+	// Namespace holds the Lease and the Service; "" the pod's own
+	// (POD_NAMESPACE, from the downward API).
+	Namespace string `yaml:"namespace"`
+	LeaseName string `yaml:"lease_name"`
+	// Identity is this pod's name in the Lease; "" POD_NAME, else the
+	// host name.
+	Identity      string   `yaml:"identity"`
+	LeaseDuration Duration `yaml:"lease_duration"`
+	RenewDeadline Duration `yaml:"renew_deadline"`
+	RetryPeriod   Duration `yaml:"retry_period"`
+	// Service is the headless Service whose EndpointSlices list the
+	// peers; "" none are asked.
+	Service      string   `yaml:"service"`
+	PeerInterval Duration `yaml:"peer_interval"` // how often the leader asks each peer
+	PeerTimeout  Duration `yaml:"peer_timeout"`  // one peer's answer, whole
+}
+
 // ianaRoots are the root servers' addresses (IANA root hints, named.root).
 var ianaRoots = []string{
 	"198.41.0.4", "2001:503:ba3e::2:30", // a
@@ -271,6 +296,11 @@ func DefaultSettings() Settings {
 			IssuerWait:  Duration(60 * time.Second),
 			Concurrency: 8,
 		},
+		// client-go's recommended leader-election timing: a dead leader
+		// is replaced within about 15s + 2s.
+		Cluster: ClusterSettings{LeaseName: "acmediag", LeaseDuration: Duration(15 * time.Second),
+			RenewDeadline: Duration(10 * time.Second), RetryPeriod: Duration(2 * time.Second), Service: "acmediag",
+			PeerInterval: Duration(30 * time.Second), PeerTimeout: Duration(5 * time.Second)},
 	}
 	// A GOMEMLIMIT in the environment (a Deployment deriving it from the
 	// container's limit) is the operator's choice: keep it.

@@ -202,7 +202,7 @@ func TestConfigErrors(t *testing.T) {
 		{desc: "unknown top-level key", yaml: base + "targets: [{name: a.com}]\nlistne: :80\n",
 			want: `config.yaml:4: listne: unknown key (did you mean "listen"?)`},
 		{desc: "unknown key far from any", yaml: base + "targets: [{name: a.com}]\nfrobnicate: 1\n",
-			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, tls, kube, memory_limit)"},
+			want: "config.yaml:4: frobnicate: unknown key (known keys: listen, vantages, agents, dns, http, targets, schedule, store, api, canary, propagation, tls, kube, cluster, memory_limit)"},
 		{desc: "unknown nested key", yaml: base + "targets:\n  - name: a.com\n    chalenge: dns-01\n",
 			want: `config.yaml:5: targets[0].chalenge: unknown key (did you mean "challenge"?)`},
 		{desc: "bad challenge", yaml: base + "targets:\n  - name: a.com\n  - name: b.com\n  - name: c.com\n  - name: d.com\n    challenge: http-02\n",
@@ -223,6 +223,10 @@ func TestConfigErrors(t *testing.T) {
 			want: "config.yaml:4: targets: want a list, got a mapping"},
 		{desc: "a scalar where a mapping belongs", yaml: base + "targets: [{name: a.com}]\nschedule: fast\n",
 			want: `config.yaml:4: schedule: want a mapping, got "fast"`},
+		{desc: "cluster timing", yaml: base + "targets: [{name: a.com}]\ncluster:\n  enabled: true\n  namespace: acmediag\n  lease_duration: 5s\n",
+			want: "config.yaml:7: cluster.lease_duration: 5s: want more than cluster.renew_deadline (10s), at most 24h"},
+		{desc: "cluster namespace", yaml: base + "targets: [{name: a.com}]\ncluster:\n  enabled: true\n  namespace: Not_A_Label\n",
+			want: `config.yaml:6: cluster.namespace: "Not_A_Label" is not a namespace name (a DNS label)`},
 		{desc: "missing name", yaml: base + "targets:\n  - challenge: dns-01\n",
 			want: "config.yaml:4: targets[0].name: missing: every target needs a name"},
 		{desc: "invalid name", yaml: base + "targets:\n  - name: exa mple.com\n",
@@ -375,4 +379,38 @@ func testCAPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// In cluster mode a pod whose file lists no vantages is a vantage named
+// after its node (NODE_NAME); --vantage-name and a vantages list win.
+func TestClusterVantageFromNode(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-7")
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(p, []byte("dns:\n  resolvers: [127.0.0.1]\ntargets: [{name: a.com}]\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		body, flag, want string
+	}{
+		{"cluster: {enabled: true, namespace: acmediag}\n", "", "node-7"},
+		{"cluster: {enabled: true, namespace: acmediag}\n", "other", "other"},
+		{"cluster: {enabled: true, namespace: acmediag}\nvantages: [{name: listed}]\n", "", "listed"},
+		{"", "", "local"},
+	} {
+		c, err := loadConfig(write(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &daemonFlags{vantage: probes.VantageSettings{Name: tc.flag, Kind: "cluster"}}
+		if err := f.ownVantage(c); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.settings.Vantages[0].Name; len(c.settings.Vantages) != 1 || got != tc.want {
+			t.Errorf("%q with --vantage-name %q: vantages %+v, want %s", tc.body, tc.flag, c.settings.Vantages, tc.want)
+		}
+	}
 }

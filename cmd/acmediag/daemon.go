@@ -19,8 +19,9 @@ type daemonFlags struct {
 	check    bool
 	logLevel string
 	vantage  probes.VantageSettings // this process's own vantage (--vantage-*)
-	// --kube and --kubeconfig turn the cluster watch on over the file's
-	// kube: section.
+	// --kube turns the cert-manager watch on over the file's kube:
+	// section; --kubeconfig is kube.kubeconfig, for the watch and cluster
+	// mode alike.
 	kube       bool
 	kubeconfig string
 }
@@ -65,6 +66,14 @@ Agents (the agents: section) are vantages in other places: the daemon asks
 each "acmediag agent" over mutual TLS to run the probes there, and its
 results count like a local vantage's, in the MPIC quorum too.
 
+Cluster mode (the cluster: section, on Kubernetes) elects a leader with a
+coordination.k8s.io Lease: every pod probes as a vantage (named after its
+node, NODE_NAME, unless --vantage-name or vantages say otherwise); only the
+leader runs the canary and the cert-manager watch, and it merges the
+observations of its peers, the other pods of the headless Service
+(cluster.service), asked over /api/v1/observations. The API server is
+reached in-cluster, or through --kubeconfig.
+
 The configuration is one YAML file, decoded strictly: an unknown key is an
 error, and every error names the file line and the key. SIGHUP reloads it;
 a configuration with errors is logged and counted
@@ -89,7 +98,7 @@ configuration error.`,
 	fl.StringVar(&f.vantage.Region, "vantage-region", "", "that vantage's region")
 	fl.StringVar(&f.vantage.RIR, "vantage-rir", "", "that vantage's RIR (ARIN, RIPE, APNIC, LACNIC, AFRINIC)")
 	fl.BoolVar(&f.kube, "kube", false, "watch cert-manager in the cluster (kube.enabled): its Certificates' names become targets, failed renewals get a RenewalDiagnosis Event")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file for --kube (kube.kubeconfig); default the pod's ServiceAccount")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "the API server's kubeconfig file for --kube and cluster mode (kube.kubeconfig); default the pod's ServiceAccount")
 	fl.SortFlags = false
 	return cmd
 }
@@ -99,7 +108,7 @@ func (f *daemonFlags) overlay(c *configFile) error {
 	if err := f.ownVantage(c); err != nil {
 		return err
 	}
-	if f.kube || f.kubeconfig != "" {
+	if f.kube {
 		c.settings.Kube.Enabled = true
 	}
 	if f.kubeconfig != "" {
@@ -111,13 +120,20 @@ func (f *daemonFlags) overlay(c *configFile) error {
 // ownVantage puts the --vantage-* flags into c's settings: the process's
 // one vantage when the file lists none.
 func (f *daemonFlags) ownVantage(c *configFile) error {
-	if f.vantage.Name == "" {
-		return nil
-	}
-	if line, ok := c.lines["vantages"]; ok {
+	v := f.vantage
+	if v.Name == "" {
+		if _, listed := c.lines["vantages"]; listed || !c.settings.Cluster.Enabled {
+			return nil
+		}
+		// Cluster mode: every pod is a vantage, named after its node
+		// (the downward API's spec.nodeName).
+		if v.Name = os.Getenv("NODE_NAME"); v.Name == "" {
+			return nil
+		}
+	} else if line, ok := c.lines["vantages"]; ok {
 		return usagef("--vantage-name: %s:%d lists the vantages; name this one there, or leave vantages out", c.path, line)
 	}
-	c.settings.Vantages = []probes.VantageSettings{f.vantage}
+	c.settings.Vantages = []probes.VantageSettings{v}
 	return nil
 }
 

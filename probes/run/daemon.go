@@ -11,12 +11,15 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/acmediag/acmediag/probes"
 	"github.com/acmediag/acmediag/probes/agent"
@@ -39,6 +42,12 @@ type DaemonOptions struct {
 	Version  string
 	Registry *probes.Registry // nil → probes.DefaultKinds()
 	Clock    probes.Clock     // nil → the real one
+	// LeaderWork runs while this daemon leads: always without cluster
+	// mode, while it holds the Lease with it.
+	LeaderWork []LeaderWork
+	// Kube is the API server's client configuration; nil: kube.kubeconfig's,
+	// else the pod's in-cluster one.
+	Kube *rest.Config
 }
 
 // Daemon runs a plan forever: every probe kind for every target from every
@@ -63,10 +72,16 @@ type Daemon struct {
 	// targets changing.
 	buildMu        sync.Mutex
 	clusterTargets []probes.Target // guarded by mu
-	renewals       *renewals.Watcher
+	renewals       atomic.Pointer[renewals.Watcher] // the leader's, from its first term
 
 	reloadFailures prometheus.Counter
 	lastReload     prometheus.Gauge
+
+	// Cluster mode (cluster.go, peers.go).
+	leader  prometheus.Gauge
+	peers   *peerSet
+	termMu  sync.Mutex // held for a whole term as leader
+	leading atomic.Bool
 }
 
 // NewDaemon builds the plan of s and the daemon around it. A settings
@@ -91,10 +106,17 @@ func NewDaemon(s probes.Settings, opts DaemonOptions) (*Daemon, error) {
 		Help: "Configuration reloads (SIGHUP) that failed; the configuration in force was kept."})
 	d.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{Name: "acmediag_config_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last successful configuration load."})
-	d.reg.MustRegister(d.reloadFailures, d.lastReload)
+	d.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "acmediag_leader",
+		Help: "1 while this daemon leads (holds the cluster's Lease, or runs alone): it runs the canary and the leader-only work."})
+	d.reg.MustRegister(d.reloadFailures, d.lastReload, d.leader)
 	d.store = probes.NewStore(plan.Store)
 	d.metrics = probes.NewMetrics(d.reg, d.store, opts.Registry, opts.Version)
 	d.engine = probes.NewEngine(d.store, d.metrics, opts.Logger, opts.Clock)
+	if plan.Cluster != nil {
+		// One canary per cluster: its orders spend the CA's rate limits.
+		d.engine.SetLeaderOnly(probes.LaneCanary)
+	}
+	d.peers = newPeerSet(d)
 	d.api = newAPIServer(opts.Logger, d.reg, d.store, d.Ready, d.Plan, opts.Version, plan.Settings.API)
 	d.api.reprobe = d.Reprobe
 	d.api.onPanic = func() { d.metrics.ObservePanic(KindAPI) }
@@ -107,12 +129,12 @@ func NewDaemon(s probes.Settings, opts DaemonOptions) (*Daemon, error) {
 	d.reg.MustRegister(refused, reprobes)
 	d.api.refused = func(reason string) { refused.WithLabelValues(reason).Inc() }
 	d.api.reprobeResult = func(result string) { reprobes.WithLabelValues(result).Inc() }
+	d.api.peers = d.peers.vantageList
 	d.apply(plan)
 	d.lastReload.SetToCurrentTime()
 	if s.Kube.Enabled {
-		if err := d.newRenewals(plan.Settings.Kube); err != nil {
-			return nil, err
-		}
+		// The watch writes Events: one writer per cluster, the leader.
+		d.opts.LeaderWork = append(d.opts.LeaderWork, LeaderWork{Name: "renewals", Run: d.runRenewals})
 	}
 	return d, nil
 }
@@ -125,17 +147,42 @@ func (d *Daemon) build(s probes.Settings) (*probes.Plan, error) {
 		Logger: d.opts.Logger, Clock: d.opts.Clock, ClusterTargets: cluster})
 }
 
+// kubeConfig is the API server's client configuration, one for the
+// cert-manager watch and cluster mode: DaemonOptions.Kube, else
+// kube.kubeconfig's, else the pod's in-cluster one. It is made when first
+// needed, so --config.check works outside a pod.
+func (d *Daemon) kubeConfig() (*rest.Config, error) {
+	if d.opts.Kube != nil {
+		return d.opts.Kube, nil
+	}
+	return renewals.RESTConfig(d.Plan().Settings.Kube.Kubeconfig)
+}
+
+// runRenewals is the leader's cert-manager watch (kube.enabled), made on
+// the first term.
+func (d *Daemon) runRenewals(ctx context.Context) error {
+	w := d.renewals.Load()
+	if w == nil {
+		var err error
+		if w, err = d.newRenewals(d.Plan().Settings.Kube); err != nil {
+			return err
+		}
+		d.renewals.Store(w)
+	}
+	return w.Run(ctx)
+}
+
 // newRenewals makes the cluster watch of the kube: section.
-func (d *Daemon) newRenewals(k probes.KubeSettings) error {
-	cfg, err := renewals.RESTConfig(k.Kubeconfig)
+func (d *Daemon) newRenewals(k probes.KubeSettings) (*renewals.Watcher, error) {
+	cfg, err := d.kubeConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cm, kube, err := renewals.Clients(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d.renewals, err = renewals.New(renewals.Config{Namespaces: k.Namespaces, Selector: k.Selector, Resync: time.Duration(k.Resync),
+	return renewals.New(renewals.Config{Namespaces: k.Namespaces, Selector: k.Selector, Resync: time.Duration(k.Resync),
 		Interval: time.Duration(k.Interval), StuckAfter: time.Duration(k.StuckAfter), Retry: time.Duration(k.Retry), Events: k.Events,
 		Horizon: time.Duration(d.Plan().Settings.TLS.RenewalHorizon)},
 		renewals.Options{CertManager: cm, Kube: kube, Logger: d.opts.Logger, Clock: d.opts.Clock, Registerer: d.reg,
@@ -147,12 +194,7 @@ func (d *Daemon) newRenewals(k probes.KubeSettings) error {
 			Record:    d.store.Add,
 			Forget:    func(name string) { d.store.Remove(name, "", renewals.KindCertManager) },
 		})
-	return err
 }
-
-// Renewals is the cluster watch (nil without kube.enabled): leader-only
-// work, run by Serve until ctx ends.
-func (d *Daemon) Renewals() *renewals.Watcher { return d.renewals }
 
 // SetClusterTargets replaces the names the cluster's Certificates hold
 // and puts the plan with them in force: new names are probed, a removed
@@ -245,6 +287,7 @@ func (d *Daemon) Reload() error {
 		{"api.reprobe.burst", cur.API.Reprobe.Burst, s.API.Reprobe.Burst},
 		{"propagation.concurrency", cur.Propagation.Concurrency, s.Propagation.Concurrency},
 		{"canary.interval", canaryInterval(cur), canaryInterval(s)},
+		{"cluster", cur.Cluster, s.Cluster},
 	} {
 		if !reflect.DeepEqual(c.old, c.new) {
 			d.log.Warn("a changed setting takes effect only at restart", zap.String("key", c.key))
@@ -286,19 +329,24 @@ func (d *Daemon) Reprobe(name string) bool {
 	return watched
 }
 
-// Ready reports whether every run has completed once.
+// Ready reports whether every run has completed once (the leader-only
+// lanes' aside in cluster mode: a pod that does not lead is ready once it
+// probed as a vantage).
 func (d *Daemon) Ready() bool { return d.engine.Ready() }
 
 // View is the latest state of name (every target when ""), with the
-// cluster watch's own findings (CRDs missing, calls forbidden) in the
-// report of every target.
+// peers' vantages (cluster mode) and the cluster watch's own findings (CRDs
+// missing, calls forbidden) in the report of every target.
 func (d *Daemon) View(name string) View {
-	v := Snapshot(d.Plan(), d.store, name)
-	if d.renewals != nil && name == "" && v.Report != nil {
-		v.Report.Findings = append(v.Report.Findings, d.renewals.Findings()...)
+	v := snapshot(d.Plan(), d.store, name, d.peers.vantageList())
+	if w := d.renewals.Load(); w != nil && name == "" && v.Report != nil {
+		v.Report.Findings = append(v.Report.Findings, w.Findings()...)
 	}
 	return v
 }
+
+// Leading reports whether this daemon leads now.
+func (d *Daemon) Leading() bool { return d.leading.Load() }
 
 // Observations are the observations of name (every target when "") since
 // a time, oldest first.
@@ -343,14 +391,23 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	wg.Go(func() { d.engine.Run(ctx) })
-	if d.renewals != nil {
-		wg.Go(func() {
-			if err := d.renewals.Run(ctx); err != nil {
-				d.log.Error("the cluster watch stopped", zap.Error(err))
-			}
-		})
-	}
 	p := d.Plan()
+	if cp := p.Cluster; cp != nil {
+		var cs kubernetes.Interface
+		cfg, err := d.kubeConfig()
+		if err == nil {
+			cs, err = kubernetes.NewForConfig(cfg)
+		}
+		if err != nil {
+			cancel()
+			_ = srv.Close()
+			wg.Wait()
+			return fmt.Errorf("daemon: cluster mode: %w", err)
+		}
+		wg.Go(func() { d.elect(ctx, cp, cs) })
+	} else {
+		wg.Go(func() { d.lead(ctx, nil, nil) })
+	}
 	agents := 0
 	for _, v := range p.Vantages {
 		if v.Remote != nil {

@@ -95,7 +95,10 @@ type apiServer struct {
 	// probe of a configured name and reports whether a propagation watch
 	// runs too.
 	reprobe func(name string) bool
-	csrf    *http.CrossOriginProtection
+	// peers, when set, are the vantages of the leader's peers, shown
+	// beside the plan's (cluster mode).
+	peers func() []reports.Vantage
+	csrf  *http.CrossOriginProtection
 	// reprobes bounds re-probes across names (api.reprobe.rate, .burst).
 	reprobes *probes.TokenBucket
 	// onPanic counts a handler's panic; reprobeResult a re-probe request's
@@ -309,7 +312,7 @@ func (s *apiServer) report(w http.ResponseWriter, r *http.Request) {
 		defer release()
 	}
 	var buf bytes.Buffer
-	if err := reports.RenderJSON(&buf, Snapshot(p, s.source, name).Report); err != nil {
+	if err := reports.RenderJSON(&buf, snapshot(p, s.source, name, s.peerVantages()).Report); err != nil {
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -329,10 +332,11 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	}
 	defer release()
 	p := s.plan()
-	v := Snapshot(p, s.source, "")
+	peers := s.peerVantages()
+	v := snapshot(p, s.source, "", peers)
 	v.Report.Timelines = s.pageTimelines()
 	info := reports.PageInfo{Version: s.version, Generated: s.now(), Ready: s.ready(), Refresh: pageRefreshSeconds,
-		Vantages: vantagesOf(p), Latest: v.Latest, CanaryConfigured: p.Canary != nil, Orders: v.Orders,
+		Vantages: append(vantagesOf(p), peers...), Latest: v.Latest, CanaryConfigured: p.Canary != nil, Orders: v.Orders,
 		Propagation: v.Watches, Correlations: v.Correlations}
 	if r := p.Settings.API.Reprobe; s.reprobe != nil && r.Enabled && p.ReprobeToken == "" {
 		// A form cannot carry a bearer token: with one, the page has no button.
@@ -351,6 +355,14 @@ func (s *apiServer) page(w http.ResponseWriter, _ *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(page)
+}
+
+// peerVantages are the peers' vantages, or none.
+func (s *apiServer) peerVantages() []reports.Vantage {
+	if s.peers == nil {
+		return nil
+	}
+	return s.peers()
 }
 
 // vantagesOf is the identity of the plan's vantages.

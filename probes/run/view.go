@@ -31,6 +31,12 @@ type View struct {
 // omission; observations of targets or vantages the plan no longer has
 // are left out.
 func Snapshot(p *probes.Plan, store observationSource, name string) View {
+	return snapshot(p, store, name, nil)
+}
+
+// snapshot is Snapshot with the vantages of the leader's peers counted
+// beside the plan's (cluster mode).
+func snapshot(p *probes.Plan, store observationSource, name string, peers []reports.Vantage) View {
 	var subjects []reports.Subject
 	want := map[string]bool{}
 	for _, t := range p.Targets {
@@ -44,6 +50,12 @@ func Snapshot(p *probes.Plan, store observationSource, name string) View {
 	for i, v := range p.Vantages {
 		vantages[i] = v.Vantage
 		inPlan[v.Name] = true
+	}
+	for _, v := range peers {
+		if !inPlan[v.Name] {
+			vantages = append(vantages, v)
+			inPlan[v.Name] = true
+		}
 	}
 	var v View
 	var longest time.Duration

@@ -27,7 +27,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* The daemon's config.yaml: the user's config with the chart's listen address. */}}
+{{/* The daemon's config.yaml: the user's config with the chart's listen
+address and cluster mode on: the pods elect a leader with a Lease named
+after the release in its namespace, and find their peers through the
+release's headless Service; the cert-manager watch as certManager.watch
+says. Keys the user sets under config.cluster and config.kube win. */}}
 {{- define "acmediag.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- $_ := set $config "listen" (printf ":%d" (int .Values.port)) -}}
@@ -39,5 +43,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $api := deepCopy (default (dict) $config.api) -}}
 {{- $_ := set $api "reprobe" $reprobe -}}
 {{- $_ := set $config "api" $api -}}
+{{- $name := include "acmediag.fullname" . -}}
+{{- $cluster := dict "enabled" true "namespace" .Release.Namespace "lease_name" $name "service" $name -}}
+{{- $_ := set $config "cluster" (merge (deepCopy (default dict $config.cluster)) $cluster) -}}
+{{- $kube := dict "enabled" .Values.certManager.watch -}}
+{{- $_ := set $config "kube" (merge (deepCopy (default dict $config.kube)) $kube) -}}
 {{ toYaml $config }}
 {{- end -}}
