@@ -228,14 +228,21 @@ func (w *Watcher) certificate(ctx context.Context, crt *cmapi.Certificate) error
 	if issuing != nil && issuing.Status == cmmeta.ConditionFalse && crt.Status.LastFailureTime != nil {
 		a := attempt{cert: crt, names: certNames(crt), end: crt.Status.LastFailureTime.Time, problem: problemOf(issuing.Message),
 			what: fmt.Sprintf("Certificate %s/%s: Issuing=False (%s): %s", crt.Namespace, crt.Name, issuing.Reason, issuing.Message)}
-		if cr := w.requestOf(crt); cr != nil {
+		cr, inFlight := w.requestOf(crt)
+		switch {
+		case cr != nil:
 			a.key, a.start = chain{request: cr}.attemptKey(cr), cr.CreationTimestamp.Time
-		} else {
+		case inFlight:
+			// A new attempt has begun; the failed one's request is gone.
+			a.key = ""
+		default:
 			a.key = fmt.Sprintf("certificate/%s/%d", crt.UID, crt.Status.LastFailureTime.Unix())
 			a.start = issuing.LastTransitionTime.Time
 		}
-		if err := w.report(ctx, a); err != nil {
-			return err
+		if a.key != "" {
+			if err := w.report(ctx, a); err != nil {
+				return err
+			}
 		}
 	}
 	if ready := certCondition(crt, cmapi.CertificateConditionReady); ready != nil && ready.Status == cmmeta.ConditionTrue {
@@ -249,28 +256,33 @@ func (w *Watcher) certificate(ctx context.Context, crt *cmapi.Certificate) error
 	return nil
 }
 
-// requestOf is the CertificateRequest of crt's current attempt: owned by
-// it, of the next revision.
-func (w *Watcher) requestOf(crt *cmapi.Certificate) *cmapi.CertificateRequest {
+// requestOf is the CertificateRequest of crt's failed attempt: owned by
+// it, of the next revision, failed; inFlight says a request of that
+// revision has not failed (the next attempt has begun: cert-manager may
+// create it before the Issuing condition turns True).
+func (w *Watcher) requestOf(crt *cmapi.Certificate) (failed *cmapi.CertificateRequest, inFlight bool) {
 	next := 1
 	if crt.Status.Revision != nil {
 		next = *crt.Status.Revision + 1
 	}
 	crs, err := w.lis.in(crt.Namespace).requests.CertificateRequests(crt.Namespace).List(labels.Everything())
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	rev := fmt.Sprint(next)
-	var best *cmapi.CertificateRequest
 	for _, cr := range crs {
 		if cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != rev || !slices.ContainsFunc(cr.OwnerReferences, func(r metav1.OwnerReference) bool { return r.UID == crt.UID }) {
 			continue
 		}
-		if best == nil || cr.CreationTimestamp.After(best.CreationTimestamp.Time) {
-			best = cr
+		if ready := requestCondition(cr, cmapi.CertificateRequestConditionReady); ready == nil || ready.Reason != cmapi.CertificateRequestReasonFailed {
+			inFlight = true
+			continue
+		}
+		if failed == nil || cr.CreationTimestamp.After(failed.CreationTimestamp.Time) {
+			failed = cr
 		}
 	}
-	return best
+	return failed, inFlight && failed == nil
 }
 
 func certCondition(crt *cmapi.Certificate, t cmapi.CertificateConditionType) *cmapi.CertificateCondition {
