@@ -2,8 +2,10 @@ package renewals_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +121,23 @@ func TestDaemonExplainsAFirewalledRenewal(t *testing.T) {
 		}
 		return nil
 	})
+	// The leader serves the Certificate's timeline from the watch's caches:
+	// the failed attempt with its order and challenge.
+	resp, err := http.Get("http://" + ln.Addr().String() + "/api/v1/certificates?namespace=" + ns + "&name=site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tl reports.Timeline
+	err = json.NewDecoder(resp.Body).Decode(&tl)
+	resp.Body.Close()
+	switch {
+	case err != nil || resp.StatusCode != http.StatusOK:
+		t.Errorf("GET /api/v1/certificates: %d, %v", resp.StatusCode, err)
+	case len(tl.Attempts) != 1 || tl.Attempts[0].Order == nil || len(tl.Attempts[0].Order.Challenges) != 1:
+		t.Errorf("the timeline is not the one attempt with its order and challenge: %+v", tl)
+	case tl.Attempts[0].Outcome == reports.OutcomeIssued:
+		t.Errorf("the failed attempt reads %q", tl.Attempts[0].Outcome)
+	}
 	v := d.View(domain)
 	if !slices.ContainsFunc(v.Report.Findings, func(f reports.Finding) bool { return f.Code == reports.CodeRenewalFailed }) {
 		t.Errorf("the daemon's report has no renewal.failed: %v", v.Report.Findings)

@@ -13,7 +13,12 @@
 //     as the finding renewal.failed;
 //   - the renewal rule (reports.AssessRenewal) on the Certificate's
 //     renewalTime, and cert-manager's own state: renewal.backoff,
-//     issuer.not_ready, certmanager.self_check_blocked.
+//     issuer.not_ready, certmanager.self_check_blocked;
+//   - timelines: a Certificate's attempts (requests, orders, challenges) as
+//     reports.Timeline, for the daemon's API and page and for diagnose --kube;
+//   - for a stuck Challenge, the checks the CA will run with its own token and
+//     key (CheckFor), plus what its solver's configuration explains beyond
+//     them (record_not_replicated, wrong_zone, the ingress route).
 //
 // It never writes to cert-manager's resources; Events are its only writes.
 // It knows nothing of scheduling: the daemon (probes/run) hands it the

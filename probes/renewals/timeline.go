@@ -1,10 +1,3 @@
-// Package renewals reads cert-manager's objects (Certificates,
-// CertificateRequests, Orders, Challenges, Issuers) and turns them into
-// what acmediag reasons about: a Certificate's renewal timeline
-// (reports.Timeline), and for a stuck Challenge the checks the CA will run
-// with its own token and key plus what its solver's configuration lets us
-// explain beyond them. It returns data; the probes runtime runs the checks.
-// It never writes to cert-manager's resources.
 package renewals
 
 import (

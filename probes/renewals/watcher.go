@@ -51,6 +51,7 @@ type Watcher struct {
 	global    []reports.Finding // the watch's own: CRDs missing, calls forbidden
 	targets   []Target
 	published bool
+	synced    *listerSet // the caches while a run holds them synced, for Timeline
 
 	// The worker's state (one goroutine).
 	lis      *listerSet
@@ -168,6 +169,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for _, r := range resources {
 		w.metrics.up.WithLabelValues(r).Set(1)
 	}
+	w.mu.Lock()
+	w.synced = lis
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.synced = nil
+		w.mu.Unlock()
+	}()
 	w.log.Info("watching cert-manager", zap.Strings("namespaces", w.cfg.Namespaces), zap.String("selector", w.cfg.Selector))
 	// The targets at once, from the synced caches; then every object.
 	w.publish()

@@ -13,9 +13,10 @@ type CertificateSource interface {
 	// Timeline is the Certificate's timeline; false when the source does
 	// not know it.
 	Timeline(namespace, name string) (reports.Timeline, bool)
-	// Timelines are every Certificate's, for the report page, ordered as
-	// the page should show them; nil when the source has none.
-	Timelines() []reports.Timeline
+	// Timelines are the first limit Certificates' (of all), for the report
+	// page, ordered as the page should show them; nil when the source has
+	// none.
+	Timelines(limit int) []reports.Timeline
 }
 
 // SetCertificates makes the daemon serve GET /api/v1/certificates and
@@ -44,8 +45,7 @@ func (s *apiServer) pageTimelines() []reports.Timeline {
 	if src == nil {
 		return nil
 	}
-	ts := src.Timelines()
-	return ts[:min(len(ts), maxPageTimelines)]
+	return src.Timelines(maxPageTimelines)
 }
 
 // certificate serves GET /api/v1/certificates?namespace=&name=: the

@@ -21,9 +21,12 @@ func (m memCertificates) Timeline(ns, name string) (reports.Timeline, bool) {
 	return t, ok
 }
 
-func (m memCertificates) Timelines() []reports.Timeline {
+func (m memCertificates) Timelines(limit int) []reports.Timeline {
 	var out []reports.Timeline
 	for _, t := range m {
+		if len(out) == limit {
+			break
+		}
 		out = append(out, t)
 	}
 	return out

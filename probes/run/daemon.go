@@ -168,6 +168,7 @@ func (d *Daemon) runRenewals(ctx context.Context) error {
 			return err
 		}
 		d.renewals.Store(w)
+		d.SetCertificates(w)
 	}
 	return w.Run(ctx)
 }
