@@ -71,7 +71,7 @@ type Daemon struct {
 	// buildMu makes one plan at a time: a reload, or the cluster's
 	// targets changing.
 	buildMu        sync.Mutex
-	clusterTargets []probes.Target // guarded by mu
+	clusterTargets []probes.Target                  // guarded by mu
 	renewals       atomic.Pointer[renewals.Watcher] // the leader's, from its first term
 
 	reloadFailures prometheus.Counter

@@ -393,4 +393,3 @@ func (ps *peerSet) vantageList() []reports.Vantage {
 	slices.SortFunc(out, func(a, b reports.Vantage) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
-
