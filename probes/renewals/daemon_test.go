@@ -110,6 +110,18 @@ func TestDaemonExplainsAFirewalledRenewal(t *testing.T) {
 	})
 
 	a := startRenewal(ctx, t, admin, crt, 1, domain, cmacme.ACMEChallengeTypeHTTP01, time.Now())
+	// While the Challenge waits, the daemon probes the name with its own
+	// token and key authorization: what the CA will fetch.
+	eventually(ctx, t, "the open Challenge's token in the plan", func() error {
+		i := slices.IndexFunc(d.Plan().Targets, func(t probes.Target) bool { return t.Name == domain })
+		if i < 0 {
+			return fmt.Errorf("not a target")
+		}
+		if tg := d.Plan().Targets[i]; tg.Token != a.challenge.Spec.Token || tg.KeyAuth != a.challenge.Spec.Key {
+			return fmt.Errorf("target %+v", tg)
+		}
+		return nil
+	})
 	failRenewal(ctx, t, admin, a, "urn:ietf:params:acme:error:connection: During secondary validation: 127.80.0.1: Fetching http://"+domain+"/.well-known/acme-challenge/"+a.challenge.Spec.Token+": Timeout during connect (likely firewall problem)")
 	eventually(ctx, t, "the Event", func() error {
 		evs, err := diagnoses(ctx, admin, ns, "Certificate", "site")

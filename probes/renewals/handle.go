@@ -46,6 +46,7 @@ func (w *Watcher) handle(ctx context.Context, k key) error {
 		if ls == nil {
 			return nil
 		}
+		w.dirty = true // an open Challenge's token and key are its name's target's
 		ch, err := ls.challenge.Challenges(k.namespace).Get(k.name)
 		if err != nil {
 			return nil // gone: cert-manager deletes Challenges once done

@@ -27,6 +27,11 @@ type Target struct {
 	// Solver says which solver was picked: "dns01 (rfc2136), selector
 	// dnsZones [example.com]"; "" when the issuer has no ACME solver for it.
 	Solver string
+	// Token and Key are an open Challenge's own (spec.token, spec.key)
+	// while one waits for the name: the probes then check exactly what the
+	// CA will (http-01: that token's key authorization; dns-01: that TXT
+	// value), and Challenge is the Challenge's type.
+	Token, Key string
 }
 
 // Config is what the watch is told (the daemon's kube: section).

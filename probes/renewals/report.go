@@ -397,12 +397,17 @@ func (w *Watcher) publish() {
 		return
 	}
 	w.metrics.certificates.Set(float64(len(crts)))
+	open := w.openChallenges()
 	var ts []Target
 	for _, crt := range crts {
 		solvers := w.solversOf(crt)
 		for _, n := range certNames(crt) {
 			s, ch := pickSolver(n, crt.Labels, solvers)
-			ts = append(ts, Target{Name: n, Challenge: ch, Certificate: crt.Namespace + "/" + crt.Name, Issuer: issuerKey(crt), Solver: describeSolver(s, ch)})
+			t := Target{Name: n, Challenge: ch, Certificate: crt.Namespace + "/" + crt.Name, Issuer: issuerKey(crt), Solver: describeSolver(s, ch)}
+			if c, ok := open[crt.Namespace+"/"+n]; ok {
+				t.Challenge, t.Token, t.Key = c.Type, c.Token, c.Key
+			}
+			ts = append(ts, t)
 		}
 	}
 	slices.SortFunc(ts, func(x, y Target) int {
@@ -415,6 +420,28 @@ func (w *Watcher) publish() {
 	if changed && w.opts.OnTargets != nil {
 		w.opts.OnTargets(slices.Clone(ts))
 	}
+}
+
+// openChallenges are the Challenges still waiting (neither valid nor
+// failed), by "namespace/name they validate": a stuck one is checked with
+// its own token and key, from every vantage, on the daemon's schedule.
+func (w *Watcher) openChallenges() map[string]Check {
+	chs, err := w.lis.challenges()
+	if err != nil {
+		return nil
+	}
+	out := map[string]Check{}
+	for _, ch := range chs {
+		switch ch.Status.State {
+		case cmacme.Valid, cmacme.Invalid, cmacme.Errored, cmacme.Expired:
+			continue
+		}
+		if ch.Spec.Token == "" || ch.Spec.Key == "" {
+			continue
+		}
+		out[ch.Namespace+"/"+DisplayName(ch)] = CheckFor(ch)
+	}
+	return out
 }
 
 func (w *Watcher) solversOf(crt *cmapi.Certificate) []cmacme.ACMEChallengeSolver {

@@ -204,7 +204,14 @@ func (d *Daemon) newRenewals(k probes.KubeSettings) (*renewals.Watcher, error) {
 func (d *Daemon) SetClusterTargets(ts []renewals.Target) {
 	out := make([]probes.Target, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, probes.Target{Name: t.Name, Challenge: t.Challenge})
+		pt := probes.Target{Name: t.Name, Challenge: t.Challenge}
+		switch t.Challenge {
+		case reports.HTTP01:
+			pt.Token, pt.KeyAuth = t.Token, t.Key
+		case reports.DNS01:
+			pt.ExpectTXT = t.Key
+		}
+		out = append(out, pt)
 	}
 	d.buildMu.Lock()
 	defer d.buildMu.Unlock()
