@@ -188,6 +188,13 @@ func (s *sink) finding(name string, code reports.Code) (reports.Finding, bool) {
 	return reports.Finding{}, false
 }
 
+// targetList is the targets last published.
+func (s *sink) targetList() []renewals.Target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.targets)
+}
+
 func (s *sink) target(name string) (renewals.Target, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
