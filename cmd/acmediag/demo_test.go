@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acmediag/acmediag/testenv/toolbuild"
 )
 
 // demoUniversePort keeps the demo's universe apart from the diagnose
@@ -66,6 +68,51 @@ func TestDemo(t *testing.T) {
 		t.Error("no failing name's report")
 	} else if section := out[i:j]; strings.Count(section, "ERROR    http01.connection_refused") != 1 || strings.Contains(section, "mpic.quorum_failed") {
 		t.Errorf("the failing name's cause does not read once, first:\n%s", section)
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}
+
+// `acmediag testenv demo --cluster` (make demo CLUSTER=1), shortened to
+// 45 s: the real API server with three Certificates renewing; the
+// firewalled one's RenewalDiagnosis Event leads with its root cause seen
+// from us-east, the stalled one's Challenge gets its stuck Event, and each
+// Certificate's timeline prints.
+func TestDemoCluster(t *testing.T) {
+	needBinary(t)
+	needUniverse(t)
+	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+		t.Skip("the firewalled Certificate's scenario needs root")
+	}
+	toolbuild.Need(t, toolbuild.Etcd, toolbuild.KubeAPIServer)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "testenv", "demo", "--cluster", "--seconds", "45", "--port", strconv.Itoa(demoUniversePort))
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo --cluster: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	cases := []struct {
+		desc string
+		re   string
+	}{
+		{"the API server started", `(?m)^API server ready in \S+ at https://127\.0\.0\.1:\d+$`},
+		{"the three Certificates", `(?s)Certificate shop/passes .*web-dual-stack\.acmeweb\.com.*Certificate shop/stalls .*www\.txtprop\.com.*Certificate shop/firewalled .*mpic-partial`},
+		{"the passing Challenge validated", `(?m)^cluster: the CA validated Challenge shop/passes-1-\d+-42 \(web-dual-stack\.acmeweb\.com\)`},
+		{"the firewalled Challenge refused", `(?m)^cluster: the CA refused Challenge shop/firewalled-1-\d+-42 .*Timeout during connect`},
+		{"the firewalled Certificate's Event, its root cause first", `(?m)^Event on Certificate shop/firewalled \(Warning, RenewalDiagnosis\): http01\.connect_timeout from us-east`},
+		{"the stalled Challenge's Event", `(?m)^Event on (Challenge shop/stalls-1-\d+-42|Certificate shop/stalls) \(Warning, RenewalDiagnosis\): \S+`},
+		{"the firewalled Certificate's timeline with its failed attempt", `(?s)\nCertificate shop/firewalled \(.*?\n  .*\n  .*(?i:fail)`},
+		{"the passing Certificate's timeline", `(?s)\nCertificate shop/passes \(.*?\n  \S`},
+	}
+	for _, tc := range cases {
+		if !regexp.MustCompile(tc.re).MatchString(out) {
+			t.Errorf("%s: no match for %s", tc.desc, tc.re)
+		}
 	}
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
