@@ -105,9 +105,9 @@ func TestDemoCluster(t *testing.T) {
 		{"the passing Challenge validated", `(?m)^cluster: the CA validated Challenge shop/passes-1-\d+-42 \(web-dual-stack\.acmeweb\.com\)`},
 		{"the firewalled Challenge refused", `(?m)^cluster: the CA refused Challenge shop/firewalled-1-\d+-42 .*Timeout during connect`},
 		{"the firewalled Certificate's Event, its root cause first", `(?m)^Event on Certificate shop/firewalled \(Warning, RenewalDiagnosis\): http01\.connect_timeout from us-east`},
-		{"the stalled Challenge's Event", `(?m)^Event on (Challenge shop/stalls-1-\d+-42|Certificate shop/stalls) \(Warning, RenewalDiagnosis\): \S+`},
-		{"the firewalled Certificate's timeline with its failed attempt", `(?s)\nCertificate shop/firewalled \(.*?\n  .*\n  .*(?i:fail)`},
-		{"the passing Certificate's timeline", `(?s)\nCertificate shop/passes \(.*?\n  \S`},
+		{"the stalled Challenge's Event", `(?m)^Event on (Challenge shop/stalls-1-\d+-42|Certificate shop/stalls) \(Warning, RenewalDiagnosis\): dns01\.txt_not_propagated from `},
+		{"the firewalled Certificate's timeline with its failed attempt", `(?s)\nCertificate shop/firewalled \(.*?\n  Certificate shop/firewalled: .*1 failed attempt.*?\n  \S+  #2 firewalled-1: failed, order firewalled-1-\d+ invalid — `},
+		{"the passing Certificate's timeline", `(?s)\nCertificate shop/passes \(.*?\n  Certificate shop/passes: Ready=True.*?\n  \S+  #2 passes-1: `},
 	}
 	for _, tc := range cases {
 		if !regexp.MustCompile(tc.re).MatchString(out) {

@@ -223,7 +223,8 @@ func (dc *demoCluster) step(ctx context.Context, w io.Writer, d *run.Daemon, for
 }
 
 // print prints the RenewalDiagnosis Events the daemon wrote and each
-// Certificate's timeline as the daemon serves it.
+// Certificate's timeline as the daemon serves it (its lines start with
+// the summary).
 func (dc *demoCluster) print(ctx context.Context, w io.Writer, base string) {
 	fmt.Fprintf(w, "\n━━ cluster: the daemon's RenewalDiagnosis Events in namespace %s\n", demoNamespace)
 	evs, err := dc.kube.CoreV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + renewals.EventReason})
@@ -250,7 +251,6 @@ func (dc *demoCluster) print(ctx context.Context, w io.Writer, base string) {
 			fmt.Fprintf(w, "  %v\n", err)
 			continue
 		}
-		fmt.Fprintf(w, "  %s\n", tl.Summary(now))
 		for _, l := range tl.Lines(now) {
 			fmt.Fprintf(w, "  %s\n", l)
 		}

@@ -80,7 +80,7 @@ func TestWatcher(t *testing.T) {
 			a, ok1 := s.target("www." + zone)
 			b, ok2 := s.target("api.internal." + zone)
 			if !ok1 || !ok2 {
-				return fmt.Errorf("targets %v", s.targets)
+				return fmt.Errorf("targets: www %v, api %v", ok1, ok2)
 			}
 			if a.Challenge != reports.HTTP01 || a.Solver != "http01 (ingress web)" || a.Certificate != ns+"/www" || a.Issuer != "Issuer/shop/le" {
 				return fmt.Errorf("www: %+v", a)
