@@ -18,6 +18,22 @@ import (
 // tests' (53 or 10053) and the daemon tests' (10653).
 const demoUniversePort = 11153
 
+// runDemo runs `acmediag testenv demo` on the demo's port with args and
+// returns what it printed on stdout and stderr; a failed run fails the test.
+func runDemo(t *testing.T, timeout time.Duration, args ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"testenv", "demo", "--port", strconv.Itoa(demoUniversePort)}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), stderr.String()
+}
+
 // `acmediag testenv demo` as `make demo` runs it, shortened to 25 s: the
 // URLs, a progress line, every name's report, and the failing name's
 // canary explained by the vantages' observations. 25 s rather than 60: long
@@ -26,16 +42,7 @@ const demoUniversePort = 11153
 func TestDemo(t *testing.T) {
 	needBinary(t)
 	needUniverse(t) // the same prerequisites: Unbound, Pebble's build
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "testenv", "demo", "--seconds", "25", "--port", strconv.Itoa(demoUniversePort))
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
+	out, errOut := runDemo(t, 3*time.Minute, "--seconds", "25")
 	cases := []struct {
 		desc string
 		re   string
@@ -70,7 +77,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the failing name's cause does not read once, first:\n%s", section)
 	}
 	if t.Failed() {
-		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
+		t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
 
@@ -86,16 +93,7 @@ func TestDemoCluster(t *testing.T) {
 		t.Skip("the firewalled Certificate's scenario needs root")
 	}
 	toolbuild.Need(t, toolbuild.Etcd, toolbuild.KubeAPIServer)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "testenv", "demo", "--cluster", "--seconds", "45", "--port", strconv.Itoa(demoUniversePort))
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("demo --cluster: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
+	out, errOut := runDemo(t, 4*time.Minute, "--cluster", "--seconds", "45")
 	cases := []struct {
 		desc string
 		re   string
@@ -115,6 +113,6 @@ func TestDemoCluster(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
+		t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
