@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/acmediag/acmediag/probes"
-	"github.com/acmediag/acmediag/probes/renewals"
 	"github.com/acmediag/acmediag/probes/run"
 	"github.com/acmediag/acmediag/reports"
 	"github.com/acmediag/acmediag/testenv"
@@ -115,9 +114,12 @@ func startDemoCluster(ctx context.Context, w io.Writer, dir string, logger *zap.
 		c.Close()
 		return nil, fmt.Errorf("demo --cluster: %w", err)
 	}
-	if dc.cm, dc.kube, err = renewals.Clients(c.RESTConfig()); err != nil {
+	if dc.cm, err = cmclient.NewForConfig(c.RESTConfig()); err == nil {
+		dc.kube, err = kubernetes.NewForConfig(c.RESTConfig())
+	}
+	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, fmt.Errorf("demo --cluster: %w", err)
 	}
 	fmt.Fprintf(w, "API server ready in %s at %s\n", time.Since(started).Round(time.Millisecond), c.Host())
 	return dc, nil
@@ -222,12 +224,12 @@ func (dc *demoCluster) step(ctx context.Context, w io.Writer, d *run.Daemon, for
 	return nil
 }
 
-// print prints the RenewalDiagnosis Events the daemon wrote and each
-// Certificate's timeline as the daemon serves it (its lines start with
+// print prints the Events in the namespace (the daemon is their only
+// writer: its RenewalDiagnosis ones) and each Certificate's timeline as the daemon serves it (its lines start with
 // the summary).
 func (dc *demoCluster) print(ctx context.Context, w io.Writer, base string) {
-	fmt.Fprintf(w, "\n━━ cluster: the daemon's RenewalDiagnosis Events in namespace %s\n", demoNamespace)
-	evs, err := dc.kube.CoreV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + renewals.EventReason})
+	fmt.Fprintf(w, "\n━━ cluster: the Events in namespace %s (the daemon's RenewalDiagnosis)\n", demoNamespace)
+	evs, err := dc.kube.CoreV1().Events(demoNamespace).List(ctx, metav1.ListOptions{})
 	switch {
 	case err != nil:
 		fmt.Fprintf(w, "listing the Events: %v\n", err)
