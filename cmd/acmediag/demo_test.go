@@ -10,11 +10,29 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acmediag/acmediag/testenv/toolbuild"
 )
 
 // demoUniversePort keeps the demo's universe apart from the diagnose
 // tests' (53 or 10053) and the daemon tests' (10653).
 const demoUniversePort = 11153
+
+// runDemo runs `acmediag testenv demo` on the demo's port with args and
+// returns what it printed on stdout and stderr; a failed run fails the test.
+func runDemo(t *testing.T, timeout time.Duration, args ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"testenv", "demo", "--port", strconv.Itoa(demoUniversePort)}, args...)...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), stderr.String()
+}
 
 // `acmediag testenv demo` as `make demo` runs it, shortened to 25 s: the
 // URLs, a progress line, every name's report, and the failing name's
@@ -24,16 +42,7 @@ const demoUniversePort = 11153
 func TestDemo(t *testing.T) {
 	needBinary(t)
 	needUniverse(t) // the same prerequisites: Unbound, Pebble's build
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "testenv", "demo", "--seconds", "25", "--port", strconv.Itoa(demoUniversePort))
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
+	out, errOut := runDemo(t, 3*time.Minute, "--seconds", "25")
 	cases := []struct {
 		desc string
 		re   string
@@ -68,6 +77,42 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the failing name's cause does not read once, first:\n%s", section)
 	}
 	if t.Failed() {
-		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
+		t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
+
+// `acmediag testenv demo --cluster` (make demo CLUSTER=1), shortened to
+// 45 s: the real API server with three Certificates renewing; the
+// firewalled one's RenewalDiagnosis Event leads with its root cause seen
+// from us-east, the stalled one's Challenge gets its stuck Event, and each
+// Certificate's timeline prints.
+func TestDemoCluster(t *testing.T) {
+	needBinary(t)
+	needUniverse(t)
+	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+		t.Skip("the firewalled Certificate's scenario needs root")
+	}
+	toolbuild.Need(t, toolbuild.Etcd, toolbuild.KubeAPIServer)
+	out, errOut := runDemo(t, 4*time.Minute, "--cluster", "--seconds", "45")
+	cases := []struct {
+		desc string
+		re   string
+	}{
+		{"the API server started", `(?m)^API server ready in \S+ at https://127\.0\.0\.1:\d+$`},
+		{"the three Certificates", `(?s)Certificate shop/passes .*web-dual-stack\.acmeweb\.com.*Certificate shop/stalls .*www\.txtprop\.com.*Certificate shop/firewalled .*mpic-partial`},
+		{"the passing Challenge validated", `(?m)^cluster: the CA validated Challenge shop/passes-1-\d+-42 \(web-dual-stack\.acmeweb\.com\)`},
+		{"the firewalled Challenge refused", `(?m)^cluster: the CA refused Challenge shop/firewalled-1-\d+-42 .*Timeout during connect`},
+		{"the firewalled Certificate's Event, its root cause first", `(?m)^Event on Certificate shop/firewalled \(Warning, RenewalDiagnosis\): http01\.connect_timeout from us-east`},
+		{"the stalled Challenge's Event", `(?m)^Event on (Challenge shop/stalls-1-\d+-42|Certificate shop/stalls) \(Warning, RenewalDiagnosis\): dns01\.txt_not_propagated from `},
+		{"the firewalled Certificate's timeline with its failed attempt", `(?s)\nCertificate shop/firewalled \(.*?\n  Certificate shop/firewalled: .*1 failed attempt.*?\n  \S+  #2 firewalled-1: failed, order firewalled-1-\d+ invalid — `},
+		{"the passing Certificate's timeline", `(?s)\nCertificate shop/passes \(.*?\n  Certificate shop/passes: Ready=True.*?\n  \S+  #2 passes-1: `},
+	}
+	for _, tc := range cases {
+		if !regexp.MustCompile(tc.re).MatchString(out) {
+			t.Errorf("%s: no match for %s", tc.desc, tc.re)
+		}
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,6 +153,7 @@ type demoFlags struct {
 	seconds  int
 	listen   string
 	logLevel string
+	cluster  bool
 }
 
 // Demo timing: probes often enough that a minute shows change, a progress
@@ -193,10 +195,24 @@ Pebble. It watches seven names:
   at-risk    the CA asks for an early renewal (ARI) while the DNS-01 record
              the renewal needs is never published: renewal.at_risk
 
+With --cluster (make demo CLUSTER=1) it also starts a real etcd and
+kube-apiserver with cert-manager's CRDs, an ACME Issuer and three
+Certificates renewing now, written as cert-manager's controller writes them:
+
+  passes      web-dual-stack.acmeweb.com: the HTTP-01 Challenge goes valid
+  stalls      www.txtprop.com: the DNS-01 Challenge waits for propagation
+              (the TXT is at the primary only) and is stuck after 15s
+  firewalled  the mpic-partial name: the CA's us-east perspective times out,
+              the Challenge goes invalid with the CA's problem
+
+and the daemon watches them; at the end it prints its RenewalDiagnosis Events
+and each Certificate's timeline.
+
 While it runs it prints the page, metrics and API URLs and a progress line
 every 10 s; at the end (or on Ctrl-C) it prints the report of every name.`,
 		Example: `  acmediag testenv demo --seconds 60
-  make demo DEMO_SECONDS=120`,
+  make demo DEMO_SECONDS=120
+  make demo CLUSTER=1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.seconds < 1 || f.seconds > demoMaxSeconds {
@@ -209,6 +225,7 @@ every 10 s; at the end (or on Ctrl-C) it prints the report of every name.`,
 	fl.IntVar(&f.seconds, "seconds", 60, "how long the daemon runs before the final reports")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:0", "the daemon's HTTP address (port 0: a free port)")
 	fl.StringVar(&f.logLevel, "log-level", "error", "the daemon's log level on stderr: debug, info, warn or error")
+	fl.BoolVar(&f.cluster, "cluster", false, "also start etcd and kube-apiserver with cert-manager's CRDs: three Certificates renew (one passes, one stalls on propagation, one fails behind a firewall) while the daemon watches them (kube.enabled); prints the RenewalDiagnosis Events and each Certificate's timeline")
 	return cmd
 }
 
@@ -385,8 +402,19 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, uo *universeOpts, f *
 		}
 	}
 
+	var cluster *demoCluster
+	if f.cluster {
+		if cluster, err = startDemoCluster(ctx, w, u.WorkDir(), logger); err != nil {
+			return err
+		}
+		defer cluster.Close()
+	}
+
 	cfgPath := filepath.Join(u.WorkDir(), "daemon.yaml")
 	cfgText := demoConfigYAML(u, listen, names)
+	if cluster != nil {
+		cfgText += cluster.kubeYAML()
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -416,6 +444,19 @@ func runDaemonDemo(ctx context.Context, w, errw io.Writer, uo *universeOpts, f *
 		fmt.Fprintf(w, "  %-8s %-36s %s\n", n.role, n.target.Name, n.what)
 	}
 	fmt.Fprintf(w, "(the secondary of %s gets the new TXT value %s after the start)\nCtrl-C ends the demo early and prints the reports.\n\n", demoLagZone, lag)
+	// The cluster's renewals: their attempts end as the vantages show the
+	// CA's verdict, by two thirds of the demo at the latest.
+	var drive <-chan time.Time
+	force := time.Now().Add(duration * 2 / 3)
+	if cluster != nil {
+		if err := cluster.create(ctx, w); err != nil {
+			return fmt.Errorf("demo --cluster: %w", err)
+		}
+		fmt.Fprintln(w)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		drive = t.C
+	}
 
 	begin := time.Now()
 	deadline := time.NewTimer(duration)
@@ -436,7 +477,16 @@ wait:
 			break wait
 		case <-tick.C:
 			fmt.Fprintln(w, progressLine(d, names, time.Since(begin), duration))
+		case <-drive:
+			if err := cluster.step(ctx, w, d, time.Now().After(force)); err != nil {
+				fmt.Fprintf(w, "cluster: %v\n", err)
+			}
 		}
+	}
+	var clusterOut bytes.Buffer
+	if cluster != nil && runErr == nil {
+		// Read while the daemon still serves its API; printed last.
+		cluster.print(context.WithoutCancel(ctx), &clusterOut, base)
 	}
 	stop()
 	if done != nil {
@@ -447,7 +497,8 @@ wait:
 	}
 	fmt.Fprintln(w, progressLine(d, names, time.Since(begin), duration))
 	printDemoReports(w, d, names, lagStaged)
-	return nil
+	_, err = clusterOut.WriteTo(w)
+	return err
 }
 
 // resolveListen turns port 0 into a free port now, so the URLs can be

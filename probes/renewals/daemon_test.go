@@ -117,12 +117,12 @@ func TestDaemonExplainsAFirewalledRenewal(t *testing.T) {
 		if i < 0 {
 			return fmt.Errorf("not a target")
 		}
-		if tg := d.Plan().Targets[i]; tg.Token != a.challenge.Spec.Token || tg.KeyAuth != a.challenge.Spec.Key {
+		if tg := d.Plan().Targets[i]; tg.Token != a.Challenge.Spec.Token || tg.KeyAuth != a.Challenge.Spec.Key {
 			return fmt.Errorf("target %+v", tg)
 		}
 		return nil
 	})
-	failRenewal(ctx, t, admin, a, "urn:ietf:params:acme:error:connection: During secondary validation: 127.80.0.1: Fetching http://"+domain+"/.well-known/acme-challenge/"+a.challenge.Spec.Token+": Timeout during connect (likely firewall problem)")
+	failRenewal(ctx, t, admin, a, "urn:ietf:params:acme:error:connection: During secondary validation: 127.80.0.1: Fetching http://"+domain+"/.well-known/acme-challenge/"+a.Challenge.Spec.Token+": Timeout during connect (likely firewall problem)")
 	eventually(ctx, t, "the Event", func() error {
 		evs, err := diagnoses(ctx, admin, ns, "Certificate", "site")
 		if err != nil || len(evs) != 1 {

@@ -266,7 +266,7 @@ func TestWatcher(t *testing.T) {
 		clock.Set(time.Now().Add(11 * time.Minute)) // past stuck_after
 		defer clock.Set(now)
 		eventually(ctx, t, "Events on the Certificate and the Challenge", func() error {
-			evs, err := diagnoses(ctx, admin, ns, "Challenge", a.challenge.Name)
+			evs, err := diagnoses(ctx, admin, ns, "Challenge", a.Challenge.Name)
 			if err != nil || len(evs) != 1 {
 				return fmt.Errorf("%d events on the Challenge, %v", len(evs), err)
 			}
