@@ -155,6 +155,33 @@ func TestDaemonExplainsAFirewalledRenewal(t *testing.T) {
 		t.Errorf("the daemon's report has no renewal.failed: %v", v.Report.Findings)
 	}
 
+	// A dns-01 renewal refused because the rfc2136 solver wrote to a hidden
+	// primary the public secondaries never hear from: the Event names the
+	// broken part, from the solver's configuration asked with the
+	// Challenge's own key, ahead of what the probes saw.
+	const hidden = "www.hidden-primary.com"
+	primary := u.ServerAddr(testenv.HiddenPrimaryServer)
+	rfc := cmacme.ACMEChallengeSolver{DNS01: &cmacme.ACMEChallengeSolverDNS01{RFC2136: &cmacme.ACMEIssuerDNS01ProviderRFC2136{Nameserver: primary}}}
+	acmeIssuer(ctx, t, admin, ns, "le-dns", []cmacme.ACMEChallengeSolver{rfc})
+	dcrt := issuedCertificate(ctx, t, admin, ns, "hidden", "le-dns", []string{hidden}, nil, now.Add(-60*24*time.Hour), now.Add(30*24*time.Hour), now.Add(time.Hour))
+	da, err := kube.StartRenewal(ctx, admin.cm, dcrt, kube.Renewal{Attempt: 1, Name: hidden, Type: cmacme.ACMEChallengeTypeDNS01, PresentedAt: time.Now(),
+		Key: testenv.Token(testenv.HiddenPrimaryScenario), Solver: &rfc,
+		Reason: `Waiting for DNS-01 challenge propagation: DNS record for "` + hidden + `" not yet propagated`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failRenewal(ctx, t, admin, da, "urn:ietf:params:acme:error:unauthorized: No TXT record found at _acme-challenge."+hidden)
+	eventually(ctx, t, "the hidden primary's Event", func() error {
+		evs, err := diagnoses(ctx, admin, ns, "Certificate", "hidden")
+		if err != nil || len(evs) != 1 {
+			return fmt.Errorf("%d events, %v", len(evs), err)
+		}
+		if m := evs[0].Message; !strings.HasPrefix(m, "certmanager.record_not_replicated from the solver's configuration: present at the primary "+primary+", missing at ns1.hidden-primary.com") {
+			return fmt.Errorf("message %q", m)
+		}
+		return nil
+	})
+
 	// The Certificate goes: its name leaves the plan and the store.
 	if err := admin.cm.CertmanagerV1().Certificates(ns).Delete(ctx, crt.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/acmediag/acmediag/reports"
 )
 
 // handle looks at one object again.
@@ -158,7 +160,8 @@ func (w *Watcher) challenge(ctx context.Context, ch *cmacme.Challenge) error {
 			end = c.order.Status.FailureTime.Time
 		}
 		return w.report(ctx, attempt{key: c.attemptKey(ch), cert: c.cert, names: []string{name}, start: c.start(ch), end: end,
-			problem: problemOf(ch.Status.Reason), what: fmt.Sprintf("%s is %s: %s", what, ch.Status.State, ch.Status.Reason)})
+			problem: problemOf(ch.Status.Reason), what: fmt.Sprintf("%s is %s: %s", what, ch.Status.State, ch.Status.Reason),
+			explained: w.explain(ctx, c.attemptKey(ch), ch)})
 	case cmacme.Valid:
 		return nil
 	}
@@ -173,8 +176,17 @@ func (w *Watcher) challenge(ctx context.Context, ch *cmacme.Challenge) error {
 		return nil
 	}
 	return w.report(ctx, attempt{key: "stuck/" + string(ch.UID), cert: c.cert, challenge: ch, names: []string{name}, start: since, end: now,
-		problem: problemOf(ch.Status.Reason),
-		what:    fmt.Sprintf("%s presented %s ago and not valid: %s", what, now.Sub(since).Round(time.Second), cmp.Or(ch.Status.Reason, "no reason given"))})
+		problem: problemOf(ch.Status.Reason), explained: w.explain(ctx, "stuck/"+string(ch.UID), ch),
+		what: fmt.Sprintf("%s presented %s ago and not valid: %s", what, now.Sub(since).Round(time.Second), cmp.Or(ch.Status.Reason, "no reason given"))})
+}
+
+// explain asks Options.Explain about a Challenge whose attempt is not
+// reported yet (asking the DNS once per attempt, not on every resync).
+func (w *Watcher) explain(ctx context.Context, key string, ch *cmacme.Challenge) []reports.Finding {
+	if w.opts.Explain == nil || w.reported[key] {
+		return nil
+	}
+	return w.opts.Explain(ctx, CheckFor(ch))
 }
 
 func (w *Watcher) order(ctx context.Context, o *cmacme.Order) error {

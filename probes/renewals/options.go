@@ -1,6 +1,8 @@
 package renewals
 
 import (
+	"context"
+
 	"cmp"
 	"time"
 
@@ -102,4 +104,10 @@ type Options struct {
 	// any more.
 	Record func(reports.Observation)
 	Forget func(name string)
+	// Explain, when set, says what a failed or stuck Challenge's solver
+	// explains beyond the probes, checked with the Challenge's own key
+	// (the rfc2136 server asked directly, the hosted zone against the zone
+	// cut, the ingress route): its error findings lead the attempt's
+	// causes. It is the daemon's (it asks the DNS); nil: no such findings.
+	Explain func(ctx context.Context, c Check) []reports.Finding
 }

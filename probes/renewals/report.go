@@ -41,6 +41,8 @@ type attempt struct {
 	end       time.Time
 	problem   *reports.Problem
 	what      string // what cert-manager says
+	// explained are the Challenge's solver's findings (Options.Explain).
+	explained []reports.Finding
 }
 
 // failure is a Certificate's latest failed attempt, as findings of its names.
@@ -68,7 +70,7 @@ func (w *Watcher) report(ctx context.Context, a attempt) error {
 	if w.reported[a.key] {
 		return nil
 	}
-	causes := w.rank(a)
+	causes := append(solverCauses(a.explained), w.rank(a)...)
 	lead := reports.CodeRenewalFailed
 	if len(causes) > 0 {
 		lead = causes[0].Code
@@ -116,6 +118,26 @@ func (w *Watcher) report(ctx context.Context, a attempt) error {
 	w.log.Info("renewal attempt explained", zap.String("certificate", crtKey), zap.String("attempt", a.key), zap.String("message", msg))
 	w.recordCert(a.cert)
 	return nil
+}
+
+// solverCause is the vantage a solver's finding is seen from in an
+// Event ("certmanager.record_not_replicated from the solver's
+// configuration: present at the primary ...").
+const solverCause = "the solver's configuration"
+
+// solverCauses makes the solver's error findings causes that lead the
+// probes' ranking: they name the broken part (a secondary that never got
+// the record) where the probes only see its effect.
+func solverCauses(fs []reports.Finding) []reports.Cause {
+	var out []reports.Cause
+	for _, f := range fs {
+		if f.Severity < reports.Error {
+			continue
+		}
+		out = append(out, reports.Cause{Code: f.Code, Score: 2, Severity: f.Severity, Vantages: []string{solverCause},
+			MatchesProblem: true, Evidence: []string{f.Detail}})
+	}
+	return out
 }
 
 // rank correlates the attempt with each of its names' sightings and keeps

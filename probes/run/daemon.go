@@ -194,6 +194,11 @@ func (d *Daemon) newRenewals(k probes.KubeSettings) (*renewals.Watcher, error) {
 			OnTargets: d.SetClusterTargets,
 			Record:    d.store.Add,
 			Forget:    func(name string) { d.store.Remove(name, "", renewals.KindCertManager) },
+			Explain: func(ctx context.Context, c renewals.Check) []reports.Finding {
+				var r reports.Report
+				explainChallenges(ctx, d.Plan(), &r, []renewals.Check{c}, d.log)
+				return r.Findings
+			},
 		})
 }
 
