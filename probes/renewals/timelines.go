@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 
-	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -23,7 +22,9 @@ func (w *Watcher) Timeline(namespace, name string) (reports.Timeline, bool) {
 	if err != nil {
 		return reports.Timeline{}, false
 	}
-	return BuildTimeline(ls.chainOfCertificate(crt)), true
+	c := ls.namespaceChain(namespace)
+	c.Certificate = crt
+	return BuildTimeline(c), true
 }
 
 // Timelines are the first limit watched Certificates', by namespace and
@@ -42,9 +43,18 @@ func (w *Watcher) Timelines(limit int) []reports.Timeline {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	crts = crts[:min(len(crts), limit)]
+	// One read of each namespace's requests, orders and challenges for all
+	// its Certificates, not one per Certificate.
+	byNS := map[string]Chain{}
 	out := make([]reports.Timeline, 0, len(crts))
 	for _, crt := range crts {
-		out = append(out, BuildTimeline(ls.chainOfCertificate(crt)))
+		c, ok := byNS[crt.Namespace]
+		if !ok {
+			c = ls.namespaceChain(crt.Namespace)
+			byNS[crt.Namespace] = c
+		}
+		c.Certificate = crt
+		out = append(out, BuildTimeline(c))
 	}
 	return out
 }
@@ -55,15 +65,14 @@ func (w *Watcher) cachesNow() *listerSet {
 	return w.synced
 }
 
-// chainOfCertificate is everything of crt's namespace BuildTimeline may
-// tie to it: it matches owners and the revision annotation itself.
-func (l *listerSet) chainOfCertificate(crt *cmapi.Certificate) Chain {
-	ns := l.in(crt.Namespace)
-	c := Chain{Certificate: crt}
-	c.Requests, _ = ns.requests.CertificateRequests(crt.Namespace).List(labels.Everything())
-	c.Orders, _ = ns.orders.Orders(crt.Namespace).List(labels.Everything())
-	var chs []*cmacme.Challenge
-	chs, _ = ns.challenge.Challenges(crt.Namespace).List(labels.Everything())
-	c.Challenges = chs
+// namespaceChain is everything of a namespace BuildTimeline may tie to
+// one of its Certificates (it matches owners and the revision annotation
+// itself); the caller sets Certificate.
+func (l *listerSet) namespaceChain(namespace string) Chain {
+	ns := l.in(namespace)
+	var c Chain
+	c.Requests, _ = ns.requests.CertificateRequests(namespace).List(labels.Everything())
+	c.Orders, _ = ns.orders.Orders(namespace).List(labels.Everything())
+	c.Challenges, _ = ns.challenge.Challenges(namespace).List(labels.Everything())
 	return c
 }
